@@ -1,0 +1,1 @@
+"""Runs in the crime center: fleet service, HTTP API, supervised broker."""

@@ -1,0 +1,158 @@
+"""A Mosquitto child process: generated config on a free loopback port, restarted if it dies.
+
+Used by `rtcc central` when no external broker is configured, by `rtcc demo`, and by the
+test suite (one real broker per test session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from runtime.backoff import Backoff
+
+log = structlog.get_logger("rtcc.broker")
+
+
+class BrokerError(Exception):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class MosquittoOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    persistence: bool = True
+    max_queued_messages: int = 100_000
+    max_inflight_messages: int = 100
+
+    def render(self, data_dir: Path, port: int) -> str:
+        lines = [
+            "per_listener_settings false",
+            f"listener {port} {self.host}",
+            "allow_anonymous true",
+            "set_tcp_nodelay true",
+            f"max_queued_messages {self.max_queued_messages}",
+            f"max_inflight_messages {self.max_inflight_messages}",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages false",
+        ]
+        if self.persistence:
+            lines += [
+                "persistence true",
+                f"persistence_location {data_dir}/",
+                "autosave_interval 10",
+            ]
+        if os.geteuid() == 0:
+            # Without this, Mosquitto started as root drops to the 'mosquitto' user and can
+            # no longer write its persistence file into our data directory.
+            lines.append("user root")
+        return "\n".join(lines) + "\n"
+
+
+class MosquittoProcess:
+    def __init__(self, data_dir: Path, options: MosquittoOptions = MosquittoOptions()) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+        self.binary = binary
+        self.data_dir = data_dir
+        self.options = options
+        self.port = options.port or free_port(options.host)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.options.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "mosquitto.conf"
+        conf.write_text(self.options.render(self.data_dir, self.port))
+        log_file = (self.data_dir / "mosquitto.log").open("ab")
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=log_file, stderr=log_file,
+            stdin=subprocess.DEVNULL,
+        )
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited at start: {self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                (self.options.host, self.port), timeout=0.2
+            ):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.port}: {self.log_tail()}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def log_tail(self, lines: int = 5) -> str:
+        path = self.data_dir / "mosquitto.log"
+        if not path.exists():
+            return ""
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def supervise(self, backoff: Backoff = Backoff(initial_s=0.2, max_s=10.0)) -> None:
+        """Keep the broker running on the same port until cancelled; then stop it."""
+        attempt = 0
+        try:
+            while True:
+                if not self.running:
+                    try:
+                        await asyncio.to_thread(self.start)
+                        attempt = 0
+                    except BrokerError as exc:
+                        log.error("broker_start_failed", error=str(exc))
+                        attempt += 1
+                        await asyncio.sleep(backoff.delay(attempt))
+                        continue
+                proc = self._proc
+                assert proc is not None
+                code = await asyncio.to_thread(proc.wait)
+                self.restarts += 1
+                log.error("broker_died", returncode=code, restarts=self.restarts,
+                          log=self.log_tail())
+                await asyncio.sleep(backoff.delay(attempt))
+        finally:
+            await asyncio.to_thread(self.stop)

@@ -1,0 +1,133 @@
+"""Topic grammar of the MQTT contract (v1): build and parse.
+
+    rtcc/v1/units/{unit}/presence
+    rtcc/v1/units/{unit}/state
+    rtcc/v1/units/{unit}/events/{type}
+    rtcc/v1/units/{unit}/cmd/{name}
+    rtcc/v1/units/{unit}/res
+    rtcc/v1/centers/{center}/status
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from protocol.errors import ProtocolError
+
+ROOT = "rtcc/v1"
+MAX_TOPIC_LENGTH = 256
+
+# No MQTT wildcards, separators or whitespace; short enough for a certificate CN.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# Event types and command names: lower-case dotted words ("config.set", "holster_draw").
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}")
+
+
+class TopicKind(StrEnum):
+    PRESENCE = "presence"
+    STATE = "state"
+    EVENT = "events"
+    COMMAND = "cmd"
+    RESULT = "res"
+    CENTER_STATUS = "status"
+
+
+_NAMED_KINDS = frozenset({TopicKind.EVENT, TopicKind.COMMAND})
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed topic. `subject` is the unit id, or the center id for CENTER_STATUS;
+    `name` is the event type or command name for EVENT and COMMAND, else None."""
+
+    kind: TopicKind
+    subject: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        check_id(self.subject)
+        if self.kind in _NAMED_KINDS:
+            if self.name is None:
+                raise ProtocolError("bad_topic", f"{self.kind} topic needs a name")
+            check_name(self.name)
+        elif self.name is not None:
+            raise ProtocolError("bad_topic", f"{self.kind} topic takes no name")
+
+    def __str__(self) -> str:
+        if self.kind is TopicKind.CENTER_STATUS:
+            return f"{ROOT}/centers/{self.subject}/status"
+        base = f"{ROOT}/units/{self.subject}/{self.kind.value}"
+        return f"{base}/{self.name}" if self.name is not None else base
+
+    @classmethod
+    def presence(cls, unit_id: str) -> Topic:
+        return cls(TopicKind.PRESENCE, unit_id)
+
+    @classmethod
+    def state(cls, unit_id: str) -> Topic:
+        return cls(TopicKind.STATE, unit_id)
+
+    @classmethod
+    def event(cls, unit_id: str, event_type: str) -> Topic:
+        return cls(TopicKind.EVENT, unit_id, event_type)
+
+    @classmethod
+    def command(cls, unit_id: str, name: str) -> Topic:
+        return cls(TopicKind.COMMAND, unit_id, name)
+
+    @classmethod
+    def result(cls, unit_id: str) -> Topic:
+        return cls(TopicKind.RESULT, unit_id)
+
+    @classmethod
+    def center_status(cls, center_id: str) -> Topic:
+        return cls(TopicKind.CENTER_STATUS, center_id)
+
+
+def check_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ProtocolError("bad_id", f"not a valid unit/center id: {value[:80]!r}")
+    return value
+
+
+def check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ProtocolError("bad_name", f"not a valid event type/command name: {value[:80]!r}")
+    return value
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse a concrete topic of the contract; anything else raises ProtocolError."""
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise ProtocolError("bad_topic", "topic too long")
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] != "rtcc" or parts[1] != "v1":
+        raise ProtocolError("bad_topic", f"not an rtcc/v1 topic: {topic[:80]!r}")
+    scope, subject, kind_text, rest = parts[2], parts[3], parts[4], parts[5:]
+    if scope == "centers":
+        if kind_text != TopicKind.CENTER_STATUS.value or rest:
+            raise ProtocolError("bad_topic", f"unknown center topic: {topic[:80]!r}")
+        return Topic(TopicKind.CENTER_STATUS, subject)
+    if scope != "units" or kind_text == TopicKind.CENTER_STATUS.value:
+        raise ProtocolError("bad_topic", f"unknown topic: {topic[:80]!r}")
+    try:
+        kind = TopicKind(kind_text)
+    except ValueError:
+        raise ProtocolError("bad_topic", f"unknown unit topic: {topic[:80]!r}") from None
+    if kind in _NAMED_KINDS:
+        if len(rest) != 1:
+            raise ProtocolError("bad_topic", f"{kind} topic needs exactly one name level")
+        return Topic(kind, subject, rest[0])
+    if rest:
+        raise ProtocolError("bad_topic", f"trailing levels in {kind} topic")
+    return Topic(kind, subject)
+
+
+def unit_filter(kind: TopicKind, unit_id: str = "+") -> str:
+    """Subscription filter for one kind of unit topic, for one unit or (default) all units."""
+    if kind is TopicKind.CENTER_STATUS:
+        raise ProtocolError("bad_topic", "center status is not a unit topic")
+    base = f"{ROOT}/units/{unit_id}/{kind.value}"
+    return f"{base}/+" if kind in _NAMED_KINDS else base

@@ -1,0 +1,52 @@
+"""Supervised background work: restart a crashed loop with backoff, never lose it silently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from runtime.backoff import Backoff
+
+log = structlog.get_logger("rtcc.supervise")
+
+
+async def supervised(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    backoff: Backoff = Backoff(initial_s=0.5, max_s=30.0),
+    healthy_after_s: float = 60.0,
+) -> None:
+    """Run `run()` forever; if it returns or raises, log it and start it again after a
+    jittered delay. A run that lasted `healthy_after_s` resets the backoff."""
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        started = loop.time()
+        try:
+            await run()
+            log.warning("task_exited", task=name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task_crashed", task=name)
+        attempt = 0 if loop.time() - started >= healthy_after_s else attempt + 1
+        await asyncio.sleep(backoff.delay(attempt))
+
+
+class TaskGroup:
+    """Owns named background tasks and cancels them all, awaited, on close."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]], supervise: bool = True) -> None:
+        coro = supervised(name, run) if supervise else run()
+        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
