@@ -97,6 +97,9 @@ class MosquittoProcess:
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=log_file, stderr=log_file,
             stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C meant for us must not kill the broker before we
+            # have said goodbye through it.
+            start_new_session=True,
         )
         log_file.close()
         deadline = time.monotonic() + timeout

@@ -70,6 +70,14 @@ def encode(topic: Topic, envelope: Envelope[Any]) -> bytes:
     return data
 
 
+def decode_body(kind: TopicKind, data: bytes) -> ContractModel:
+    """Validate a bare body (as kept in a store) for a topic kind."""
+    try:
+        return BODY_TYPES[kind].model_validate_json(data)
+    except (ValidationError, ValueError, RecursionError) as exc:
+        raise ProtocolError("invalid_payload", str(exc)[:200]) from None
+
+
 def _summarise(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0] if errors else {"loc": (), "msg": "invalid"}

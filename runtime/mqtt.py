@@ -119,6 +119,12 @@ class MqttLink:
             except ConnectFailed as exc:
                 self._log.warning("mqtt_connect_failed", broker=str(url), error=str(exc))
                 attempt += 1
+            except NotConnected:
+                self._log.warning("mqtt_connection_lost_during_setup", broker=str(url))
+                attempt += 1
+            except Exception:
+                self._log.exception("mqtt_session_crashed", broker=str(url))
+                attempt += 1
             finally:
                 self._teardown()
             if not self._stopping:
@@ -283,12 +289,10 @@ class MqttLink:
     def _fail_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for future in pending.values():
-            if not future.done():
-                future.set_exception(NotConnected("connection lost before PUBACK"))
+            _fail(future, NotConnected("connection lost before PUBACK"))
         subacks, self._suback = self._suback, {}
         for sub_future in subacks.values():
-            if not sub_future.done():
-                sub_future.set_exception(NotConnected("connection lost before SUBACK"))
+            _fail(sub_future, NotConnected("connection lost before SUBACK"))
 
     async def _subscribe(self) -> None:
         assert self._client is not None
@@ -359,7 +363,7 @@ class MqttLink:
         if future is None or future.done():
             return
         if reason.is_failure:
-            future.set_exception(PublishRejected(str(reason)))
+            _fail(future, PublishRejected(str(reason)))
         else:
             future.set_result(None)
 
@@ -369,3 +373,11 @@ class MqttLink:
         future = self._suback.pop(mid, None)
         if future is not None and not future.done():
             future.set_result(codes)
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
+    """Fail a future that nobody may be awaiting (fire-and-forget publishes are fine):
+    marking the exception retrieved keeps asyncio from reporting it as lost."""
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()

@@ -1,0 +1,107 @@
+"""What the unit reports as state, and when it is worth publishing (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware_bridge import DeviceStatus
+from protocol import (
+    CameraStatus,
+    Health,
+    LinkStatus,
+    Position,
+    RuntimeConfig,
+    StorageStatus,
+    UnitState,
+    Versions,
+)
+
+LINK_TYPES = {"lte", "5g", "wifi", "ethernet"}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What the agent knows of itself, beside the device."""
+
+    version: str
+    uptime_s: float
+    streaming: bool
+    health: Health
+    config: RuntimeConfig
+
+
+def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
+    fix = device.fix
+    position = None
+    if fix is not None:
+        position = Position(
+            lat=fix.lat, lon=fix.lon, accuracy_m=fix.accuracy_m,
+            heading_deg=fix.heading_deg % 360.0, speed_mps=fix.speed_mps, fix_ts=fix.ts,
+        )
+    link_type = device.link_type if device.link_type in LINK_TYPES else "unknown"
+    return UnitState(
+        position=position,
+        battery_pct=min(100.0, max(0.0, device.battery_pct)),
+        camera=CameraStatus(
+            connected=device.camera_connected, recording=device.recording,
+            streaming=facts.streaming, model=device.model,
+        ),
+        storage=StorageStatus(
+            free_bytes=device.storage_free_bytes, total_bytes=device.storage_total_bytes
+        ),
+        link=LinkStatus(type=link_type, signal_dbm=device.signal_dbm),  # type: ignore[arg-type]
+        versions=Versions(agent=facts.version, firmware=device.firmware),
+        uptime_s=facts.uptime_s,
+        health=facts.health,
+        config=facts.config,
+    )
+
+
+def _significant(state: UnitState) -> tuple[object, ...]:
+    """The parts of state whose change is news at once (not position, uptime, counters)."""
+    storage_pct = (
+        None if state.storage is None or state.storage.total_bytes == 0
+        else int(100 * state.storage.free_bytes / state.storage.total_bytes)
+    )
+    return (
+        None if state.battery_pct is None else int(state.battery_pct),
+        state.camera, state.link.type, state.versions, state.config, storage_pct,
+        state.health.outbox_dropped,
+    )
+
+
+class StatePolicy:
+    """Publish on a significant change, on a move (rate-limited by time and distance), and
+    as a heartbeat at least every `state_heartbeat_s`."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self._last_at: float | None = None
+        self._last_key: tuple[object, ...] | None = None
+        self._last_position: Position | None = None
+        self._last_position_at = float("-inf")
+
+    def due(self, now: float, state: UnitState) -> bool:
+        if self._last_at is None or now - self._last_at >= self.config.state_heartbeat_s:
+            return True
+        if _significant(state) != self._last_key:
+            return True
+        return self._moved(now, state.position)
+
+    def _moved(self, now: float, position: Position | None) -> bool:
+        if position is None or now - self._last_position_at < self.config.position_min_interval_s:
+            return False
+        if self._last_position is None:
+            return True
+        return position.distance_m(self._last_position) >= self.config.position_min_distance_m
+
+    def published(self, now: float, state: UnitState) -> None:
+        self._last_at = now
+        self._last_key = _significant(state)
+        if state.position is not None:
+            self._last_position = state.position
+            self._last_position_at = now
+
+    def forget(self) -> None:
+        """Publish at the next chance (a new connection, a rebirth)."""
+        self._last_at = None

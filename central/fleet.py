@@ -1,0 +1,219 @@
+"""The fleet service: MQTT in (presence, state, events, results) -> registry; commands out."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import JsonValue
+
+from central.commands import CommandTracker, PendingCommand
+from central.config import CentralSettings
+from central.metrics import Metrics
+from central.registry import Outcome, Partition, Registry
+from protocol import (
+    CenterStatus,
+    Command,
+    Envelope,
+    Event,
+    ProtocolError,
+    Topic,
+    TopicKind,
+    decode,
+    encode,
+)
+from protocol.models import ContractModel
+from protocol.topics import unit_filter
+from runtime.mqtt import MqttLink, Subscription, Will
+
+VERSION = "0.1.0"
+RECENT_EVENTS = 1000
+LOGS_PER_REASON_PER_MINUTE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    unit_id: str
+    event: Event
+    ts: float
+    received: float
+
+
+class LogBudget:
+    """At most `limit` log lines per key per minute, so a flood of garbage cannot flood logs."""
+
+    def __init__(self, limit: int = LOGS_PER_REASON_PER_MINUTE) -> None:
+        self._limit = limit
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float) -> bool:
+        start, used = self._windows.get(key, (now, 0))
+        if now - start >= 60.0:
+            start, used = now, 0
+        self._windows[key] = (start, used + 1)
+        return used < self._limit
+
+
+class FleetService:
+    def __init__(
+        self, settings: CentralSettings, metrics: Metrics, mqtt_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        fleet = settings.fleet
+        self.settings = settings
+        self.metrics = metrics
+        self.registry = Registry(Partition(fleet.partition_index, fleet.partition_count))
+        self.commands = CommandTracker()
+        self.recent_events: deque[ReceivedEvent] = deque(maxlen=RECENT_EVENTS)
+        self.clock = clock
+        self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
+        self._log_budget = LogBudget()
+        self._status_topic = Topic.center_status(settings.center_id)
+        self._sid = 0
+        self._seq = 0
+        settings_urls = settings.model_copy(update={"mqtt_url": mqtt_url}).broker_urls()
+        self.link = MqttLink(
+            client_id=f"{settings.center_id}-fleet-{fleet.partition_index}",
+            urls=settings_urls,
+            tuning=settings.mqtt,
+            subscriptions=[
+                Subscription(unit_filter(kind))
+                for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT,
+                             TopicKind.RESULT)
+            ],
+            on_message=self._on_message,
+            on_connected=self._on_connected,
+            will=self._will,
+        )
+        metrics.bind_gauges(
+            online=self.registry.online_count,
+            known=lambda: len(self.registry),
+            connected=lambda: float(self.link.connected.is_set()),
+        )
+
+    # ---- own status -------------------------------------------------------------------
+
+    def _stamp(self, topic: Topic, body: ContractModel, seq: int | None = None) -> bytes:
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
+        envelope: Envelope[Any] = Envelope(sid=self._sid, seq=seq, ts=self.clock(), body=body)
+        return encode(topic, envelope)
+
+    def _status(self, online: bool) -> CenterStatus:
+        return CenterStatus(online=online, version=VERSION, center_id=self.settings.center_id)
+
+    def _will(self) -> Will:
+        # Milliseconds since the epoch: grows with every connection, across restarts.
+        self._sid, self._seq = int(self.clock() * 1000), 0
+        return Will(str(self._status_topic), self._stamp(self._status_topic, self._status(False),
+                                                         seq=0))
+
+    async def _on_connected(self, _session_present: bool) -> None:
+        self.link.publish(str(self._status_topic),
+                          self._stamp(self._status_topic, self._status(True)), retain=True)
+
+    def goodbye(self) -> tuple[str, bytes, bool]:
+        return str(self._status_topic), self._stamp(self._status_topic, self._status(False)), True
+
+    # ---- ingest -----------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        now = self.clock()
+        try:
+            message = decode(topic, payload)
+        except ProtocolError as exc:
+            self._reject(exc.reason, str(exc), topic, now)
+            return
+        kind = message.topic.kind
+        if kind in (TopicKind.COMMAND, TopicKind.CENTER_STATUS):
+            self._reject("unexpected_topic", "not an agent->center topic", topic, now)
+            return
+        verdict = self.registry.apply(message, now, retained)
+        if verdict.outcome is Outcome.DUPLICATE:
+            self.metrics.duplicates.inc()
+            return
+        if verdict.outcome is Outcome.STALE:
+            self.metrics.stale.inc()
+            return
+        if verdict.outcome is Outcome.NOT_MINE:
+            return
+        self.metrics.messages.labels(kind.value).inc()
+        unit_id = message.topic.subject
+        envelope = message.envelope
+        if not retained and kind in (TopicKind.STATE, TopicKind.EVENT):
+            self.metrics.ingest_latency.observe(max(0.0, now - envelope.ts))
+        if verdict.presence_changed:
+            self._log.info("unit_presence", unit_id=unit_id, online=envelope.body.online,
+                           reason=envelope.body.reason, sid=envelope.sid)
+        if kind is TopicKind.EVENT:
+            self.recent_events.append(ReceivedEvent(unit_id, envelope.body, envelope.ts, now))
+        elif kind is TopicKind.RESULT:
+            self._finish_command(unit_id, message.envelope.body, now)
+        if verdict.gap:
+            self.metrics.seq_gaps.inc()
+            if self.registry.rebirth_due(unit_id, now):
+                self._request_rebirth(unit_id)
+
+    def _reject(self, reason: str, detail: str, topic: str, now: float) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        if self._log_budget.allow(reason, now):
+            self._log.warning("message_rejected", reason=reason, detail=detail[:200],
+                              topic=topic[:120])
+
+    def _finish_command(self, unit_id: str, result: Any, now: float) -> None:
+        pending = self.commands.resolve(unit_id, result)
+        if pending is None:
+            return
+        self.metrics.commands.labels(result.status.value).inc()
+        self.metrics.command_rtt.observe(max(0.0, now - pending.sent_at))
+
+    def _request_rebirth(self, unit_id: str) -> None:
+        self.metrics.rebirths.inc()
+        self._log.info("rebirth_requested", unit_id=unit_id)
+        task = asyncio.get_running_loop().create_task(
+            self._send_quietly(unit_id, "rebirth", self.settings.fleet.rebirth_ttl_s)
+        )
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _send_quietly(self, unit_id: str, name: str, ttl_s: float) -> None:
+        try:
+            pending = await self.send_command(unit_id, name, {}, ttl_s)
+        except Exception as exc:
+            self._log.warning("command_send_failed", unit_id=unit_id, command=name, error=str(exc))
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(pending.result), ttl_s)
+        except (TimeoutError, asyncio.CancelledError):
+            self._log.warning("command_unanswered", unit_id=unit_id, cmd_id=pending.cmd_id)
+        finally:
+            self.commands.close(pending.cmd_id)
+
+    # ---- commands ---------------------------------------------------------------------
+
+    async def send_command(
+        self, unit_id: str, name: str, args: dict[str, JsonValue], ttl_s: float
+    ) -> PendingCommand:
+        """Publish a command and wait for the broker's PUBACK; the result arrives on
+        `pending.result`. The caller closes the pending command when done waiting."""
+        now = self.clock()
+        cmd_id = uuid.uuid4().hex
+        topic = Topic.command(unit_id, name)
+        command = Command(name=name, cmd_id=cmd_id, reply_to=str(Topic.result(unit_id)),
+                          expires_at=now + ttl_s, args=args)
+        pending = self.commands.open(unit_id, cmd_id, name, now)
+        try:
+            await self.link.publish(str(topic), self._stamp(topic, command),
+                                    expiry_s=math.ceil(ttl_s))
+        except BaseException:
+            self.commands.close(cmd_id)
+            raise
+        self._log.info("command_sent", unit_id=unit_id, cmd_id=cmd_id, command=name)
+        return pending

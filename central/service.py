@@ -1,0 +1,99 @@
+"""`rtcc central`: the supervised broker (unless an external one is configured), the fleet
+service and the HTTP API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
+
+import structlog
+import uvicorn
+
+from central.api import create_app
+from central.broker import MosquittoOptions, MosquittoProcess
+from central.config import CentralSettings
+from central.fleet import FleetService
+from central.metrics import Metrics
+from runtime.supervise import TaskGroup
+
+log = structlog.get_logger("rtcc.central")
+
+
+class _Server(uvicorn.Server):
+    # The process owns signal handling (clean shutdown of every part), not uvicorn.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Central:
+    def __init__(self, settings: CentralSettings) -> None:
+        self.settings = settings
+        self.broker: MosquittoProcess | None = None
+        self.fleet: FleetService | None = None
+        self.api_url = ""
+        self._server: _Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._tasks = TaskGroup()
+
+    async def start(self) -> None:
+        settings = self.settings
+        mqtt_url = settings.mqtt_url
+        if mqtt_url is None:
+            self.broker = MosquittoProcess(
+                settings.data_dir / "broker",
+                MosquittoOptions(host=settings.broker.host, port=settings.broker.port),
+            )
+            await asyncio.to_thread(self.broker.start)
+            self._tasks.spawn("broker", self.broker.supervise, supervise=False)
+            mqtt_url = self.broker.url
+            log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
+        self.fleet = FleetService(settings, Metrics(), mqtt_url)
+        self._tasks.spawn("fleet-mqtt", self.fleet.link.run, supervise=False)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.http.host, settings.http.port))
+        host, port = sock.getsockname()[:2]
+        self.api_url = f"http://{host}:{port}"
+        config = uvicorn.Config(
+            create_app(self.fleet), log_config=None, access_log=False, lifespan="off",
+        )
+        server = self._server = _Server(config)
+        self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
+        while not server.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("HTTP server exited during start")
+            await asyncio.sleep(0.02)
+        log.info("central_started", api=self.api_url, mqtt=mqtt_url)
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        assert self.fleet is not None
+        await asyncio.wait_for(self.fleet.link.connected.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._http_task is not None:
+            self._server.should_exit = True
+            try:
+                await asyncio.wait_for(self._http_task, 5.0)
+            except TimeoutError:
+                log.warning("http_shutdown_timeout")
+        if self.fleet is not None:
+            self.fleet.commands.close_all()
+            await self.fleet.link.close(final=[self.fleet.goodbye()])
+        await self._tasks.close()
+        log.info("central_stopped")
+
+
+async def run_until(stop: asyncio.Event, settings: CentralSettings,
+                    on_ready: Callable[[Central], None] | None = None) -> None:
+    central = Central(settings)
+    try:
+        await central.start()
+        if on_ready is not None:
+            on_ready(central)
+        await stop.wait()
+    finally:
+        await central.stop()

@@ -1,0 +1,3 @@
+from rtcc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""`rtcc demo`: the center (with its supervised Mosquitto) and N simulated units, each a
+separate process, with a live view of the fleet in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.backoff import Backoff
+
+REFRESH_S = 3.0
+STOP_GRACE_S = 10.0
+
+
+def _port_or_free(preferred: int) -> int:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Child:
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    stopping: bool = field(default=False)
+
+    async def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rtcc", self.name.split(":")[0],
+            env={**os.environ, **self.env}, stdin=asyncio.subprocess.DEVNULL,
+            stdout=log, stderr=log,
+            # Own sessions: Ctrl-C reaches only the demo, which stops its children in order.
+            start_new_session=True,
+        )
+        log.close()
+
+    async def keep_running(self) -> None:
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
+        while not self.stopping:
+            if self.proc is None:
+                await self.start()
+            assert self.proc is not None
+            code = await self.proc.wait()
+            if self.stopping:
+                return
+            self.restarts += 1
+            print(f"  ! {self.name} exited ({code}); restarting (see {self.log_path})")
+            self.proc = None
+            await asyncio.sleep(backoff.delay(min(self.restarts, 5)))
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Demo:
+    def __init__(self, units: int, data_dir: Path | None, http_port: int) -> None:
+        self.units = units
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="rtcc-demo-"))
+        self.http_port = _port_or_free(http_port)
+        self.api = f"http://127.0.0.1:{self.http_port}"
+
+    def _children(self) -> list[Child]:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        broker_port = _port_or_free(0)
+        mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
+        quiet = {"RTCC_LOG__FORMAT": "json"}
+        central = Child("central", {
+            **quiet,
+            "RTCC_DATA_DIR": str(self.data_dir / "central"),
+            "RTCC_HTTP__PORT": str(self.http_port),
+            "RTCC_BROKER__PORT": str(broker_port),
+        }, logs / "central.log")
+        agents = [
+            Child(f"agent:unit-{n:02d}", {
+                **quiet,
+                "RTCC_UNIT_ID": f"unit-{n:02d}",
+                "RTCC_MQTT_URL": mqtt_url,
+                "RTCC_DATA_DIR": str(self.data_dir / f"unit-{n:02d}"),
+                "RTCC_SIM__EVENT_INTERVAL_S": "30",
+                "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
+            }, logs / f"unit-{n:02d}.log")
+            for n in range(1, self.units + 1)
+        ]
+        return [central, *agents]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        children = self._children()
+        tasks = [asyncio.create_task(c.keep_running(), name=c.name) for c in children[:1]]
+        try:
+            if not await self._wait_healthy(stop):
+                print(f"center did not come up; see {self.data_dir / 'logs'}")
+                return
+            tasks += [asyncio.create_task(c.keep_running(), name=c.name) for c in children[1:]]
+            self._banner()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REFRESH_S)
+                if not stop.is_set():
+                    await self._show_fleet()
+        finally:
+            print("\nstopping: agents first, then the center ...")
+            for child in children[1:]:
+                child.stopping = True
+            await asyncio.gather(*(c.stop() for c in children[1:]))
+            await children[0].stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            print(f"stopped. Logs and state are in {self.data_dir}")
+
+    async def _wait_healthy(self, stop: asyncio.Event, timeout: float = 30.0) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and not stop.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                if (await asyncio.to_thread(self._get, "/healthz"))["mqtt_connected"]:
+                    return True
+            await asyncio.sleep(0.2)
+        return False
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.api + path, timeout=5) as response:  # noqa: S310
+            return json.load(response)
+
+    def _banner(self) -> None:
+        print(f"""
+rtcc demo is running: the center, its Mosquitto and {self.units} simulated patrol units.
+
+  API        {self.api}/api/v1/units
+  API docs   {self.api}/docs
+  metrics    {self.api}/metrics
+  command    curl -X POST {self.api}/api/v1/units/unit-01/commands \\
+               -H 'content-type: application/json' -d '{{"name": "ping"}}'
+  logs/state {self.data_dir}
+
+(The dispatcher console comes in a later release.) Ctrl-C stops everything.
+""")
+
+    async def _show_fleet(self) -> None:
+        try:
+            units = await asyncio.to_thread(self._get, "/api/v1/units")
+        except (OSError, ValueError) as exc:
+            print(f"  (center unreachable: {exc})")
+            return
+        online = sum(1 for u in units if u["online"])
+        print(f"-- {online}/{len(units)} units online")
+        for unit in units:
+            state = unit.get("state") or {}
+            pos = state.get("position") or {}
+            where = f"{pos['lat']:.5f},{pos['lon']:.5f}" if pos else "-"
+            speed = f"{pos.get('speed_mps', 0) * 3.6:4.0f} km/h" if pos else ""
+            battery = state.get("battery_pct")
+            print(f"   {unit['unit_id']:<10} {'online ' if unit['online'] else 'offline'} "
+                  f"{where:<22} {speed:<9} battery {battery if battery is not None else '-'}%")
