@@ -40,7 +40,7 @@ class Outbox:
         return self._rows
 
     @property
-    def bytes(self) -> int:
+    def size_bytes(self) -> int:
         return self._bytes
 
     @property

@@ -20,7 +20,11 @@ Render = Callable[[OutboxRow], tuple[str, bytes]]
 
 class OutboxPump:
     def __init__(
-        self, outbox: Outbox, link: MqttLink, render: Render, window: int = 32,
+        self,
+        outbox: Outbox,
+        link: MqttLink,
+        render: Render,
+        window: int = 32,
         idle_poll_s: float = 5.0,
     ) -> None:
         self._outbox = outbox
@@ -60,7 +64,8 @@ class OutboxPump:
                     inflight[self._link.publish(topic, payload)] = row.row_id
                 self._wake = loop.create_future()
                 done, _ = await asyncio.wait(
-                    [*inflight, self._wake], timeout=self._idle_poll_s,
+                    [*inflight, self._wake],
+                    timeout=self._idle_poll_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 for future in done:

@@ -14,8 +14,12 @@ def simulated_source(settings: AgentSettings) -> StatusSource:
     sim = settings.sim
     seed = sim.seed if sim.seed is not None else zlib.crc32(settings.unit_id.encode())
     return SimulatedUnit(
-        seed=seed, center_lat=sim.lat, center_lon=sim.lon, radius_m=sim.radius_m,
-        speed_mps=sim.speed_mps, event_interval_s=sim.event_interval_s,
+        seed=seed,
+        center_lat=sim.lat,
+        center_lon=sim.lon,
+        radius_m=sim.radius_m,
+        speed_mps=sim.speed_mps,
+        event_interval_s=sim.event_interval_s,
     )
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import JsonValue, ValidationError
@@ -49,7 +49,9 @@ class CommandFailed(Exception):
 
 class Agent:
     def __init__(
-        self, settings: AgentSettings, source: StatusSource,
+        self,
+        settings: AgentSettings,
+        source: StatusSource,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -100,9 +102,11 @@ class Agent:
 
     async def stop(self) -> None:
         """Say goodbye (retained offline presence), disconnect, stop every task."""
-        goodbye = (str(Topic.presence(self.unit_id)),
-                   self._stamp(Topic.presence(self.unit_id),
-                               Presence(online=False, reason="shutdown")), True)
+        goodbye = (
+            str(Topic.presence(self.unit_id)),
+            self._stamp(Topic.presence(self.unit_id), Presence(online=False, reason="shutdown")),
+            True,
+        )
         await self.link.close(final=[goodbye])
         await self._tasks.close()
         self._conn.close()
@@ -122,13 +126,19 @@ class Agent:
         self.pump.notify()
 
     def _stamp(
-        self, topic: Topic, body: ContractModel, msg_id: uuid.UUID | None = None,
+        self,
+        topic: Topic,
+        body: ContractModel,
+        msg_id: uuid.UUID | None = None,
         ts: float | None = None,
     ) -> bytes:
         self._seq += 1
         envelope: Envelope[Any] = Envelope(
-            id=msg_id or uuid.uuid4(), sid=self._sid, seq=self._seq,
-            ts=self._clock() if ts is None else ts, body=body,
+            id=msg_id or uuid.uuid4(),
+            sid=self._sid,
+            seq=self._seq,
+            ts=self._clock() if ts is None else ts,
+            body=body,
         )
         return encode(topic, envelope)
 
@@ -152,9 +162,9 @@ class Agent:
         self._publish_state(force=True)
         self.pump.notify()
 
-    def _publish_presence(self, reason: str) -> None:
+    def _publish_presence(self, reason: Literal["birth", "rebirth"]) -> None:
         topic = Topic.presence(self.unit_id)
-        body = Presence(online=True, reason=reason)  # type: ignore[arg-type]
+        body = Presence(online=True, reason=reason)
         self.link.publish(str(topic), self._stamp(topic, body), retain=True)
 
     def current_state(self) -> UnitState | None:
@@ -165,8 +175,10 @@ class Agent:
             uptime_s=max(0.0, self._clock() - self._started),
             streaming=False,
             health=Health(
-                outbox_rows=self.outbox.rows, outbox_dropped=self.outbox.dropped,
-                mqtt_connects=self.link.connects, commands_rejected=self.commands_rejected,
+                outbox_rows=self.outbox.rows,
+                outbox_dropped=self.outbox.dropped,
+                mqtt_connects=self.link.connects,
+                commands_rejected=self.commands_rejected,
             ),
             config=self._policy.config,
         )
@@ -209,8 +221,11 @@ class Agent:
             try:
                 self._commands.put_nowait(admission.run)
             except asyncio.QueueFull:
-                self._reply(CommandResult(cmd_id=admission.run.cmd_id,
-                                          status=CommandStatus.REJECTED, detail="busy"))
+                self._reply(
+                    CommandResult(
+                        cmd_id=admission.run.cmd_id, status=CommandStatus.REJECTED, detail="busy"
+                    )
+                )
                 return
         if admission.reply is not None:
             self._reply(admission.reply)
@@ -232,7 +247,8 @@ class Agent:
                 log.warning("command_failed", detail=str(exc))
             except Exception as exc:
                 result = CommandResult(
-                    cmd_id=command.cmd_id, status=CommandStatus.FAILED,
+                    cmd_id=command.cmd_id,
+                    status=CommandStatus.FAILED,
                     detail=f"internal error: {type(exc).__name__}",
                 )
                 log.exception("command_crashed")

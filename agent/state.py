@@ -35,21 +35,27 @@ def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
     position = None
     if fix is not None:
         position = Position(
-            lat=fix.lat, lon=fix.lon, accuracy_m=fix.accuracy_m,
-            heading_deg=fix.heading_deg % 360.0, speed_mps=fix.speed_mps, fix_ts=fix.ts,
+            lat=fix.lat,
+            lon=fix.lon,
+            accuracy_m=fix.accuracy_m,
+            heading_deg=fix.heading_deg % 360.0,
+            speed_mps=fix.speed_mps,
+            fix_ts=fix.ts,
         )
     link_type = device.link_type if device.link_type in LINK_TYPES else "unknown"
     return UnitState(
         position=position,
         battery_pct=min(100.0, max(0.0, device.battery_pct)),
         camera=CameraStatus(
-            connected=device.camera_connected, recording=device.recording,
-            streaming=facts.streaming, model=device.model,
+            connected=device.camera_connected,
+            recording=device.recording,
+            streaming=facts.streaming,
+            model=device.model,
         ),
         storage=StorageStatus(
             free_bytes=device.storage_free_bytes, total_bytes=device.storage_total_bytes
         ),
-        link=LinkStatus(type=link_type, signal_dbm=device.signal_dbm),  # type: ignore[arg-type]
+        link=LinkStatus(type=link_type, signal_dbm=device.signal_dbm),
         versions=Versions(agent=facts.version, firmware=device.firmware),
         uptime_s=facts.uptime_s,
         health=facts.health,
@@ -60,12 +66,17 @@ def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
 def _significant(state: UnitState) -> tuple[object, ...]:
     """The parts of state whose change is news at once (not position, uptime, counters)."""
     storage_pct = (
-        None if state.storage is None or state.storage.total_bytes == 0
+        None
+        if state.storage is None or state.storage.total_bytes == 0
         else int(100 * state.storage.free_bytes / state.storage.total_bytes)
     )
     return (
         None if state.battery_pct is None else int(state.battery_pct),
-        state.camera, state.link.type, state.versions, state.config, storage_pct,
+        state.camera,
+        state.link.type,
+        state.versions,
+        state.config,
+        storage_pct,
         state.health.outbox_dropped,
     )
 

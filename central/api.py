@@ -35,9 +35,13 @@ class UnitView(ApiModel):
     @classmethod
     def of(cls, record: UnitRecord) -> UnitView:
         return cls(
-            unit_id=record.unit_id, online=record.online, session=record.sid,
-            last_seen=record.last_seen, presence_since=record.presence_since,
-            state=record.state, state_ts=record.state_ts,
+            unit_id=record.unit_id,
+            online=record.online,
+            session=record.sid,
+            last_seen=record.last_seen,
+            presence_since=record.presence_since,
+            state=record.state,
+            state_ts=record.state_ts,
         )
 
 
@@ -69,8 +73,10 @@ def create_app(fleet: FleetService) -> FastAPI:
     def healthz() -> JSONResponse:
         connected = fleet.link.connected.is_set()
         body = Health(
-            status="ok" if connected else "degraded", mqtt_connected=connected,
-            units_known=len(fleet.registry), units_online=fleet.registry.online_count(),
+            status="ok" if connected else "degraded",
+            mqtt_connected=connected,
+            units_known=len(fleet.registry),
+            units_online=fleet.registry.online_count(),
         )
         return JSONResponse(body.model_dump(), status_code=200 if connected else 503)
 
@@ -91,9 +97,12 @@ def create_app(fleet: FleetService) -> FastAPI:
 
     @app.post(
         "/api/v1/units/{unit_id}/commands",
-        responses={404: {"description": "Unknown unit"}, 409: {"description": "Unit offline"},
-                   503: {"description": "Broker unreachable"},
-                   504: {"description": "No final result in time"}},
+        responses={
+            404: {"description": "Unknown unit"},
+            409: {"description": "Unit offline"},
+            503: {"description": "Broker unreachable"},
+            504: {"description": "No final result in time"},
+        },
     )
     async def post_command(unit_id: UnitIdPath, request: CommandRequest) -> CommandResponse:
         record = fleet.registry.get(unit_id)
@@ -112,16 +121,22 @@ def create_app(fleet: FleetService) -> FastAPI:
         except TimeoutError:
             fleet.metrics.commands.labels("timeout").inc()
             return JSONResponse(  # type: ignore[return-value]
-                {"detail": "no final result in time", "cmd_id": pending.cmd_id,
-                 "accepted": pending.accepted},
+                {
+                    "detail": "no final result in time",
+                    "cmd_id": pending.cmd_id,
+                    "accepted": pending.accepted,
+                },
                 status_code=504,
             )
         finally:
             fleet.commands.close(pending.cmd_id)
         rtt_ms = (fleet.clock() - pending.sent_at) * 1000.0
         return CommandResponse(
-            cmd_id=pending.cmd_id, status=result.status, detail=result.detail,
-            data=result.data, rtt_ms=round(rtt_ms, 2),
+            cmd_id=pending.cmd_id,
+            status=result.status,
+            detail=result.detail,
+            data=result.data,
+            rtt_ms=round(rtt_ms, 2),
         )
 
     return app

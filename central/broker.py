@@ -95,7 +95,9 @@ class MosquittoProcess:
         conf.write_text(self.options.render(self.data_dir, self.port))
         log_file = (self.data_dir / "mosquitto.log").open("ab")
         self._proc = subprocess.Popen(
-            [self.binary, "-c", str(conf)], stdout=log_file, stderr=log_file,
+            [self.binary, "-c", str(conf)],
+            stdout=log_file,
+            stderr=log_file,
             stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C meant for us must not kill the broker before we
             # have said goodbye through it.
@@ -106,8 +108,9 @@ class MosquittoProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise BrokerError(f"mosquitto exited at start: {self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                (self.options.host, self.port), timeout=0.2
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.options.host, self.port), timeout=0.2),
             ):
                 return
             time.sleep(0.05)
@@ -154,8 +157,9 @@ class MosquittoProcess:
                 assert proc is not None
                 code = await asyncio.to_thread(proc.wait)
                 self.restarts += 1
-                log.error("broker_died", returncode=code, restarts=self.restarts,
-                          log=self.log_tail())
+                log.error(
+                    "broker_died", returncode=code, restarts=self.restarts, log=self.log_tail()
+                )
                 await asyncio.sleep(backoff.delay(attempt))
         finally:
             await asyncio.to_thread(self.stop)

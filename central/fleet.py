@@ -63,7 +63,10 @@ class LogBudget:
 
 class FleetService:
     def __init__(
-        self, settings: CentralSettings, metrics: Metrics, mqtt_url: str,
+        self,
+        settings: CentralSettings,
+        metrics: Metrics,
+        mqtt_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         fleet = settings.fleet
@@ -85,8 +88,7 @@ class FleetService:
             tuning=settings.mqtt,
             subscriptions=[
                 Subscription(unit_filter(kind))
-                for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT,
-                             TopicKind.RESULT)
+                for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT)
             ],
             on_message=self._on_message,
             on_connected=self._on_connected,
@@ -113,12 +115,16 @@ class FleetService:
     def _will(self) -> Will:
         # Milliseconds since the epoch: grows with every connection, across restarts.
         self._sid, self._seq = int(self.clock() * 1000), 0
-        return Will(str(self._status_topic), self._stamp(self._status_topic, self._status(False),
-                                                         seq=0))
+        return Will(
+            str(self._status_topic), self._stamp(self._status_topic, self._status(False), seq=0)
+        )
 
     async def _on_connected(self, _session_present: bool) -> None:
-        self.link.publish(str(self._status_topic),
-                          self._stamp(self._status_topic, self._status(True)), retain=True)
+        self.link.publish(
+            str(self._status_topic),
+            self._stamp(self._status_topic, self._status(True)),
+            retain=True,
+        )
 
     def goodbye(self) -> tuple[str, bytes, bool]:
         return str(self._status_topic), self._stamp(self._status_topic, self._status(False)), True
@@ -151,8 +157,13 @@ class FleetService:
         if not retained and kind in (TopicKind.STATE, TopicKind.EVENT):
             self.metrics.ingest_latency.observe(max(0.0, now - envelope.ts))
         if verdict.presence_changed:
-            self._log.info("unit_presence", unit_id=unit_id, online=envelope.body.online,
-                           reason=envelope.body.reason, sid=envelope.sid)
+            self._log.info(
+                "unit_presence",
+                unit_id=unit_id,
+                online=envelope.body.online,
+                reason=envelope.body.reason,
+                sid=envelope.sid,
+            )
         if kind is TopicKind.EVENT:
             self.recent_events.append(ReceivedEvent(unit_id, envelope.body, envelope.ts, now))
         elif kind is TopicKind.RESULT:
@@ -165,8 +176,9 @@ class FleetService:
     def _reject(self, reason: str, detail: str, topic: str, now: float) -> None:
         self.metrics.rejected.labels(reason).inc()
         if self._log_budget.allow(reason, now):
-            self._log.warning("message_rejected", reason=reason, detail=detail[:200],
-                              topic=topic[:120])
+            self._log.warning(
+                "message_rejected", reason=reason, detail=detail[:200], topic=topic[:120]
+            )
 
     def _finish_command(self, unit_id: str, result: Any, now: float) -> None:
         pending = self.commands.resolve(unit_id, result)
@@ -206,12 +218,18 @@ class FleetService:
         now = self.clock()
         cmd_id = uuid.uuid4().hex
         topic = Topic.command(unit_id, name)
-        command = Command(name=name, cmd_id=cmd_id, reply_to=str(Topic.result(unit_id)),
-                          expires_at=now + ttl_s, args=args)
+        command = Command(
+            name=name,
+            cmd_id=cmd_id,
+            reply_to=str(Topic.result(unit_id)),
+            expires_at=now + ttl_s,
+            args=args,
+        )
         pending = self.commands.open(unit_id, cmd_id, name, now)
         try:
-            await self.link.publish(str(topic), self._stamp(topic, command),
-                                    expiry_s=math.ceil(ttl_s))
+            await self.link.publish(
+                str(topic), self._stamp(topic, command), expiry_s=math.ceil(ttl_s)
+            )
         except BaseException:
             self.commands.close(cmd_id)
             raise

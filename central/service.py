@@ -58,7 +58,10 @@ class Central:
         host, port = sock.getsockname()[:2]
         self.api_url = f"http://{host}:{port}"
         config = uvicorn.Config(
-            create_app(self.fleet), log_config=None, access_log=False, lifespan="off",
+            create_app(self.fleet),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         server = self._server = _Server(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -87,8 +90,11 @@ class Central:
         log.info("central_stopped")
 
 
-async def run_until(stop: asyncio.Event, settings: CentralSettings,
-                    on_ready: Callable[[Central], None] | None = None) -> None:
+async def run_until(
+    stop: asyncio.Event,
+    settings: CentralSettings,
+    on_ready: Callable[[Central], None] | None = None,
+) -> None:
     central = Central(settings)
     try:
         await central.start()

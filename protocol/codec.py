@@ -31,7 +31,12 @@ BODY_TYPES: dict[TopicKind, type[ContractModel]] = {
     TopicKind.CENTER_STATUS: CenterStatus,
 }
 _ENVELOPES: dict[TopicKind, type[Envelope[Any]]] = {
-    kind: Envelope[body] for kind, body in BODY_TYPES.items()  # type: ignore[valid-type]
+    TopicKind.PRESENCE: Envelope[Presence],
+    TopicKind.STATE: Envelope[UnitState],
+    TopicKind.EVENT: Envelope[Event],
+    TopicKind.COMMAND: Envelope[Command],
+    TopicKind.RESULT: Envelope[CommandResult],
+    TopicKind.CENTER_STATUS: Envelope[CenterStatus],
 }
 
 

@@ -1,11 +1,11 @@
 """Topic grammar of the MQTT contract (v1): build and parse.
 
-    rtcc/v1/units/{unit}/presence
-    rtcc/v1/units/{unit}/state
-    rtcc/v1/units/{unit}/events/{type}
-    rtcc/v1/units/{unit}/cmd/{name}
-    rtcc/v1/units/{unit}/res
-    rtcc/v1/centers/{center}/status
+rtcc/v1/units/{unit}/presence
+rtcc/v1/units/{unit}/state
+rtcc/v1/units/{unit}/events/{type}
+rtcc/v1/units/{unit}/cmd/{name}
+rtcc/v1/units/{unit}/res
+rtcc/v1/centers/{center}/status
 """
 
 from __future__ import annotations

@@ -63,10 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     demo = sub.add_parser("demo", help="center + Mosquitto + N simulated units, one command")
     demo.add_argument("--units", type=int, default=5, choices=range(1, 201), metavar="N")
-    demo.add_argument("--data-dir", type=Path, default=None,
-                      help="keep demo state here (default: a new temporary directory)")
-    demo.add_argument("--http-port", type=int, default=8080,
-                      help="API port (a free one is used if it is taken)")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep demo state here (default: a new temporary directory)",
+    )
+    demo.add_argument(
+        "--http-port", type=int, default=8080, help="API port (a free one is used if it is taken)"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

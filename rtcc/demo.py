@@ -45,9 +45,14 @@ class Child:
     async def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rtcc", self.name.split(":")[0],
-            env={**os.environ, **self.env}, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log, stderr=log,
+            sys.executable,
+            "-m",
+            "rtcc",
+            self.name.split(":")[0],
+            env={**os.environ, **self.env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
             # Own sessions: Ctrl-C reaches only the demo, which stops its children in order.
             start_new_session=True,
         )
@@ -92,21 +97,29 @@ class Demo:
         broker_port = _port_or_free(0)
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
         quiet = {"RTCC_LOG__FORMAT": "json"}
-        central = Child("central", {
-            **quiet,
-            "RTCC_DATA_DIR": str(self.data_dir / "central"),
-            "RTCC_HTTP__PORT": str(self.http_port),
-            "RTCC_BROKER__PORT": str(broker_port),
-        }, logs / "central.log")
-        agents = [
-            Child(f"agent:unit-{n:02d}", {
+        central = Child(
+            "central",
+            {
                 **quiet,
-                "RTCC_UNIT_ID": f"unit-{n:02d}",
-                "RTCC_MQTT_URL": mqtt_url,
-                "RTCC_DATA_DIR": str(self.data_dir / f"unit-{n:02d}"),
-                "RTCC_SIM__EVENT_INTERVAL_S": "30",
-                "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
-            }, logs / f"unit-{n:02d}.log")
+                "RTCC_DATA_DIR": str(self.data_dir / "central"),
+                "RTCC_HTTP__PORT": str(self.http_port),
+                "RTCC_BROKER__PORT": str(broker_port),
+            },
+            logs / "central.log",
+        )
+        agents = [
+            Child(
+                f"agent:unit-{n:02d}",
+                {
+                    **quiet,
+                    "RTCC_UNIT_ID": f"unit-{n:02d}",
+                    "RTCC_MQTT_URL": mqtt_url,
+                    "RTCC_DATA_DIR": str(self.data_dir / f"unit-{n:02d}"),
+                    "RTCC_SIM__EVENT_INTERVAL_S": "30",
+                    "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
+                },
+                logs / f"unit-{n:02d}.log",
+            )
             for n in range(1, self.units + 1)
         ]
         return [central, *agents]
@@ -147,7 +160,7 @@ class Demo:
         return False
 
     def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.api + path, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(self.api + path, timeout=5) as response:
             return json.load(response)
 
     def _banner(self) -> None:
@@ -178,5 +191,7 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
             where = f"{pos['lat']:.5f},{pos['lon']:.5f}" if pos else "-"
             speed = f"{pos.get('speed_mps', 0) * 3.6:4.0f} km/h" if pos else ""
             battery = state.get("battery_pct")
-            print(f"   {unit['unit_id']:<10} {'online ' if unit['online'] else 'offline'} "
-                  f"{where:<22} {speed:<9} battery {battery if battery is not None else '-'}%")
+            print(
+                f"   {unit['unit_id']:<10} {'online ' if unit['online'] else 'offline'} "
+                f"{where:<22} {speed:<9} battery {battery if battery is not None else '-'}%"
+            )

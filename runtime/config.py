@@ -36,7 +36,9 @@ class BrokerUrl:
     def parse(cls, text: str) -> BrokerUrl:
         parts = urlsplit(text.strip())
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:port or mqtts://host: {text!r}")
+            raise ValueError(
+                f"broker URL must look like mqtt://host:port or mqtts://host: {text!r}"
+            )
         if parts.username or parts.password or parts.path not in ("", "/"):
             raise ValueError(f"broker URL takes no credentials or path: {parts.hostname!r}")
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
@@ -144,7 +146,7 @@ def _with_toml(cls: type[SettingsT], path: Path) -> type[SettingsT]:
             return (init_settings, env_settings, toml, file_secret_settings)
 
     FromFile.__name__ = cls.__name__
-    return FromFile  # type: ignore[return-value]
+    return FromFile
 
 
 def _describe(exc: ValidationError) -> str:

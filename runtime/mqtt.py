@@ -14,7 +14,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 import structlog
@@ -131,7 +131,12 @@ class MqttLink:
                 await asyncio.sleep(self._backoff.delay(attempt, self._rand))
 
     def publish(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
         expiry_s: int | None = None,
     ) -> asyncio.Future[None]:
         """Send now; the future resolves on PUBACK (QoS 1) or once written (QoS 0)."""
@@ -140,7 +145,7 @@ class MqttLink:
             raise NotConnected("not connected")
         props = None
         if expiry_s is not None and self._tuning.protocol == "5":
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.MessageExpiryInterval = max(1, expiry_s)
         info = client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -152,7 +157,9 @@ class MqttLink:
             self._pending[info.mid] = future
         return future
 
-    async def close(self, final: Sequence[tuple[str, bytes, bool]] = (), timeout: float = 2.0) -> None:
+    async def close(
+        self, final: Sequence[tuple[str, bytes, bool]] = (), timeout: float = 2.0
+    ) -> None:
         """Send `final` messages (topic, payload, retain), wait for their PUBACKs, then
         disconnect cleanly (the broker does not publish the Will)."""
         self._stopping = True
@@ -212,10 +219,11 @@ class MqttLink:
 
     def _blocking_connect(self, client: paho.Client, url: BrokerUrl) -> None:
         if self._tuning.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self._tuning.session_expiry_s
-            client.connect(url.host, url.port, self._tuning.keepalive_s,
-                           clean_start=False, properties=props)
+            client.connect(
+                url.host, url.port, self._tuning.keepalive_s, clean_start=False, properties=props
+            )
         else:
             client.connect(url.host, url.port, self._tuning.keepalive_s)
 
@@ -254,12 +262,19 @@ class MqttLink:
         sock = client.socket()
         if sock is None:
             raise ConnectFailed("socket closed during connect")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         loop.add_reader(sock, self._readable)
+
+        def want_write(_c: paho.Client, _u: Any, s: Any) -> None:
+            loop.add_writer(s, self._writable)
+
+        def written(_c: paho.Client, _u: Any, s: Any) -> None:
+            loop.remove_writer(s)
+
         client.on_socket_close = self._socket_closed
-        client.on_socket_register_write = lambda _c, _u, s: loop.add_writer(s, self._writable)
-        client.on_socket_unregister_write = lambda _c, _u, s: loop.remove_writer(s)
+        client.on_socket_register_write = want_write
+        client.on_socket_unregister_write = written
         if client.want_write():
             loop.add_writer(sock, self._writable)
         self._misc_task = asyncio.create_task(self._misc_loop(client), name="mqtt-misc")
@@ -352,7 +367,7 @@ class MqttLink:
         if self._on_message is None:
             return
         try:
-            self._on_message(msg.topic, msg.payload, bool(msg.retain))
+            self._on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
         except Exception:
             self._log.exception("mqtt_message_handler_failed", topic=msg.topic[:120])
 

@@ -1,0 +1,99 @@
+"""Real parts wired up for tests: a center (fleet + API over ASGI) and in-process agents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agent.config import AgentSettings
+from agent.runner import simulated_source
+from agent.service import Agent
+from central.api import create_app
+from central.config import CentralSettings
+from central.fleet import FleetService
+from central.metrics import Metrics
+from runtime.config import load_settings
+from runtime.mqtt import MqttLink
+
+FAST_MQTT = {"keepalive_s": 4, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0}
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def agent_settings(unit_id: str, broker_url: str, data_dir: Path, **extra: Any) -> AgentSettings:
+    values: dict[str, Any] = {
+        "unit_id": unit_id, "mqtt_url": broker_url, "data_dir": data_dir,
+        "mqtt": FAST_MQTT, "sim": {"event_interval_s": 0}, "poll_interval_s": 0.2,
+    }
+    values.update(extra)
+    return load_settings(AgentSettings, **values)
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    unit_id: str, broker_url: str, data_dir: Path, **extra: Any
+) -> AsyncIterator[Agent]:
+    settings = agent_settings(unit_id, broker_url, data_dir, **extra)
+    agent = Agent(settings, simulated_source(settings))
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+
+
+class CenterHandle:
+    def __init__(self, fleet: FleetService, http: httpx.AsyncClient) -> None:
+        self.fleet = fleet
+        self.http = http
+
+    def metric(self, name: str, labels: str = "") -> float:
+        text = self.fleet.metrics.render().decode()
+        key = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(key + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+@contextlib.asynccontextmanager
+async def running_center(broker_url: str, center_id: str, **extra: Any) -> AsyncIterator[
+    CenterHandle
+]:
+    values: dict[str, Any] = {"center_id": center_id, "mqtt_url": broker_url, "mqtt": FAST_MQTT}
+    values.update(extra)
+    settings = load_settings(CentralSettings, **values)
+    fleet = FleetService(settings, Metrics(), broker_url)
+    task = asyncio.create_task(fleet.link.run(), name="center-mqtt")
+    transport = httpx.ASGITransport(app=create_app(fleet))
+    async with httpx.AsyncClient(transport=transport, base_url="http://center") as http:
+        try:
+            await asyncio.wait_for(fleet.link.connected.wait(), 10)
+            yield CenterHandle(fleet, http)
+        finally:
+            await fleet.link.close(final=[fleet.goodbye()])
+            await stop_link_task(fleet.link, task)
+
+
+async def stop_link_task(link: MqttLink, task: asyncio.Task[None]) -> None:
+    await link.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

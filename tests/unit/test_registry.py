@@ -1,0 +1,128 @@
+import uuid
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from central.registry import Outcome, Partition, Registry
+from protocol import Envelope, Event, Message, Presence, Topic
+from tests.unit.test_codec import state
+
+
+def msg(topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Message:
+    return Message(topic, Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0,
+                                   body=body))
+
+
+def birth(sid: int, seq: int = 1) -> Message:
+    return msg(Topic.presence("u1"), Presence(online=True, reason="birth"), sid, seq)
+
+
+def will(sid: int) -> Message:
+    return msg(Topic.presence("u1"), Presence(online=False, reason="lwt"), sid, 0)
+
+
+def event(sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Message:
+    return msg(Topic.event("u1", "x"), Event(type="x"), sid, seq, msg_id)
+
+
+def test_presence_follows_birth_and_will() -> None:
+    reg = Registry()
+    assert reg.apply(birth(1), 10.0).presence_changed
+    assert reg.get("u1").online is True  # type: ignore[union-attr]
+    assert reg.apply(will(1), 11.0).presence_changed
+    assert reg.get("u1").online is False  # type: ignore[union-attr]
+    assert reg.online_count() == 0
+
+
+def test_late_will_of_an_older_session_is_stale() -> None:
+    reg = Registry()
+    reg.apply(birth(2), 1.0)
+    assert reg.apply(will(1), 2.0).outcome is Outcome.STALE
+    assert reg.get("u1").online is True  # type: ignore[union-attr]
+
+
+def test_repeated_message_id_is_a_duplicate() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    same = uuid.uuid4()
+    assert reg.apply(event(1, 2, same), 1.0).outcome is Outcome.APPLIED
+    # Store-and-forward resends keep the id but travel in a new session with a new seq.
+    reg.apply(birth(2), 2.0)
+    assert reg.apply(event(2, 2, same), 2.0).outcome is Outcome.DUPLICATE
+
+
+def test_seq_gap_is_reported_once() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    assert not reg.apply(event(1, 2), 1.0).gap
+    assert reg.apply(event(1, 5), 1.0).gap
+    assert not reg.apply(event(1, 6), 1.0).gap
+
+
+def test_new_session_missing_its_start_is_a_gap() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    assert reg.apply(event(2, 7), 1.0).gap
+    assert not reg.apply(birth(3, 1), 1.0).gap
+
+
+def test_first_contact_is_a_baseline_not_a_gap() -> None:
+    reg = Registry()
+    assert not reg.apply(event(4, 40), 1.0).gap
+
+
+def test_rebirth_counts_in_the_sequence() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    reg.apply(msg(Topic.presence("u1"), Presence(online=True, reason="rebirth"), 1, 2), 1.0)
+    assert not reg.apply(msg(Topic.state("u1"), state(), 1, 3), 1.0).gap
+
+
+def test_retained_messages_never_count_as_gaps() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    verdict = reg.apply(msg(Topic.state("u1"), state(), 1, 90), 1.0, retained=True)
+    assert verdict.outcome is Outcome.APPLIED and not verdict.gap
+    assert reg.get("u1").state is not None  # type: ignore[union-attr]
+
+
+def test_state_of_an_older_session_is_stale_but_events_count() -> None:
+    reg = Registry()
+    reg.apply(birth(3), 1.0)
+    assert reg.apply(msg(Topic.state("u1"), state(), 2, 5), 1.0).outcome is Outcome.STALE
+    assert reg.apply(event(2, 6), 1.0).outcome is Outcome.APPLIED
+
+
+def test_rebirth_requests_are_rate_limited() -> None:
+    reg = Registry()
+    reg.apply(birth(1), 1.0)
+    assert reg.rebirth_due("u1", 100.0)
+    assert not reg.rebirth_due("u1", 101.0)
+    assert reg.rebirth_due("u1", 106.0)
+    assert not reg.rebirth_due("unknown", 200.0)
+
+
+def test_partition_splits_units_between_processes() -> None:
+    units = [f"unit-{n}" for n in range(200)]
+    parts = [Partition(i, 3) for i in range(3)]
+    owners = [[p.owns(u) for p in parts].count(True) for u in units]
+    assert owners == [1] * len(units)
+    reg = Registry(Partition(0, 3))
+    foreign = next(u for u in units if not reg.partition.owns(u))
+    m = msg(Topic.presence(foreign), Presence(online=True, reason="birth"), 1, 1)
+    assert reg.apply(m, 1.0).outcome is Outcome.NOT_MINE
+    assert len(reg) == 0
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 30), st.booleans()), max_size=60))
+def test_any_message_order_keeps_invariants(steps: list[tuple[int, int, bool]]) -> None:
+    reg = Registry()
+    seen: list[int] = []
+    for sid, seq, retained in steps:
+        verdict = reg.apply(event(sid, seq), 1.0, retained)
+        seen.append(sid)
+        record = reg.get("u1")
+        assert record is not None
+        assert record.sid == max(seen)
+        assert not (retained and verdict.gap)
