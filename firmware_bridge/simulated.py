@@ -41,6 +41,7 @@ class SimulatedUnit:
         self._started: float | None = None
         self._last: float | None = None
         self._next_event: float | None = None
+        self._events_emitted = 0
 
     def poll(self, now: float) -> tuple[DeviceStatus, list[DeviceEvent]]:
         if self._started is None:
@@ -53,7 +54,12 @@ class SimulatedUnit:
         events = []
         while self._event_interval_s > 0 and now >= self._next_event:
             kind = self._rng.choice(SIMULATED_EVENTS)
-            events.append(DeviceEvent(kind, self._next_event, {"source": "simulator"}))
+            events.append(
+                DeviceEvent(
+                    kind, self._next_event, {"source": "simulator", "n": self._events_emitted}
+                )
+            )
+            self._events_emitted += 1
             self._next_event += self._event_gap()
         return self._status(now), events
 

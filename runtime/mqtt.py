@@ -91,7 +91,7 @@ class MqttLink:
         self._backoff = Backoff(tuning.reconnect_initial_s, tuning.reconnect_max_s)
         self._log = structlog.get_logger("rtcc.mqtt").bind(client_id=client_id)
         self._client: paho.Client | None = None
-        self._sock: Any = None
+        self._sock: int | None = None
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
         self._lost: asyncio.Future[None] | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
@@ -108,7 +108,8 @@ class MqttLink:
 
     async def run(self) -> None:
         """Keep connected until cancelled or `close()`d. Each new connection goes to the
-        next broker in the list."""
+        next broker in the list. May be run again after `close()`."""
+        self._stopping = False
         attempt, index = 0, 0
         while not self._stopping:
             url = self._urls[index % len(self._urls)]
@@ -263,20 +264,23 @@ class MqttLink:
         if sock is None:
             raise ConnectFailed("socket closed during connect")
         cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
-        loop.add_reader(sock, self._readable)
+        # Registered by file descriptor number, so removal works even after a close.
+        self._sock = sock.fileno()
+        loop.add_reader(self._sock, self._readable)
 
-        def want_write(_c: paho.Client, _u: Any, s: Any) -> None:
-            loop.add_writer(s, self._writable)
+        def want_write(_c: paho.Client, _u: Any, _s: Any) -> None:
+            if self._sock is not None:
+                loop.add_writer(self._sock, self._writable)
 
-        def written(_c: paho.Client, _u: Any, s: Any) -> None:
-            loop.remove_writer(s)
+        def written(_c: paho.Client, _u: Any, _s: Any) -> None:
+            if self._sock is not None:
+                loop.remove_writer(self._sock)
 
         client.on_socket_close = self._socket_closed
         client.on_socket_register_write = want_write
         client.on_socket_unregister_write = written
         if client.want_write():
-            loop.add_writer(sock, self._writable)
+            loop.add_writer(self._sock, self._writable)
         self._misc_task = asyncio.create_task(self._misc_loop(client), name="mqtt-misc")
 
     def _teardown(self) -> None:

@@ -39,8 +39,12 @@ async def wait_for(
 
 def agent_settings(unit_id: str, broker_url: str, data_dir: Path, **extra: Any) -> AgentSettings:
     values: dict[str, Any] = {
-        "unit_id": unit_id, "mqtt_url": broker_url, "data_dir": data_dir,
-        "mqtt": FAST_MQTT, "sim": {"event_interval_s": 0}, "poll_interval_s": 0.2,
+        "unit_id": unit_id,
+        "mqtt_url": broker_url,
+        "data_dir": data_dir,
+        "mqtt": FAST_MQTT,
+        "sim": {"event_interval_s": 0},
+        "poll_interval_s": 0.2,
     }
     values.update(extra)
     return load_settings(AgentSettings, **values)
@@ -65,18 +69,21 @@ class CenterHandle:
         self.http = http
 
     def metric(self, name: str, labels: str = "") -> float:
+        """One sample's value, or with no labels given the sum over all label sets."""
         text = self.fleet.metrics.render().decode()
-        key = f"{name}{{{labels}}}" if labels else name
+        total = 0.0
         for line in text.splitlines():
-            if line.startswith(key + " "):
-                return float(line.split()[-1])
-        return 0.0
+            sample, _, value = line.rpartition(" ")
+            metric, _, rest = sample.partition("{")
+            if metric == name and (not labels or rest == labels + "}"):
+                total += float(value)
+        return total
 
 
 @contextlib.asynccontextmanager
-async def running_center(broker_url: str, center_id: str, **extra: Any) -> AsyncIterator[
-    CenterHandle
-]:
+async def running_center(
+    broker_url: str, center_id: str, **extra: Any
+) -> AsyncIterator[CenterHandle]:
     values: dict[str, Any] = {"center_id": center_id, "mqtt_url": broker_url, "mqtt": FAST_MQTT}
     values.update(extra)
     settings = load_settings(CentralSettings, **values)
@@ -97,3 +104,35 @@ async def stop_link_task(link: MqttLink, task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def spawn_agent(unit_id: str, broker_url: str, data_dir: Path, **env: str) -> Any:
+    """`rtcc agent` as a real separate process (so it can be killed with SIGKILL)."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = {
+        **os.environ,
+        "RTCC_UNIT_ID": unit_id,
+        "RTCC_MQTT_URL": broker_url,
+        "RTCC_DATA_DIR": str(data_dir),
+        "RTCC_MQTT__KEEPALIVE_S": "4",
+        "RTCC_MQTT__RECONNECT_MAX_S": "1",
+        "RTCC_POLL_INTERVAL_S": "0.2",
+        "RTCC_SIM__EVENT_INTERVAL_S": "0",
+        "RTCC_LOG__FORMAT": "json",
+        **env,
+    }
+    log = (data_dir.parent / f"{unit_id}-{data_dir.name}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtcc", "agent"],
+        env=full_env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+    )

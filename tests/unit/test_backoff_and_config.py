@@ -31,7 +31,9 @@ def test_backoff_is_jittered() -> None:
 
 def test_broker_urls() -> None:
     assert parse_broker_urls("mqtt://a:1, mqtts://b") == [
-        BrokerUrl("mqtt", "a", 1), BrokerUrl("mqtts", "b", 8883)]
+        BrokerUrl("mqtt", "a", 1),
+        BrokerUrl("mqtts", "b", 8883),
+    ]
     for bad in ("", "http://a", "mqtt://user:pw@a", "mqtt://a/path", "a:1883"):
         with pytest.raises(ValueError):
             parse_broker_urls(bad)
@@ -73,8 +75,15 @@ def test_file_then_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_cli_reports_bad_config_and_exits_2() -> None:
     env = {**os.environ, "RTCC_UNIT_ID": "bad/id", "RTCC_MQTT_URL": "mqtt://127.0.0.1:1"}
-    proc = subprocess.run([sys.executable, "-m", "rtcc", "agent"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtcc", "agent"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "unit_id" in proc.stderr and "RTCC_UNIT_ID" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import time
 import uuid
@@ -28,10 +29,14 @@ from protocol import (
 )
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 names = st.from_regex(r"[a-z][a-z0-9_]{0,15}(\.[a-z][a-z0-9_]{0,15})?", fullmatch=True)
@@ -62,8 +67,10 @@ def envelope(body: Any, sid: int = 1, seq: int = 1) -> Envelope[Any]:
         (Topic.presence("u1"), Presence(online=True, reason="birth")),
         (Topic.state("u1"), state()),
         (Topic.event("u1", "button.mark"), Event(type="button.mark", data={"n": 1})),
-        (Topic.command("u1", "ping"), Command(name="ping", cmd_id="c1",
-                                               reply_to="rtcc/v1/units/u1/res", expires_at=9.0)),
+        (
+            Topic.command("u1", "ping"),
+            Command(name="ping", cmd_id="c1", reply_to="rtcc/v1/units/u1/res", expires_at=9.0),
+        ),
         (Topic.result("u1"), CommandResult(cmd_id="c1", status=CommandStatus.DONE)),
         (Topic.center_status("c1"), CenterStatus(online=True, version="1", center_id="c1")),
     ],
@@ -76,8 +83,11 @@ def test_round_trip_every_kind(topic: Topic, body: Any) -> None:
 
 
 @given(
-    sid=st.integers(0, 2**53 - 1), seq=st.integers(0, 2**53 - 1), ts=timestamps,
-    event_type=names, data=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+    sid=st.integers(0, 2**53 - 1),
+    seq=st.integers(0, 2**53 - 1),
+    ts=timestamps,
+    event_type=names,
+    data=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
 )
 def test_event_round_trip(sid: int, seq: int, ts: float, event_type: str, data: Any) -> None:
     env = Envelope(sid=sid, seq=seq, ts=ts, body=Event(type=event_type, data=data))
@@ -85,43 +95,51 @@ def test_event_round_trip(sid: int, seq: int, ts: float, event_type: str, data: 
     assert decode(topic, encode(topic, env)).envelope == env
 
 
-@given(cmd_id=cmd_ids, name=names, expires=timestamps,
-       args=st.dictionaries(st.text(max_size=10), json_values, max_size=5))
+@given(
+    cmd_id=cmd_ids,
+    name=names,
+    expires=timestamps,
+    args=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+)
 def test_command_round_trip(cmd_id: str, name: str, expires: float, args: Any) -> None:
     body = Command(name=name, cmd_id=cmd_id, reply_to="x", expires_at=expires, args=args)
     topic = Topic.command("unit-1", name)
     assert decode(topic, encode(topic, envelope(body))).envelope.body == body
 
 
-@given(lat=st.floats(-90, 90), lon=st.floats(-180, 180), battery=st.floats(0, 100),
-       heading=st.floats(0, 359.99))
+@given(
+    lat=st.floats(-90, 90),
+    lon=st.floats(-180, 180),
+    battery=st.floats(0, 100),
+    heading=st.floats(0, 359.99),
+)
 def test_state_round_trip(lat: float, lon: float, battery: float, heading: float) -> None:
-    body = state(position=Position(lat=lat, lon=lon, heading_deg=heading, fix_ts=2.0),
-                 battery_pct=battery)
+    body = state(
+        position=Position(lat=lat, lon=lon, heading_deg=heading, fix_ts=2.0), battery_pct=battery
+    )
     topic = Topic.state("unit-1")
     assert decode(topic, encode(topic, envelope(body))).envelope.body == body
 
 
 @settings(max_examples=500)
-@given(payload=st.binary(max_size=2048), kind=st.sampled_from(
-    ["presence", "state", "events/x", "cmd/ping", "res"]))
+@given(
+    payload=st.binary(max_size=2048),
+    kind=st.sampled_from(["presence", "state", "events/x", "cmd/ping", "res"]),
+)
 def test_arbitrary_bytes_only_raise_protocol_error(payload: bytes, kind: str) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode(f"rtcc/v1/units/u1/{kind}", payload)
-    except ProtocolError:
-        pass
 
 
 @settings(max_examples=300)
 @given(doc=json_values)
 def test_arbitrary_json_only_raises_protocol_error(doc: Any) -> None:
-    payload = json.dumps({"v": 1, "id": str(uuid.uuid4()), "sid": 1, "seq": 1, "ts": 1.0,
-                          "body": doc}).encode()
+    payload = json.dumps(
+        {"v": 1, "id": str(uuid.uuid4()), "sid": 1, "seq": 1, "ts": 1.0, "body": doc}
+    ).encode()
     for kind in ("presence", "state", "events/x", "res"):
-        try:
+        with contextlib.suppress(ProtocolError):
             decode(f"rtcc/v1/units/u1/{kind}", payload)
-        except ProtocolError:
-            pass
 
 
 @pytest.mark.parametrize(
@@ -131,10 +149,15 @@ def test_arbitrary_json_only_raises_protocol_error(doc: Any) -> None:
         (b"{", "invalid_payload"),
         (b"[" * 100_000, "too_large"),
         (b"[" * 5000 + b"]" * 5000, "invalid_payload"),
-        (b'{"v":2,"id":"' + str(uuid.uuid4()).encode() + b'","sid":1,"seq":1,"ts":1,'
-         b'"body":{"online":true,"reason":"birth"}}', "invalid_payload"),
-        (b'{"v":1,"id":"x","sid":1,"seq":1,"ts":1,"body":{"online":true,"reason":"birth"}}',
-         "invalid_payload"),
+        (
+            b'{"v":2,"id":"' + str(uuid.uuid4()).encode() + b'","sid":1,"seq":1,"ts":1,'
+            b'"body":{"online":true,"reason":"birth"}}',
+            "invalid_payload",
+        ),
+        (
+            b'{"v":1,"id":"x","sid":1,"seq":1,"ts":1,"body":{"online":true,"reason":"birth"}}',
+            "invalid_payload",
+        ),
     ],
 )
 def test_malformed_payloads(payload: bytes, reason: str) -> None:

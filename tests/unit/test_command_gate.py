@@ -17,11 +17,14 @@ def gate(unit: str = "u1") -> CommandGate:
     return CommandGate(unit, {"ping", "config.set"}, remember)
 
 
-def payload(name: str = "ping", cmd_id: str = "c1", expires_in: float = 30.0,
-            reply_to: str = "rtcc/v1/units/u1/res") -> tuple[str, bytes]:
+def payload(
+    name: str = "ping",
+    cmd_id: str = "c1",
+    expires_in: float = 30.0,
+    reply_to: str = "rtcc/v1/units/u1/res",
+) -> tuple[str, bytes]:
     topic = Topic.command("u1", name)
-    body = Command(name=name, cmd_id=cmd_id, reply_to=reply_to,
-                   expires_at=time.time() + expires_in)
+    body = Command(name=name, cmd_id=cmd_id, reply_to=reply_to, expires_at=time.time() + expires_in)
     return str(topic), encode(topic, Envelope(sid=1, seq=1, ts=time.time(), body=body))
 
 

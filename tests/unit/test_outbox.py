@@ -58,8 +58,12 @@ while True:
 def test_kill_9_loses_no_committed_row(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE,
-                                text=True, cwd=Path(__file__).parents[2])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parents[2],
+        )
         assert proc.stdout is not None
         last = -1
         deadline = time.monotonic() + 10

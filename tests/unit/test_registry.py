@@ -10,8 +10,7 @@ from tests.unit.test_codec import state
 
 
 def msg(topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Message:
-    return Message(topic, Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0,
-                                   body=body))
+    return Message(topic, Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0, body=body))
 
 
 def birth(sid: int, seq: int = 1) -> Message:

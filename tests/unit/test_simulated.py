@@ -9,8 +9,9 @@ def test_deterministic_for_a_seed() -> None:
 
 
 def test_moves_around_its_point_and_drains() -> None:
-    unit = SimulatedUnit(1, 40.0, -74.0, radius_m=500, speed_mps=10, event_interval_s=0,
-                         battery_drain_pct_per_h=10)
+    unit = SimulatedUnit(
+        1, 40.0, -74.0, radius_m=500, speed_mps=10, event_interval_s=0, battery_drain_pct_per_h=10
+    )
     first, _ = unit.poll(1000.0)
     later, events = unit.poll(1360.0)
     assert first.fix is not None and later.fix is not None

@@ -1,0 +1,107 @@
+"""The `rtcc` command as a user runs it: real processes, real ports, real signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from central.broker import free_port
+from tests.helpers import ROOT
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return json.load(response)
+
+
+def poll(predicate: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s")
+
+
+def rtcc(*args: str, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtcc", *args],
+        cwd=ROOT,
+        env={**os.environ, "RTCC_LOG__FORMAT": "json", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_central_restarts_its_broker(tmp_path: Path) -> None:
+    port = free_port()
+    proc = rtcc(
+        "central",
+        RTCC_HTTP__PORT=str(port),
+        RTCC_DATA_DIR=str(tmp_path),
+        RTCC_MQTT__RECONNECT_MAX_S="1",
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        poll(lambda: get(api + "/healthz")["mqtt_connected"], 20)
+        broker = next(p for p in psutil.Process(proc.pid).children() if "mosquitto" in p.name())
+        broker.kill()
+        poll(
+            lambda: any(
+                p.pid != broker.pid and "mosquitto" in p.name()
+                for p in psutil.Process(proc.pid).children()
+            ),
+            15,
+        )
+        poll(lambda: get(api + "/healthz")["mqtt_connected"], 20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert not psutil.pid_exists(broker.pid) or broker.status() == psutil.STATUS_ZOMBIE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "Traceback" not in output and "was destroyed" not in output
+
+
+def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    proc = rtcc("demo", "--units", "2", "--http-port", str(port), "--data-dir", str(tmp_path))
+    api = f"http://127.0.0.1:{port}"
+    try:
+        units = poll(
+            lambda: (
+                [u for u in get(api + "/api/v1/units") if u["online"] and u["state"]]
+                if len(get(api + "/api/v1/units")) == 2
+                else None
+            ),
+            40,
+        )
+        assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert len(descendants) >= 4  # central, its broker, two agents
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        _gone, alive = psutil.wait_procs(descendants, timeout=5)
+        assert not alive, alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "rtcc demo is running" in output and api in output and "stopped." in output
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+    assert "Traceback" not in logs and "was destroyed" not in logs
+    assert '"reason": "shutdown"' in logs
