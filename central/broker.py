@@ -40,7 +40,7 @@ class MosquittoOptions:
     port: int = 0
     persistence: bool = True
     max_queued_messages: int = 100_000
-    max_inflight_messages: int = 100
+    max_inflight_messages: int = 1000
 
     def render(self, data_dir: Path, port: int) -> str:
         lines = [
@@ -84,6 +84,10 @@ class MosquittoProcess:
     @property
     def url(self) -> str:
         return f"mqtt://{self.options.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:

@@ -79,6 +79,7 @@ class FleetService:
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
         self._status_topic = Topic.center_status(settings.center_id)
+        self._counters = {kind: metrics.messages.labels(kind.value) for kind in TopicKind}
         self._sid = 0
         self._seq = 0
         settings_urls = settings.model_copy(update={"mqtt_url": mqtt_url}).broker_urls()
@@ -142,7 +143,7 @@ class FleetService:
         if kind in (TopicKind.COMMAND, TopicKind.CENTER_STATUS):
             self._reject("unexpected_topic", "not an agent->center topic", topic, now)
             return
-        verdict = self.registry.apply(message, now, retained)
+        verdict = self.registry.apply(message, payload, now, retained)
         if verdict.outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
             return
@@ -151,7 +152,7 @@ class FleetService:
             return
         if verdict.outcome is Outcome.NOT_MINE:
             return
-        self.metrics.messages.labels(kind.value).inc()
+        self._counters[kind].inc()
         unit_id = message.topic.subject
         envelope = message.envelope
         if not retained and kind in (TopicKind.STATE, TopicKind.EVENT):

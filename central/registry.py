@@ -2,7 +2,8 @@
 
 Rules (sid = the unit's connection session, seq = its message counter in that session,
 seq 0 = the Last Will composed at connect, live messages count from 1):
-- A message id seen recently for the unit is a repeat (store-and-forward resends): dropped.
+- An event or result id seen recently for the unit is a repeat (store-and-forward resends):
+  dropped. Presence and state need no ids: the sequence rules cover them.
 - Presence: an older session's presence is stale (a late Will after a reconnect).
 - A live message whose seq skips ahead in the current session, or that opens a newer
   session past its first message, means something was lost: the caller asks for a rebirth.
@@ -17,10 +18,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from protocol import Message, Presence, TopicKind, UnitState
+from protocol import Message, Presence, Topic, TopicKind, UnitState, decode
 
-RECENT_IDS_PER_UNIT = 2048
+# Repeats come from the agent's outbox re-sending what was in flight (at most its window of
+# 32) when a connection dropped; a few times that covers them at a small cost per unit.
+RECENT_IDS_PER_UNIT = 128
 REBIRTH_MIN_INTERVAL_S = 5.0
+_STORED_KINDS = frozenset({TopicKind.EVENT, TopicKind.RESULT})
 
 
 class Outcome(StrEnum):
@@ -43,12 +47,23 @@ class UnitRecord:
     online: bool | None = None
     sid: int = -1
     last_seq: int | None = None
-    state: UnitState | None = None
     state_ts: float | None = None
+    # The last state is kept as the validated payload's bytes and parsed again on demand:
+    # bytes are invisible to the garbage collector, while a model graph per unit, replaced
+    # every second, makes full collections (and their pauses) frequent in a large fleet.
+    state_payload: bytes | None = field(default=None, repr=False)
+    _state_cache: UnitState | None = field(default=None, repr=False)
     last_seen: float | None = None
     presence_since: float | None = None
     _recent: OrderedDict[uuid.UUID, None] = field(default_factory=OrderedDict, repr=False)
     _last_rebirth: float = float("-inf")
+
+    @property
+    def state(self) -> UnitState | None:
+        if self._state_cache is None and self.state_payload is not None:
+            body = decode(Topic.state(self.unit_id), self.state_payload).envelope.body
+            self._state_cache = body
+        return self._state_cache
 
     def seen_before(self, msg_id: uuid.UUID) -> bool:
         if msg_id in self._recent:
@@ -88,7 +103,10 @@ class Registry:
     def online_count(self) -> int:
         return sum(1 for r in self._units.values() if r.online)
 
-    def apply(self, message: Message, now: float, retained: bool = False) -> Verdict:
+    def apply(
+        self, message: Message, payload: bytes, now: float, retained: bool = False
+    ) -> Verdict:
+        """Feed one decoded message (`payload` is what it was decoded from)."""
         unit_id = message.topic.subject
         if not self.partition.owns(unit_id):
             return Verdict(Outcome.NOT_MINE)
@@ -96,9 +114,10 @@ class Registry:
         if record is None:
             record = self._units[unit_id] = UnitRecord(unit_id)
         envelope = message.envelope
-        if record.seen_before(envelope.id):
+        kind = message.topic.kind
+        if kind in _STORED_KINDS and record.seen_before(envelope.id):
             return Verdict(Outcome.DUPLICATE)
-        if message.topic.kind is TopicKind.PRESENCE:
+        if kind is TopicKind.PRESENCE:
             return self._presence(record, message, now)
         if message.topic.kind is TopicKind.STATE and envelope.sid < record.sid:
             return Verdict(Outcome.STALE)
@@ -106,7 +125,8 @@ class Registry:
         if verdict.outcome is not Outcome.APPLIED:
             return verdict
         if message.topic.kind is TopicKind.STATE:
-            record.state = envelope.body
+            record.state_payload = payload
+            record._state_cache = None
             record.state_ts = envelope.ts
         if not retained:
             record.last_seen = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Callable, Iterator
 
@@ -70,6 +71,9 @@ class Central:
                 self._http_task.result()
                 raise RuntimeError("HTTP server exited during start")
             await asyncio.sleep(0.02)
+        # Start-up objects live for good: keep full collections from walking them again.
+        gc.collect()
+        gc.freeze()
         log.info("central_started", api=self.api_url, mqtt=mqtt_url)
 
     async def wait_connected(self, timeout: float = 10.0) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from protocol.errors import ProtocolError
 
@@ -98,8 +99,10 @@ def check_name(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> Topic:
-    """Parse a concrete topic of the contract; anything else raises ProtocolError."""
+    """Parse a concrete topic of the contract; anything else raises ProtocolError.
+    Cached: a fleet repeats the same few topics per unit (errors are never cached)."""
     if len(topic) > MAX_TOPIC_LENGTH:
         raise ProtocolError("bad_topic", "topic too long")
     parts = topic.split("/")

@@ -1,101 +1,118 @@
+from __future__ import annotations
+
 import uuid
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from central.registry import Outcome, Partition, Registry
-from protocol import Envelope, Event, Message, Presence, Topic
+from central.registry import Outcome, Partition, Registry, Verdict
+from protocol import Envelope, Event, Message, Presence, Topic, encode
 from tests.unit.test_codec import state
 
 
-def msg(topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Message:
-    return Message(topic, Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0, body=body))
+class Sent:
+    """A message as the registry receives it: decoded, with the bytes it came from."""
+
+    def __init__(
+        self, topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None
+    ) -> None:
+        env = Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0, body=body)
+        self.payload = encode(topic, env)
+        self.message = Message(topic, env)
 
 
-def birth(sid: int, seq: int = 1) -> Message:
+def msg(topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Sent:
+    return Sent(topic, body, sid, seq, msg_id)
+
+
+def apply(reg: Registry, sent: Sent, now: float, retained: bool = False) -> Verdict:
+    return reg.apply(sent.message, sent.payload, now, retained)
+
+
+def birth(sid: int, seq: int = 1) -> Sent:
     return msg(Topic.presence("u1"), Presence(online=True, reason="birth"), sid, seq)
 
 
-def will(sid: int) -> Message:
+def will(sid: int) -> Sent:
     return msg(Topic.presence("u1"), Presence(online=False, reason="lwt"), sid, 0)
 
 
-def event(sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Message:
+def event(sid: int, seq: int, msg_id: uuid.UUID | None = None) -> Sent:
     return msg(Topic.event("u1", "x"), Event(type="x"), sid, seq, msg_id)
 
 
 def test_presence_follows_birth_and_will() -> None:
     reg = Registry()
-    assert reg.apply(birth(1), 10.0).presence_changed
+    assert apply(reg, birth(1), 10.0).presence_changed
     assert reg.get("u1").online is True  # type: ignore[union-attr]
-    assert reg.apply(will(1), 11.0).presence_changed
+    assert apply(reg, will(1), 11.0).presence_changed
     assert reg.get("u1").online is False  # type: ignore[union-attr]
     assert reg.online_count() == 0
 
 
 def test_late_will_of_an_older_session_is_stale() -> None:
     reg = Registry()
-    reg.apply(birth(2), 1.0)
-    assert reg.apply(will(1), 2.0).outcome is Outcome.STALE
+    apply(reg, birth(2), 1.0)
+    assert apply(reg, will(1), 2.0).outcome is Outcome.STALE
     assert reg.get("u1").online is True  # type: ignore[union-attr]
 
 
 def test_repeated_message_id_is_a_duplicate() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
+    apply(reg, birth(1), 1.0)
     same = uuid.uuid4()
-    assert reg.apply(event(1, 2, same), 1.0).outcome is Outcome.APPLIED
+    assert apply(reg, event(1, 2, same), 1.0).outcome is Outcome.APPLIED
     # Store-and-forward resends keep the id but travel in a new session with a new seq.
-    reg.apply(birth(2), 2.0)
-    assert reg.apply(event(2, 2, same), 2.0).outcome is Outcome.DUPLICATE
+    apply(reg, birth(2), 2.0)
+    assert apply(reg, event(2, 2, same), 2.0).outcome is Outcome.DUPLICATE
 
 
 def test_seq_gap_is_reported_once() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
-    assert not reg.apply(event(1, 2), 1.0).gap
-    assert reg.apply(event(1, 5), 1.0).gap
-    assert not reg.apply(event(1, 6), 1.0).gap
+    apply(reg, birth(1), 1.0)
+    assert not apply(reg, event(1, 2), 1.0).gap
+    assert apply(reg, event(1, 5), 1.0).gap
+    assert not apply(reg, event(1, 6), 1.0).gap
 
 
 def test_new_session_missing_its_start_is_a_gap() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
-    assert reg.apply(event(2, 7), 1.0).gap
-    assert not reg.apply(birth(3, 1), 1.0).gap
+    apply(reg, birth(1), 1.0)
+    assert apply(reg, event(2, 7), 1.0).gap
+    assert not apply(reg, birth(3, 1), 1.0).gap
 
 
 def test_first_contact_is_a_baseline_not_a_gap() -> None:
     reg = Registry()
-    assert not reg.apply(event(4, 40), 1.0).gap
+    assert not apply(reg, event(4, 40), 1.0).gap
 
 
 def test_rebirth_counts_in_the_sequence() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
-    reg.apply(msg(Topic.presence("u1"), Presence(online=True, reason="rebirth"), 1, 2), 1.0)
-    assert not reg.apply(msg(Topic.state("u1"), state(), 1, 3), 1.0).gap
+    apply(reg, birth(1), 1.0)
+    apply(reg, msg(Topic.presence("u1"), Presence(online=True, reason="rebirth"), 1, 2), 1.0)
+    assert not apply(reg, msg(Topic.state("u1"), state(), 1, 3), 1.0).gap
 
 
 def test_retained_messages_never_count_as_gaps() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
-    verdict = reg.apply(msg(Topic.state("u1"), state(), 1, 90), 1.0, retained=True)
+    apply(reg, birth(1), 1.0)
+    verdict = apply(reg, msg(Topic.state("u1"), state(), 1, 90), 1.0, retained=True)
     assert verdict.outcome is Outcome.APPLIED and not verdict.gap
     assert reg.get("u1").state is not None  # type: ignore[union-attr]
 
 
 def test_state_of_an_older_session_is_stale_but_events_count() -> None:
     reg = Registry()
-    reg.apply(birth(3), 1.0)
-    assert reg.apply(msg(Topic.state("u1"), state(), 2, 5), 1.0).outcome is Outcome.STALE
-    assert reg.apply(event(2, 6), 1.0).outcome is Outcome.APPLIED
+    apply(reg, birth(3), 1.0)
+    assert apply(reg, msg(Topic.state("u1"), state(), 2, 5), 1.0).outcome is Outcome.STALE
+    assert apply(reg, event(2, 6), 1.0).outcome is Outcome.APPLIED
 
 
 def test_rebirth_requests_are_rate_limited() -> None:
     reg = Registry()
-    reg.apply(birth(1), 1.0)
+    apply(reg, birth(1), 1.0)
     assert reg.rebirth_due("u1", 100.0)
     assert not reg.rebirth_due("u1", 101.0)
     assert reg.rebirth_due("u1", 106.0)
@@ -110,7 +127,7 @@ def test_partition_splits_units_between_processes() -> None:
     reg = Registry(Partition(0, 3))
     foreign = next(u for u in units if not reg.partition.owns(u))
     m = msg(Topic.presence(foreign), Presence(online=True, reason="birth"), 1, 1)
-    assert reg.apply(m, 1.0).outcome is Outcome.NOT_MINE
+    assert apply(reg, m, 1.0).outcome is Outcome.NOT_MINE
     assert len(reg) == 0
 
 
@@ -119,7 +136,7 @@ def test_any_message_order_keeps_invariants(steps: list[tuple[int, int, bool]]) 
     reg = Registry()
     seen: list[int] = []
     for sid, seq, retained in steps:
-        verdict = reg.apply(event(sid, seq), 1.0, retained)
+        verdict = apply(reg, event(sid, seq), 1.0, retained)
         seen.append(sid)
         record = reg.get("u1")
         assert record is not None

@@ -1,0 +1,279 @@
+"""Status plane: N units x 1 msg/s through Mosquitto into the fleet service.
+
+Measures ingested msgs/s, publish-to-registry latency p50/p99, and the CPU and RSS of the
+fleet service; in the same run, a bare paho subscriber (parse the timestamp, nothing else)
+is the baseline, so the table shows what validation, dedupe and the registry cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from central.broker import MosquittoOptions, MosquittoProcess, free_port
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "bench" / "results"
+EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e)
+
+
+@dataclass
+class Row:
+    system: str
+    units: int
+    ingested_per_s: float
+    p50_ms: float
+    p99_ms: float
+    consumer_cpu_pct: float
+    consumer_rss_mb: float
+    broker_cpu_pct: float
+    generator_cpu_pct: float
+
+
+def _http(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def _metrics(api: str) -> tuple[float, dict[float, float]]:
+    """(state messages ingested, cumulative latency histogram {le: count})."""
+    messages, buckets = 0.0, {}
+    for line in _http(api + "/metrics").splitlines():
+        if line.startswith('rtcc_mqtt_messages_total{kind="state"}'):
+            messages = float(line.split()[-1])
+        elif line.startswith("rtcc_ingest_latency_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
+    return messages, buckets
+
+
+def _quantile(buckets: dict[float, float], q: float) -> float:
+    """Linear interpolation inside the Prometheus bucket that holds quantile q."""
+    edges = sorted(buckets)
+    total = buckets[edges[-1]]
+    if total <= 0:
+        return float("nan")
+    target, lower, below = q * total, 0.0, 0.0
+    for edge in edges:
+        count = buckets[edge]
+        if count >= target:
+            if edge == float("inf"):
+                return lower
+            return lower + (edge - lower) * (target - below) / max(count - below, 1e-9)
+        lower, below = edge, count
+    return lower
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def _generator(broker: MosquittoProcess, units: int, seconds: float, prefix: str) -> Any:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.mqtt_load",
+            "127.0.0.1",
+            str(broker.port),
+            str(units),
+            str(seconds),
+            prefix,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+
+
+def _wait_until(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("service did not come up")
+
+
+def run_ours(
+    broker: MosquittoProcess, units: int, warmup: float, seconds: float, workdir: Path
+) -> Row:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    central = subprocess.Popen(
+        [sys.executable, "-m", "rtcc", "central"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "RTCC_MQTT_URL": broker.url,
+            "RTCC_HTTP__PORT": str(port),
+            "RTCC_DATA_DIR": str(workdir / f"central-{units}"),
+            "RTCC_LOG__LEVEL": "warning",
+            "RTCC_CENTER_ID": f"bench-{units}",
+            "RTCC_MQTT__SESSION_EXPIRY_S": "0",
+            **EXTRA_ENV,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until(lambda: json.loads(_http(api + "/healthz"))["mqtt_connected"], 30)
+        generator = _generator(broker, units, warmup + seconds + 2, f"ours{units}")
+        procs = {
+            name: psutil.Process(pid)
+            for name, pid in (
+                ("central", central.pid),
+                ("broker", broker.pid),
+                ("gen", generator.pid),
+            )
+        }
+        time.sleep(warmup)
+        m0, h0 = _metrics(api)
+        c0 = {name: _cpu(p) for name, p in procs.items()}
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        m1, h1 = _metrics(api)
+        c1 = {name: _cpu(p) for name, p in procs.items()}
+        elapsed = time.monotonic() - t0
+        rss = procs["central"].memory_info().rss / 2**20
+        generator.wait()
+        delta = {le: h1[le] - h0.get(le, 0.0) for le in h1}
+        cpu = {name: 100 * (c1[name] - c0[name]) / elapsed for name in procs}
+        return Row(
+            "rtcc fleet service",
+            units,
+            (m1 - m0) / elapsed,
+            1000 * _quantile(delta, 0.5),
+            1000 * _quantile(delta, 0.99),
+            cpu["central"],
+            rss,
+            cpu["broker"],
+            cpu["gen"],
+        )
+    finally:
+        central.send_signal(signal.SIGTERM)
+        central.wait(30)
+
+
+def run_baseline(broker: MosquittoProcess, units: int, warmup: float, seconds: float) -> Row:
+    subscriber = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline_subscriber", "127.0.0.1", str(broker.port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    time.sleep(1.0)
+    generator = _generator(broker, units, warmup + seconds + 2, f"base{units}")
+    procs = {
+        name: psutil.Process(pid)
+        for name, pid in (("sub", subscriber.pid), ("broker", broker.pid), ("gen", generator.pid))
+    }
+    time.sleep(warmup)
+    subscriber.send_signal(signal.SIGUSR1)
+    c0 = {name: _cpu(p) for name, p in procs.items()}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    c1 = {name: _cpu(p) for name, p in procs.items()}
+    elapsed = time.monotonic() - t0
+    rss = procs["sub"].memory_info().rss / 2**20
+    subscriber.send_signal(signal.SIGTERM)
+    out, _ = subscriber.communicate(timeout=60)
+    generator.wait()
+    latencies = json.loads(out)["latencies"]
+    cpu = {name: 100 * (c1[name] - c0[name]) / elapsed for name in procs}
+    return Row(
+        "bare paho subscriber (baseline)",
+        units,
+        len(latencies) / elapsed,
+        1000 * _percentile(latencies, 0.5),
+        1000 * _percentile(latencies, 0.99),
+        cpu["sub"],
+        rss,
+        cpu["broker"],
+        cpu["gen"],
+    )
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        f"{'system':<32} {'units':>6} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'CPU %':>6} {'RSS MB':>7} {'broker%':>8} {'gen %':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.system:<32} {r.units:>6} {r.ingested_per_s:>8.0f} {r.p50_ms:>7.2f} "
+            f"{r.p99_ms:>7.2f} {r.consumer_cpu_pct:>6.1f} {r.consumer_rss_mb:>7.1f} "
+            f"{r.broker_cpu_pct:>8.1f} {r.generator_cpu_pct:>6.1f}"
+        )
+
+
+def ratios(rows: list[Row]) -> list[dict[str, float]]:
+    out = []
+    for ours in (r for r in rows if r.system.startswith("rtcc")):
+        base = next(r for r in rows if r.units == ours.units and r is not ours)
+        out.append(
+            {
+                "units": ours.units,
+                "p99_ratio": ours.p99_ms / base.p99_ms if base.p99_ms else float("nan"),
+                "cpu_ratio": ours.consumer_cpu_pct / max(base.consumer_cpu_pct, 0.1),
+            }
+        )
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench.status_plane", description=__doc__)
+    parser.add_argument("--units", default="1000,5000")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="rtcc-bench-") as tmp:
+        broker = MosquittoProcess(Path(tmp) / "broker", MosquittoOptions(persistence=False))
+        broker.start()
+        try:
+            for units in (int(u) for u in args.units.split(",")):
+                rows.append(run_ours(broker, units, args.warmup, args.seconds, Path(tmp)))
+                rows.append(run_baseline(broker, units, args.warmup, args.seconds))
+        finally:
+            broker.stop()
+    print("\nStatus plane: units x 1 msg/s (QoS 1) -> Mosquitto -> consumer, same run\n")
+    print_table(rows)
+    for r in ratios(rows):
+        print(
+            f"  {r['units']} units: rtcc p99 / baseline p99 = {r['p99_ratio']:.2f}, "
+            f"CPU rtcc / baseline = {r['cpu_ratio']:.2f}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"status_plane-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(
+        json.dumps(
+            {"rows": [asdict(r) for r in rows], "ratios": ratios(rows), "cpus": os.cpu_count()},
+            indent=2,
+        )
+    )
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return 0
