@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from central.broker import MosquittoProcess
 from runtime.logs import configure_logging
 
 configure_logging("warning", "console")
+# CI machines are slower and busier than a laptop: judge properties, not speed.
+settings.register_profile("rtcc", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rtcc")
 
 
 @pytest.fixture(scope="session")
