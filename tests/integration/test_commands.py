@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from protocol import Command, CommandResult, Envelope, Presence, Topic, decode, encode
 from runtime.config import BrokerUrl, MqttTuning
@@ -18,7 +19,7 @@ async def raw_client(
     broker_url: str,
     name: str,
     topics: list[str] | None = None,
-    inbox: list[CommandResult] | None = None,
+    inbox: list[Any] | None = None,
 ) -> AsyncIterator[MqttLink]:
     def collect(topic: str, payload: bytes, _retained: bool) -> None:
         if inbox is not None:

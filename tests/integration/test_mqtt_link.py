@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,8 @@ async def test_publish_subscribe_and_acks(broker_url: str, unique: str, protocol
         await asyncio.gather(*(pub.publish(f"t/{unique}/x", b"%d" % i) for i in range(200)))
         await wait_for(lambda: len(got) == 200)
         assert [p for _, p, _ in got] == [b"%d" % i for i in range(200)]
-        sock = pub._client.socket()  # type: ignore[union-attr]
+        assert pub._client is not None
+        sock: Any = pub._client.socket()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 

@@ -7,7 +7,9 @@ import random
 import signal
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 from central.broker import MosquittoProcess
 from tests.helpers import (
@@ -19,12 +21,14 @@ from tests.helpers import (
 )
 
 
+def outbox_empty(path: Path) -> bool:
+    """True once the outbox is empty."""
+    with sqlite3.connect(path) as db:
+        return bool(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0)
+
+
 def received(center: CenterHandle, unit: str) -> list[int]:
-    return [
-        int(e.event.data["n"])
-        for e in center.fleet.recent_events  # type: ignore[call-overload]
-        if e.unit_id == unit
-    ]
+    return [cast(int, e.event.data["n"]) for e in center.fleet.recent_events if e.unit_id == unit]
 
 
 async def test_broker_down_10s_while_100_events(
@@ -57,7 +61,7 @@ async def test_kill_9_of_the_agent_loses_nothing(
             unit = f"u-{unique}-{attempt}"
             data_dir = tmp_path / unit
             proc = spawn_agent(unit, broker_url, data_dir, RTCC_SIM__EVENT_INTERVAL_S="0.01")
-            await wait_for(lambda u=unit: len(received(center, u)) > 20, timeout=15)
+            await wait_for(partial(lambda u: len(received(center, u)) > 20, unit), timeout=15)
             await asyncio.sleep(rng.uniform(0.0, 1.0))
             os.kill(proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.wait)
@@ -71,11 +75,7 @@ async def test_kill_9_of_the_agent_loses_nothing(
 
             restarted = spawn_agent(unit, broker_url, data_dir)
             try:
-                with sqlite3.connect(data_dir / "agent.db") as db:
-                    await wait_for(
-                        lambda d=db: d.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0,
-                        timeout=15,
-                    )
+                await wait_for(partial(outbox_empty, data_dir / "agent.db"), timeout=15)
                 await asyncio.sleep(0.3)
                 # Every event stored before the kill arrives exactly once, in order.
                 assert received(center, unit) == list(range(expected))

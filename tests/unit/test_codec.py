@@ -90,7 +90,7 @@ def test_round_trip_every_kind(topic: Topic, body: Any) -> None:
     data=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
 )
 def test_event_round_trip(sid: int, seq: int, ts: float, event_type: str, data: Any) -> None:
-    env = Envelope(sid=sid, seq=seq, ts=ts, body=Event(type=event_type, data=data))
+    env: Envelope[Event] = Envelope(sid=sid, seq=seq, ts=ts, body=Event(type=event_type, data=data))
     topic = Topic.event("unit-1", event_type)
     assert decode(topic, encode(topic, env)).envelope == env
 

@@ -17,7 +17,9 @@ class Sent:
     def __init__(
         self, topic: Topic, body: Any, sid: int, seq: int, msg_id: uuid.UUID | None
     ) -> None:
-        env = Envelope(id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0, body=body)
+        env: Envelope[Any] = Envelope(
+            id=msg_id or uuid.uuid4(), sid=sid, seq=seq, ts=1.0, body=body
+        )
         self.payload = encode(topic, env)
         self.message = Message(topic, env)
 
