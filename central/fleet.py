@@ -35,6 +35,7 @@ from runtime.mqtt import MqttLink, Subscription, Will
 
 VERSION = "0.1.0"
 RECENT_EVENTS = 1000
+GAP_CHECK_S = 0.5
 LOGS_PER_REASON_PER_MINUTE = 10
 
 
@@ -170,9 +171,26 @@ class FleetService:
         elif kind is TopicKind.RESULT:
             self._finish_command(unit_id, message.envelope.body, now)
         if verdict.gap:
-            self.metrics.seq_gaps.inc()
-            if self.registry.rebirth_due(unit_id, now):
-                self._request_rebirth(unit_id)
+            self._on_gap(unit_id, now)
+
+    def _on_gap(self, unit_id: str, now: float) -> None:
+        self.metrics.seq_gaps.inc()
+        if self.registry.rebirth_due(unit_id, now):
+            self._request_rebirth(unit_id)
+
+    async def run(self) -> None:
+        """The MQTT link, and the check for sequence holes that never closed."""
+        link = asyncio.create_task(self.link.run(), name="fleet-mqtt")
+        try:
+            while not link.done():
+                await asyncio.sleep(GAP_CHECK_S)
+                now = self.clock()
+                for unit_id in self.registry.expire_holes(now):
+                    self._on_gap(unit_id, now)
+            await link
+        finally:
+            link.cancel()
+            await asyncio.gather(link, return_exceptions=True)
 
     def _reject(self, reason: str, detail: str, topic: str, now: float) -> None:
         self.metrics.rejected.labels(reason).inc()

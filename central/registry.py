@@ -3,11 +3,11 @@
 Rules (sid = the unit's connection session, seq = its message counter in that session,
 seq 0 = the Last Will composed at connect, live messages count from 1):
 - An event or result id seen recently for the unit is a repeat (store-and-forward resends):
-  dropped. Presence and state need no ids: the sequence rules cover them.
+  dropped. Nothing else ever drops an event: brokers may reorder across topics.
 - Presence: an older session's presence is stale (a late Will after a reconnect).
-- A live message whose seq skips ahead in the current session, or that opens a newer
-  session past its first message, means something was lost: the caller asks for a rebirth.
-- Retained messages (delivered on subscribe) update what we know but never count as gaps.
+- State: only a newer state replaces the one we have.
+- Sequence gaps (see `SequenceTracker`) mean something was lost on the way: the caller
+  asks the unit for a rebirth. Retained messages (delivered on subscribe) never count.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from protocol import Message, Presence, Topic, TopicKind, UnitState, decode
+from central.sequence import SequenceTracker
+from protocol import Message, Topic, TopicKind, UnitState, decode
 
 # Repeats come from the agent's outbox re-sending what was in flight (at most its window of
 # 32) when a connection dropped; a few times that covers them at a small cost per unit.
@@ -46,15 +47,17 @@ class UnitRecord:
     unit_id: str
     online: bool | None = None
     sid: int = -1
-    last_seq: int | None = None
+    sequence: SequenceTracker | None = None
+    tracked_sid: int = -1
     state_ts: float | None = None
+    state_order: tuple[int, int] = (-1, -1)
     # The last state is kept as the validated payload's bytes and parsed again on demand:
     # bytes are invisible to the garbage collector, while a model graph per unit, replaced
     # every second, makes full collections (and their pauses) frequent in a large fleet.
     state_payload: bytes | None = field(default=None, repr=False)
-    _state_cache: UnitState | None = field(default=None, repr=False)
     last_seen: float | None = None
     presence_since: float | None = None
+    _state_cache: UnitState | None = field(default=None, repr=False)
     _recent: OrderedDict[uuid.UUID, None] = field(default_factory=OrderedDict, repr=False)
     _last_rebirth: float = float("-inf")
 
@@ -90,6 +93,7 @@ class Registry:
     def __init__(self, partition: Partition = Partition()) -> None:
         self.partition = partition
         self._units: dict[str, UnitRecord] = {}
+        self._holes: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._units)
@@ -117,55 +121,70 @@ class Registry:
         kind = message.topic.kind
         if kind in _STORED_KINDS and record.seen_before(envelope.id):
             return Verdict(Outcome.DUPLICATE)
+        if envelope.sid < record.sid:
+            # A late event or result of an older session still counts; nothing else does.
+            return Verdict(Outcome.APPLIED if kind in _STORED_KINDS else Outcome.STALE)
+        record.sid = max(record.sid, envelope.sid)
         if kind is TopicKind.PRESENCE:
-            return self._presence(record, message, now)
-        if message.topic.kind is TopicKind.STATE and envelope.sid < record.sid:
-            return Verdict(Outcome.STALE)
-        verdict = self._sequence(record, envelope.sid, envelope.seq, retained)
-        if verdict.outcome is not Outcome.APPLIED:
-            return verdict
-        if message.topic.kind is TopicKind.STATE:
+            return self._presence(record, message, now, retained)
+        gap = self._track(record, envelope.sid, envelope.seq, now, retained)
+        if not retained:
+            record.last_seen = now
+        if kind is TopicKind.STATE:
+            order = (envelope.sid, envelope.seq)
+            if order <= record.state_order:
+                return Verdict(Outcome.STALE, gap=gap)
+            record.state_order = order
             record.state_payload = payload
             record._state_cache = None
             record.state_ts = envelope.ts
-        if not retained:
-            record.last_seen = now
-        return verdict
+        return Verdict(Outcome.APPLIED, gap=gap)
 
-    def _presence(self, record: UnitRecord, message: Message, now: float) -> Verdict:
+    def _presence(
+        self, record: UnitRecord, message: Message, now: float, retained: bool
+    ) -> Verdict:
         envelope = message.envelope
-        body: Presence = envelope.body
-        if envelope.sid < record.sid:
-            return Verdict(Outcome.STALE)
-        if body.online:
-            # Birth and rebirth are part of the session's sequence.
-            same = envelope.sid == record.sid and record.last_seq is not None
-            record.last_seq = max(envelope.seq, record.last_seq or 0) if same else envelope.seq
-        record.sid = envelope.sid
-        changed = record.online != body.online
-        record.online = body.online
+        online: bool = envelope.body.online
+        # Birth and rebirth are part of the session's sequence; the Will (seq 0) is not.
+        gap = online and self._track(record, envelope.sid, envelope.seq, now, retained)
+        changed = record.online != online
+        record.online = online
         if changed:
             record.presence_since = envelope.ts
         record.last_seen = now
-        return Verdict(Outcome.APPLIED, presence_changed=changed)
+        return Verdict(Outcome.APPLIED, gap=gap, presence_changed=changed)
 
-    @staticmethod
-    def _sequence(record: UnitRecord, sid: int, seq: int, retained: bool) -> Verdict:
-        if sid < record.sid:
-            # A late event or result from an older session still counts.
-            return Verdict(Outcome.APPLIED)
-        if sid > record.sid:
-            gap = record.sid >= 0 and not retained and seq > 1
-            record.sid, record.last_seq = sid, seq
-            return Verdict(Outcome.APPLIED, gap=gap)
-        if record.last_seq is None or retained:
-            record.last_seq = max(seq, record.last_seq or 0)
-            return Verdict(Outcome.APPLIED)
-        if seq <= record.last_seq:
-            return Verdict(Outcome.DUPLICATE)
-        gap = seq > record.last_seq + 1
-        record.last_seq = seq
-        return Verdict(Outcome.APPLIED, gap=gap)
+    def _track(self, record: UnitRecord, sid: int, seq: int, now: float, retained: bool) -> bool:
+        """Feed the live sequence; True when a gap is certain. Retained messages are old
+        news and take no part."""
+        if retained:
+            return False
+        if record.sequence is None or sid > record.tracked_sid:
+            # Having followed the previous session live, a new one must start at seq 1;
+            # a unit we are just meeting starts wherever it is.
+            following = record.sequence is not None
+            record.tracked_sid = sid
+            record.sequence = SequenceTracker(contiguous=0 if following else seq)
+            if not following:
+                return False
+        elif sid < record.tracked_sid:
+            return False
+        gap = record.sequence.add(seq, now)
+        if record.sequence.has_hole:
+            self._holes.add(record.unit_id)
+        return gap
+
+    def expire_holes(self, now: float) -> list[str]:
+        """Units whose sequence hole outlived the reorder grace: each is a gap, once."""
+        gaps = []
+        for unit_id in list(self._holes):
+            sequence = self._units[unit_id].sequence
+            if sequence is None or not sequence.has_hole:
+                self._holes.discard(unit_id)
+            elif sequence.expire(now):
+                self._holes.discard(unit_id)
+                gaps.append(unit_id)
+        return gaps
 
     def rebirth_due(self, unit_id: str, now: float) -> bool:
         """Rate-limit rebirth requests per unit."""

@@ -52,7 +52,7 @@ class Central:
             mqtt_url = self.broker.url
             log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
         self.fleet = FleetService(settings, Metrics(), mqtt_url)
-        self._tasks.spawn("fleet-mqtt", self.fleet.link.run, supervise=False)
+        self._tasks.spawn("fleet", self.fleet.run, supervise=False)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.http.host, settings.http.port))

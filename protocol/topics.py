@@ -6,6 +6,11 @@ rtcc/v1/units/{unit}/events/{type}
 rtcc/v1/units/{unit}/cmd/{name}
 rtcc/v1/units/{unit}/res
 rtcc/v1/centers/{center}/status
+
+Event types and command names are dotted ("config.set"), but a dot may not appear in a
+topic: NATS, the clustered broker we scale out on, maps MQTT levels to subjects whose
+separator is the dot, and refuses such topics. In a topic level a name's dots are written
+as hyphens ("cmd/config-set"); names never contain hyphens, so the mapping is one to one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ MAX_TOPIC_LENGTH = 256
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # Event types and command names: lower-case dotted words ("config.set", "holster_draw").
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}")
+_NAME_LEVEL = re.compile(r"[a-z][a-z0-9_]{0,31}(-[a-z][a-z0-9_]{0,31}){0,3}")
 
 
 class TopicKind(StrEnum):
@@ -60,7 +66,7 @@ class Topic:
         if self.kind is TopicKind.CENTER_STATUS:
             return f"{ROOT}/centers/{self.subject}/status"
         base = f"{ROOT}/units/{self.subject}/{self.kind.value}"
-        return f"{base}/{self.name}" if self.name is not None else base
+        return f"{base}/{name_to_level(self.name)}" if self.name is not None else base
 
     @classmethod
     def presence(cls, unit_id: str) -> Topic:
@@ -99,6 +105,16 @@ def check_name(value: str) -> str:
     return value
 
 
+def name_to_level(name: str) -> str:
+    return name.replace(".", "-")
+
+
+def level_to_name(level: str) -> str:
+    if not _NAME_LEVEL.fullmatch(level):
+        raise ProtocolError("bad_name", f"not a valid name level: {level[:80]!r}")
+    return level.replace("-", ".")
+
+
 @lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> Topic:
     """Parse a concrete topic of the contract; anything else raises ProtocolError.
@@ -122,7 +138,7 @@ def parse_topic(topic: str) -> Topic:
     if kind in _NAMED_KINDS:
         if len(rest) != 1:
             raise ProtocolError("bad_topic", f"{kind} topic needs exactly one name level")
-        return Topic(kind, subject, rest[0])
+        return Topic(kind, subject, level_to_name(rest[0]))
     if rest:
         raise ProtocolError("bad_topic", f"trailing levels in {kind} topic")
     return Topic(kind, subject)

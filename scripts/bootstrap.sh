@@ -6,12 +6,15 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+# The clustered broker rtcc scales out on; the tests prove the contract over its MQTT side.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need_apt[*]} (Debian packages)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-    # Debian starts the packaged broker on 1883; rtcc runs its own on a free port.
+    # Debian may start the packaged brokers on their default ports; rtcc and its tests run
+    # their own on free ports.
   else
     echo "missing: ${need_apt[*]}; install them (e.g. sudo apt-get install ${need_apt[*]})" >&2
     exit 1

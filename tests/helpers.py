@@ -88,7 +88,7 @@ async def running_center(
     values.update(extra)
     settings = load_settings(CentralSettings, **values)
     fleet = FleetService(settings, Metrics(), broker_url)
-    task = asyncio.create_task(fleet.link.run(), name="center-mqtt")
+    task = asyncio.create_task(fleet.run(), name="center-fleet")
     transport = httpx.ASGITransport(app=create_app(fleet))
     async with httpx.AsyncClient(transport=transport, base_url="http://center") as http:
         try:

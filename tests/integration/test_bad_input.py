@@ -42,7 +42,8 @@ def garbage(rng: random.Random, unit: str) -> tuple[str, bytes]:
 
 def snapshot(center: CenterHandle) -> list[tuple[object, ...]]:
     def key(r: UnitRecord) -> tuple[object, ...]:
-        return (r.unit_id, r.online, r.sid, r.last_seq, r.state, r.last_seen)
+        seq = None if r.sequence is None else (r.sequence.contiguous, r.sequence.highest)
+        return (r.unit_id, r.online, r.sid, seq, r.state_payload, r.last_seen)
 
     return [key(r) for r in center.fleet.registry.units()]
 

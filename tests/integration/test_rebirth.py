@@ -36,7 +36,7 @@ async def test_seq_gap_triggers_rebirth_and_full_state(unique: str, tmp_path: Pa
                 agent.record_event("test.tick", {"n": n}, time.time())
             await wait_for(lambda: agent.outbox.rows == 0)
             gap_at = time.time()
-            task = asyncio.create_task(link.run())
+            task = asyncio.create_task(center.fleet.run())
             try:
                 await asyncio.wait_for(link.connected.wait(), 10)
                 agent.record_event("test.tick", {"n": 40}, time.time())
