@@ -81,6 +81,7 @@ class FleetService:
         self._log_budget = LogBudget()
         self._status_topic = Topic.center_status(settings.center_id)
         self._counters = {kind: metrics.messages.labels(kind.value) for kind in TopicKind}
+        self._background: set[asyncio.Task[None]] = set()
         self._sid = 0
         self._seq = 0
         settings_urls = settings.model_copy(update={"mqtt_url": mqtt_url}).broker_urls()
@@ -153,6 +154,9 @@ class FleetService:
             return
         if verdict.outcome is Outcome.NOT_MINE:
             return
+        if verdict.outcome is Outcome.REFUSED:
+            self._reject("registry_full", "too many units", topic, now)
+            return
         self._counters[kind].inc()
         unit_id = message.topic.subject
         envelope = message.envelope
@@ -190,7 +194,9 @@ class FleetService:
             await link
         finally:
             link.cancel()
-            await asyncio.gather(link, return_exceptions=True)
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(link, *self._background, return_exceptions=True)
 
     def _reject(self, reason: str, detail: str, topic: str, now: float) -> None:
         self.metrics.rejected.labels(reason).inc()
@@ -212,7 +218,8 @@ class FleetService:
         task = asyncio.get_running_loop().create_task(
             self._send_quietly(unit_id, "rebirth", self.settings.fleet.rebirth_ttl_s)
         )
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _send_quietly(self, unit_id: str, name: str, ttl_s: float) -> None:
         try:

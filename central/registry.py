@@ -24,6 +24,7 @@ from protocol import Message, Topic, TopicKind, UnitState, decode
 # Repeats come from the agent's outbox re-sending what was in flight (at most its window of
 # 32) when a connection dropped; a few times that covers them at a small cost per unit.
 RECENT_IDS_PER_UNIT = 128
+MAX_UNITS = 100_000
 REBIRTH_MIN_INTERVAL_S = 5.0
 _STORED_KINDS = frozenset({TopicKind.EVENT, TopicKind.RESULT})
 
@@ -33,6 +34,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     STALE = "stale"
     NOT_MINE = "not_mine"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,9 @@ class Partition:
 
 
 class Registry:
-    def __init__(self, partition: Partition = Partition()) -> None:
+    def __init__(self, partition: Partition = Partition(), max_units: int = MAX_UNITS) -> None:
         self.partition = partition
+        self.max_units = max_units
         self._units: dict[str, UnitRecord] = {}
         self._holes: set[str] = set()
 
@@ -116,6 +119,8 @@ class Registry:
             return Verdict(Outcome.NOT_MINE)
         record = self._units.get(unit_id)
         if record is None:
+            if len(self._units) >= self.max_units:
+                return Verdict(Outcome.REFUSED)
             record = self._units[unit_id] = UnitRecord(unit_id)
         envelope = message.envelope
         kind = message.topic.kind

@@ -28,7 +28,14 @@ if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt constrai
 fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "rtcc needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version))" >&2; exit 1; }
+echo "preparing .venv (pinned by constraints.txt) ..."
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install --disable-pip-version-check -c constraints.txt \
+         -e ".[dev]"; } >"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  echo "pip install failed; full log in $log" >&2
+  exit 1
+fi
 touch "$stamp"

@@ -137,6 +137,15 @@ def test_state_of_an_older_session_is_stale_but_events_count() -> None:
     assert apply(reg, event(2, 6), 1.0).outcome is Outcome.APPLIED
 
 
+def test_registry_is_bounded() -> None:
+    reg = Registry(max_units=2)
+    for unit in ("a", "b"):
+        apply(reg, msg(Topic.presence(unit), Presence(online=True, reason="birth"), 1, 1), 1.0)
+    extra = msg(Topic.presence("c"), Presence(online=True, reason="birth"), 1, 1)
+    assert apply(reg, extra, 1.0).outcome is Outcome.REFUSED
+    assert len(reg) == 2 and reg.get("c") is None
+
+
 def test_rebirth_requests_are_rate_limited() -> None:
     reg = Registry()
     apply(reg, birth(1), 1.0)
