@@ -1,0 +1,1 @@
+"""The WebRTC relay: WHIP in, WHEP out, encoded frames forwarded without transcoding."""

@@ -1,0 +1,101 @@
+"""WHIP (RFC 9725) and WHEP endpoints of a relay worker. Every request needs a bearer token
+for exactly its stream and use; it is checked before any PeerConnection exists."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from pydantic import AfterValidator
+
+from central.relay.session import Relay, RelayError
+from protocol.tokens import Audience, Claims, TokenError, TokenSigner
+from protocol.topics import check_id
+
+StreamId = Annotated[str, AfterValidator(check_id)]
+SDP = "application/sdp"
+
+
+def bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise HTTPException(401, "bearer token required", headers={"WWW-Authenticate": "Bearer"})
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def create_relay_app(
+    relay: Relay, signer: TokenSigner, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    app = FastAPI(title="rtcc relay worker")
+
+    def authorize(aud: Audience, stream_id: str, authorization: str | None) -> Claims:
+        try:
+            return signer.verify(bearer(authorization), aud, stream_id, clock())
+        except TokenError as exc:
+            status = 403 if exc.reason == "wrong_scope" else 401
+            raise HTTPException(
+                status, exc.reason, headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+
+    async def offer_of(request: Request) -> str:
+        if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
+            raise HTTPException(415, "Content-Type must be application/sdp")
+        body = await request.body()
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            raise HTTPException(400, "SDP must be UTF-8") from None
+
+    async def start(
+        kind: Audience, stream_id: str, request: Request, authorization: str | None
+    ) -> Response:
+        claims = authorize(kind, stream_id, authorization)
+        offer = await offer_of(request)
+        try:
+            if kind == "whip":
+                session, answer = await relay.publish(stream_id, offer)
+            else:
+                session, answer = await relay.view(stream_id, offer, claims.who)
+        except RelayError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return Response(
+            answer,
+            status_code=201,
+            media_type=SDP,
+            headers={"Location": f"/{kind}/{stream_id}/{session}"},
+        )
+
+    async def stop(
+        kind: Audience, stream_id: str, session: str, authorization: str | None
+    ) -> Response:
+        authorize(kind, stream_id, authorization)
+        if not await relay.end(stream_id, session):
+            raise HTTPException(404, "no such session")
+        return Response(status_code=200)
+
+    @app.post("/whip/{stream_id}", status_code=201)
+    async def whip(
+        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        return await start("whip", stream_id, request, authorization)
+
+    @app.post("/whep/{stream_id}", status_code=201)
+    async def whep(
+        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        return await start("whep", stream_id, request, authorization)
+
+    @app.delete("/whip/{stream_id}/{session}")
+    async def whip_end(
+        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        return await stop("whip", stream_id, session, authorization)
+
+    @app.delete("/whep/{stream_id}/{session}")
+    async def whep_end(
+        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        return await stop("whep", stream_id, session, authorization)
+
+    return app

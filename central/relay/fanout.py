@@ -1,0 +1,138 @@
+"""Fan-out of one stream's encoded frames to its viewers (pure: no I/O, no clock).
+
+- Every viewer has a bounded queue. A viewer that falls behind loses whole frames only up
+  to the next keyframe (a dropped encoded frame breaks decoding until one comes), and a
+  keyframe is requested from the publisher.
+- The frames since the last keyframe are cached, so a joining viewer starts at once. The
+  cached burst is re-stamped to end just before the live edge, so the viewer's player does
+  not play the old frames in real time and lag behind for good.
+- Timestamps stay continuous for viewers when a publisher reconnects and restarts its own.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+CLOCK_RATE = 90_000
+DEFAULT_QUEUE_FRAMES = 90
+MAX_GOP_FRAMES = 600
+KEYFRAME_REQUEST_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RelayFrame:
+    data: bytes
+    pts: int
+    keyframe: bool
+
+
+@dataclass
+class ViewerQueue:
+    maxsize: int = DEFAULT_QUEUE_FRAMES
+    on_ready: Callable[[], None] = lambda: None
+    frames: deque[RelayFrame] = field(default_factory=deque)
+    waiting_for_keyframe: bool = True
+    dropped: int = 0
+    sent: int = 0
+
+    def offer(self, frame: RelayFrame) -> bool:
+        """Queue a live frame; True if this viewer now needs a keyframe."""
+        if self.waiting_for_keyframe and not frame.keyframe:
+            self.dropped += 1
+            return False
+        if len(self.frames) >= self.maxsize:
+            self.dropped += len(self.frames)
+            self.frames.clear()
+            if not frame.keyframe:
+                self.waiting_for_keyframe = True
+                self.dropped += 1
+                return True
+        self.waiting_for_keyframe = False
+        self.frames.append(frame)
+        self.on_ready()
+        return False
+
+    def pop(self) -> RelayFrame | None:
+        if not self.frames:
+            return None
+        self.sent += 1
+        return self.frames.popleft()
+
+
+class StreamFanout:
+    def __init__(
+        self, request_keyframe: Callable[[], None], queue_frames: int = DEFAULT_QUEUE_FRAMES
+    ) -> None:
+        self._request_keyframe = request_keyframe
+        self._queue_frames = queue_frames
+        self._viewers: list[ViewerQueue] = []
+        self._gop: list[RelayFrame] = []
+        self._gop_valid = False
+        self._offset: int | None = 0
+        self._last_pts: int | None = None
+        self._frame_ticks = CLOCK_RATE // 30
+        self._last_request = float("-inf")
+        self.frames_in = 0
+        self.bytes_in = 0
+
+    @property
+    def viewers(self) -> int:
+        return len(self._viewers)
+
+    def publisher_restarted(self) -> None:
+        """The next frame starts a new publisher timeline: splice it onto the old one."""
+        self._offset = None
+        self._gop.clear()
+        self._gop_valid = False
+
+    def publish(self, data: bytes, pts: int, keyframe: bool, now: float) -> None:
+        if self._offset is None:
+            base = 0 if self._last_pts is None else self._last_pts + self._frame_ticks
+            self._offset = base - pts
+        out_pts = pts + self._offset
+        if self._last_pts is not None and out_pts > self._last_pts:
+            self._frame_ticks = min(out_pts - self._last_pts, CLOCK_RATE)
+        self._last_pts = out_pts
+        frame = RelayFrame(data, out_pts, keyframe)
+        self.frames_in += 1
+        self.bytes_in += len(data)
+        self._cache(frame)
+        wants = [viewer.offer(frame) for viewer in self._viewers]
+        if any(wants):
+            self.keyframe_wanted(now)
+
+    def _cache(self, frame: RelayFrame) -> None:
+        if frame.keyframe:
+            self._gop = [frame]
+            self._gop_valid = True
+        elif self._gop_valid:
+            self._gop.append(frame)
+            if len(self._gop) > MAX_GOP_FRAMES:
+                self._gop.clear()
+                self._gop_valid = False
+
+    def add_viewer(self, now: float, on_ready: Callable[[], None] = lambda: None) -> ViewerQueue:
+        viewer = ViewerQueue(maxsize=max(self._queue_frames, len(self._gop) + 1), on_ready=on_ready)
+        if self._gop_valid and self._gop:
+            live = self._gop[-1].pts
+            count = len(self._gop)
+            for index, cached in enumerate(self._gop):
+                # One tick apart, ending at the live edge: decoded at once, shown live.
+                viewer.offer(RelayFrame(cached.data, live - (count - 1 - index), cached.keyframe))
+            viewer.maxsize = self._queue_frames + count
+        else:
+            self.keyframe_wanted(now)
+        self._viewers.append(viewer)
+        return viewer
+
+    def remove_viewer(self, viewer: ViewerQueue) -> None:
+        if viewer in self._viewers:
+            self._viewers.remove(viewer)
+
+    def keyframe_wanted(self, now: float) -> None:
+        """Ask the publisher for a keyframe, at most once per interval."""
+        if now - self._last_request >= KEYFRAME_REQUEST_INTERVAL_S:
+            self._last_request = now
+            self._request_keyframe()

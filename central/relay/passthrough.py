@@ -1,0 +1,90 @@
+"""aiortc hooks that make a receiver hand over encoded frames instead of decoded pictures.
+
+aiortc offers no forwarding without decoding, so two of its module globals are replaced,
+process-wide (run relay media in its own process):
+- `rtcrtpreceiver.get_decoder`: video "decoders" that wrap the reassembled frame in an
+  `av.Packet` (pts = RTP timestamp, time base 1/90000, keyframe flag set);
+- `rtcrtpreceiver.JitterBuffer`: releases a video frame as soon as its last packet (RTP
+  marker bit) is in, instead of waiting for the next frame's first packet.
+Pinned to aiortc 1.16.0; covered by the relay tests.
+"""
+
+from __future__ import annotations
+
+import fractions
+from typing import Any
+
+import av
+from aiortc import rtcrtpreceiver
+from aiortc.codecs import get_decoder as aiortc_get_decoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+TIME_BASE = fractions.Fraction(1, 90_000)
+PASSTHROUGH_MIME = {"video/H264": "h264", "video/VP8": "vp8"}
+
+
+def is_keyframe(codec: str, data: bytes) -> bool:
+    """H.264 (Annex-B): an IDR slice is present. VP8: the frame tag's key-frame bit is 0."""
+    if codec == "vp8":
+        return bool(data) and not data[0] & 0x01
+    index = data.find(b"\x00\x00\x01")
+    while index != -1 and index + 3 < len(data):
+        if data[index + 3] & 0x1F == 5:
+            return True
+        index = data.find(b"\x00\x00\x01", index + 3)
+    return False
+
+
+class PassthroughDecoder:
+    """Stands where aiortc expects a decoder; never decodes."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+
+    def decode(self, encoded_frame: JitterFrame) -> list[av.Packet[Any]]:
+        packet: av.Packet[Any] = av.Packet(encoded_frame.data)
+        packet.pts = encoded_frame.timestamp
+        packet.time_base = TIME_BASE
+        packet.is_keyframe = is_keyframe(self.codec, encoded_frame.data)
+        return [packet]
+
+
+def _get_decoder(codec: RTCRtpCodecParameters) -> Any:
+    name = PASSTHROUGH_MIME.get(codec.mimeType)
+    return PassthroughDecoder(name) if name else aiortc_get_decoder(codec)
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        if frame is None and packet.marker and self._is_video:
+            frame = self._release_marked(packet)
+        return pli, frame
+
+    def _release_marked(self, marked: RtpPacket) -> JitterFrame | None:
+        """Hand over the oldest frame if it is complete up to the marked packet."""
+        if self._origin is None:
+            return None
+        packets = []
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or packet.timestamp != marked.timestamp:
+                return None
+            packets.append(packet)
+            if packet is marked:
+                self.remove(count + 1)
+                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
+                return JitterFrame(data=data, timestamp=marked.timestamp)
+        return None
+
+
+def install() -> None:
+    """Switch this process's aiortc receivers to pass-through. Idempotent."""
+    setattr(rtcrtpreceiver, "get_decoder", _get_decoder)  # noqa: B010
+    setattr(rtcrtpreceiver, "JitterBuffer", MarkerJitterBuffer)  # noqa: B010
+
+
+def installed() -> bool:
+    return getattr(rtcrtpreceiver, "get_decoder", None) is _get_decoder

@@ -1,0 +1,283 @@
+"""Peer connections of the relay: publishers in (WHIP), viewers out (WHEP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import structlog
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from central.relay.fanout import StreamFanout, ViewerQueue
+
+log = structlog.get_logger("rtcc.relay")
+TIME_BASE = fractions.Fraction(1, 90_000)
+MAX_SDP_BYTES = 64 * 1024
+CODEC_MIME = {"h264": "video/H264", "vp8": "video/VP8"}
+
+
+class RelayError(Exception):
+    """`status` is the HTTP status the front answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's video: encoded frames from the fan-out, handed to aiortc's packetizer."""
+
+    kind = "video"
+
+    def __init__(self, fanout: StreamFanout, now: float) -> None:
+        super().__init__()
+        self._ready = asyncio.Event()
+        self.queue: ViewerQueue = fanout.add_viewer(now, on_ready=self._ready.set)
+
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            frame = self.queue.pop()
+            if frame is not None:
+                packet: av.Packet[Any] = av.Packet(frame.data)
+                packet.pts = frame.pts
+                packet.time_base = TIME_BASE
+                return packet
+            self._ready.clear()
+            await self._ready.wait()
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+@dataclass
+class Viewer:
+    pc: RTCPeerConnection
+    track: ViewerTrack
+    who: str
+    joined: float
+
+
+@dataclass
+class Stream:
+    stream_id: str
+    fanout: StreamFanout
+    created: float
+    codec: str | None = None
+    publisher: RTCPeerConnection | None = None
+    publisher_session: str | None = None
+    receiver: RTCRtpReceiver | None = None
+    pump: asyncio.Task[None] | None = None
+    live_since: float | None = None
+    viewers: dict[str, Viewer] = field(default_factory=dict)
+
+
+def check_sdp(sdp: str) -> None:
+    if not sdp or len(sdp.encode()) > MAX_SDP_BYTES or not sdp.lstrip().startswith("v=0"):
+        raise RelayError(400, "not an SDP offer")
+    if "m=video" not in sdp:
+        raise RelayError(400, "the offer has no video")
+
+
+def answer_codec(sdp: str) -> str | None:
+    """The codec an SDP answer picked for video: the first payload type of its m=video."""
+    match = re.search(r"^m=video \d+ \S+ (\d+)", sdp, re.MULTILINE)
+    if match is None:
+        return None
+    rtpmap = re.search(rf"^a=rtpmap:{match.group(1)} ([A-Za-z0-9]+)/", sdp, re.MULTILINE)
+    name = rtpmap.group(1).lower() if rtpmap else ""
+    return name if name in CODEC_MIME else None
+
+
+class Relay:
+    def __init__(
+        self, configuration: RTCConfiguration, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._configuration = configuration
+        self._clock = clock
+        self.streams: dict[str, Stream] = {}
+
+    def _stream(self, stream_id: str) -> Stream:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            stream = Stream(
+                stream_id, StreamFanout(lambda: self._request_keyframe(stream_id)), self._clock()
+            )
+            self.streams[stream_id] = stream
+        return stream
+
+    async def publish(self, stream_id: str, offer: str) -> tuple[str, str]:
+        """WHIP: take a publisher's offer; returns (session id, answer)."""
+        check_sdp(offer)
+        pc = RTCPeerConnection(self._configuration)
+        stream = self._stream(stream_id)
+        session_id = uuid.uuid4().hex
+        self._watch(pc, lambda: self._publisher_gone(stream_id, session_id))
+        try:
+            answer = await self._negotiate(pc, offer)
+        except Exception:
+            await pc.close()
+            raise
+        codec = answer_codec(answer)
+        if codec is None:
+            await pc.close()
+            raise RelayError(400, "offer has neither H.264 nor VP8")
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
+        old = stream.publisher
+        if stream.pump is not None:
+            stream.pump.cancel()
+        stream.publisher, stream.publisher_session, stream.codec = pc, session_id, codec
+        stream.receiver = receiver
+        stream.fanout.publisher_restarted()
+        stream.pump = asyncio.create_task(self._pump(stream, receiver.track))
+        if old is not None:
+            await old.close()
+        log.info("publisher_joined", stream_id=stream_id, codec=codec, session=session_id)
+        return session_id, answer
+
+    async def view(self, stream_id: str, offer: str, who: str = "") -> tuple[str, str]:
+        """WHEP: take a viewer's offer; returns (session id, answer)."""
+        check_sdp(offer)
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.publisher is None or stream.codec is None:
+            raise RelayError(404, "stream is not live")
+        pc = RTCPeerConnection(self._configuration)
+        track = ViewerTrack(stream.fanout, self._clock())
+        session_id = uuid.uuid4().hex
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        mime = CODEC_MIME[stream.codec]
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType in (mime, "video/rtx")
+        ]
+        transceiver.setCodecPreferences(codecs)
+        self._watch(pc, lambda: self._viewer_gone(stream_id, session_id))
+        try:
+            answer = await self._negotiate(pc, offer)
+            if answer_codec(answer) != stream.codec:
+                raise RelayError(400, f"the viewer does not offer {stream.codec}")
+        except Exception:
+            stream.fanout.remove_viewer(track.queue)
+            track.stop()
+            await pc.close()
+            raise
+        # aiortc turns a viewer's PLI/FIR into an encoder flag; send it to the publisher.
+        sender = transceiver.sender
+        sender._send_keyframe = lambda: stream.fanout.keyframe_wanted(self._clock())  # type: ignore[method-assign]
+        stream.viewers[session_id] = Viewer(pc, track, who, self._clock())
+        log.info(
+            "viewer_joined",
+            stream_id=stream_id,
+            session=session_id,
+            who=who,
+            viewers=len(stream.viewers),
+        )
+        return session_id, answer
+
+    async def end(self, stream_id: str, session_id: str) -> bool:
+        """WHIP/WHEP DELETE of one session."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return False
+        if stream.publisher_session == session_id:
+            await self._publisher_gone(stream_id, session_id)
+            return True
+        viewer = stream.viewers.get(session_id)
+        if viewer is None:
+            return False
+        await self._viewer_gone(stream_id, session_id)
+        return True
+
+    async def close(self) -> None:
+        for stream_id in list(self.streams):
+            stream = self.streams[stream_id]
+            for session_id in list(stream.viewers):
+                await self._viewer_gone(stream_id, session_id)
+            if stream.publisher_session is not None:
+                await self._publisher_gone(stream_id, stream.publisher_session)
+        self.streams.clear()
+
+    # ---- internals --------------------------------------------------------------------
+
+    async def _negotiate(self, pc: RTCPeerConnection, offer: str) -> str:
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except RelayError:
+            raise
+        except Exception as exc:
+            raise RelayError(400, f"unusable SDP offer: {exc}") from None
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return str(pc.localDescription.sdp)
+
+    def _watch(self, pc: RTCPeerConnection, gone: Callable[[], Any]) -> None:
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await gone()
+
+    async def _pump(self, stream: Stream, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                packet = await track.recv()
+                if not isinstance(packet, av.Packet):
+                    continue
+                if stream.live_since is None:
+                    stream.live_since = self._clock()
+                stream.fanout.publish(
+                    bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe), self._clock()
+                )
+
+    def _request_keyframe(self, stream_id: str) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.receiver is None:
+            return
+        receiver = stream.receiver
+        for source in receiver.getSynchronizationSources():
+            task = asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _publisher_gone(self, stream_id: str, session_id: str) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.publisher_session != session_id:
+            return
+        pc, stream.publisher, stream.publisher_session = stream.publisher, None, None
+        stream.receiver, stream.live_since = None, None
+        if stream.pump is not None:
+            stream.pump.cancel()
+            stream.pump = None
+        stream.fanout.publisher_restarted()
+        if pc is not None:
+            await pc.close()
+        log.info("publisher_left", stream_id=stream_id, session=session_id)
+
+    async def _viewer_gone(self, stream_id: str, session_id: str) -> None:
+        stream = self.streams.get(stream_id)
+        viewer = stream.viewers.pop(session_id, None) if stream else None
+        if stream is None or viewer is None:
+            return
+        stream.fanout.remove_viewer(viewer.track.queue)
+        viewer.track.stop()
+        await viewer.pc.close()
+        log.info(
+            "viewer_left", stream_id=stream_id, session=session_id, viewers=len(stream.viewers)
+        )

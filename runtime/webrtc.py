@@ -1,0 +1,35 @@
+"""WebRTC settings shared by the agent's publisher and the relay: ICE servers and which
+host addresses ICE may offer (aioice offers every interface by default)."""
+
+from __future__ import annotations
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer
+from pydantic import Field
+
+from runtime.config import Section
+
+
+class IceSettings(Section):
+    servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs; none by default (no traffic to public servers).",
+    )
+    host_addresses: list[str] | None = Field(
+        default=None,
+        description="Host addresses ICE may offer; None = every interface. The demo and "
+        "tests use 127.0.0.1 so no media leaves loopback.",
+    )
+
+
+def apply_ice(settings: IceSettings) -> RTCConfiguration:
+    """Restrict host candidates (process-wide, as aioice decides it in one module function)
+    and return the RTCConfiguration for new peer connections."""
+    if settings.host_addresses is not None:
+        addresses = list(settings.host_addresses)
+
+        def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            return [a for a in addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+        setattr(aioice.ice, "get_host_addresses", host_addresses)  # noqa: B010
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in settings.servers])
