@@ -104,7 +104,7 @@ class RelayViewer:
             while True:
                 packet = await track.recv()
                 try:
-                    pictures = decoder.decode(av.Packet(bytes(cast(av.Packet[Any], packet))))
+                    pictures = decoder.decode(av.Packet(bytes(cast("av.Packet[Any]", packet))))
                 except av.FFmpegError:
                     continue
                 for picture in pictures:
