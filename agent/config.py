@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from protocol import RuntimeConfig
 from protocol.topics import check_id
-from runtime.config import CommonSettings, Section
+from runtime.config import CommonSettings, IceSettings, Section
 
 
 class SimSettings(Section):
@@ -23,6 +23,25 @@ class SimSettings(Section):
         default=120.0, ge=0, description="Mean time between simulated events; 0 = none."
     )
     seed: int | None = Field(default=None, description="Defaults to a hash of the unit id.")
+
+
+class VideoSettings(Section):
+    """The body-cam video the agent streams (the simulator's test pattern, or a file)."""
+
+    source: Literal["simulator", "file"] = "simulator"
+    file: Path | None = Field(default=None, description="H.264/VP8 file for source=file.")
+    codec: Literal["h264", "vp8"] = "h264"
+    width: int = Field(default=640, ge=192, le=3840)
+    height: int = Field(default=480, ge=96, le=2160)
+    fps: float = Field(default=30.0, ge=1, le=60)
+    keyframe_interval_s: float = Field(default=2.0, gt=0, le=60)
+    bitrate: int = Field(default=1_000_000, ge=100_000, le=20_000_000)
+
+    @model_validator(mode="after")
+    def _file_given(self) -> VideoSettings:
+        if self.source == "file" and self.file is None:
+            raise ValueError("video.file is required when video.source is file")
+        return self
 
 
 class OutboxLimits(Section):
@@ -43,3 +62,8 @@ class AgentSettings(CommonSettings):
     )
     sim: SimSettings = SimSettings()
     outbox: OutboxLimits = OutboxLimits()
+    center_url: str | None = Field(
+        default=None, description="The center's HTTPS base URL (WHIP publishing goes there)."
+    )
+    video: VideoSettings = VideoSettings()
+    ice: IceSettings = IceSettings()

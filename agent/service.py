@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from pydantic import JsonValue, ValidationError
@@ -27,6 +27,7 @@ from protocol import (
     Event,
     Health,
     Presence,
+    ProtocolError,
     RuntimeConfig,
     Topic,
     UnitState,
@@ -34,13 +35,17 @@ from protocol import (
 )
 from protocol.codec import decode_body
 from protocol.models import ContractModel
-from protocol.topics import TopicKind, parse_topic, unit_filter
+from protocol.topics import TopicKind, check_id, parse_topic, unit_filter
 from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
 from runtime.supervise import TaskGroup
+
+if TYPE_CHECKING:
+    from agent.streaming import LiveStream
 
 Handler = Callable[[Command], Awaitable[dict[str, JsonValue]]]
 COMMAND_QUEUE_SIZE = 64
 COMMAND_TIMEOUT_S = 30.0
+STREAM_START_TIMEOUT_S = 10.0
 
 
 class CommandFailed(Exception):
@@ -69,7 +74,10 @@ class Agent:
             "ping": self._cmd_ping,
             "rebirth": self._cmd_rebirth,
             "config.set": self._cmd_config_set,
+            "stream.start": self._cmd_stream_start,
+            "stream.stop": self._cmd_stream_stop,
         }
+        self._stream: LiveStream | None = None
         self._gate = CommandGate(self.unit_id, self._handlers, SeenCommands(self._conn).add_if_new)
         self.link = MqttLink(
             client_id=self.unit_id,
@@ -102,6 +110,8 @@ class Agent:
 
     async def stop(self) -> None:
         """Say goodbye (retained offline presence), disconnect, stop every task."""
+        if self._stream is not None:
+            await self._stream.stop()
         goodbye = (
             str(Topic.presence(self.unit_id)),
             self._stamp(Topic.presence(self.unit_id), Presence(online=False, reason="shutdown")),
@@ -173,7 +183,7 @@ class Agent:
         facts = AgentFacts(
             version=__version__,
             uptime_s=max(0.0, self._clock() - self._started),
-            streaming=False,
+            streaming=self._stream is not None and self._stream.live,
             health=Health(
                 outbox_rows=self.outbox.rows,
                 outbox_dropped=self.outbox.dropped,
@@ -264,6 +274,39 @@ class Agent:
             raise CommandFailed("not connected") from exc
         self._publish_state(force=True)
         return {"sid": self._sid}
+
+    async def _cmd_stream_start(self, command: Command) -> dict[str, JsonValue]:
+        stream_id, token = command.args.get("stream_id"), command.args.get("token")
+        if not isinstance(stream_id, str) or not isinstance(token, str):
+            raise CommandFailed("stream.start needs stream_id and token")
+        try:
+            check_id(stream_id)
+        except ProtocolError:
+            raise CommandFailed("bad stream_id") from None
+        if self.settings.center_url is None:
+            raise CommandFailed("this agent has no center_url to publish to")
+        if (
+            self._stream is not None
+            and self._stream.stream_id == stream_id
+            and self._stream.running
+        ):
+            return {"stream_id": stream_id}
+        await self._cmd_stream_stop(command)
+        from agent.streaming import LiveStream  # noqa: PLC0415 (media stack loads only now)
+
+        self._stream = LiveStream(self.settings, stream_id, token)
+        if not await self._stream.wait_live(STREAM_START_TIMEOUT_S):
+            await self._cmd_stream_stop(command)
+            raise CommandFailed("could not get the stream to the relay")
+        self._publish_state(force=True)
+        return {"stream_id": stream_id}
+
+    async def _cmd_stream_stop(self, _command: Command) -> dict[str, JsonValue]:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
+            self._publish_state(force=True)
+        return {"stopped": stream.stream_id if stream else None}
 
     async def _cmd_config_set(self, command: Command) -> dict[str, JsonValue]:
         merged = {**self._policy.config.model_dump(), **command.args}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from protocol.tokens import TokenSigner
 from protocol.topics import check_id
-from runtime.config import CommonSettings, Section
+from runtime.config import CommonSettings, IceSettings, Section
 
 
 class HttpSettings(Section):
@@ -40,6 +43,36 @@ class FleetSettings(Section):
         return self
 
 
+class TokenKeys(Section):
+    """Stream token keys: key id -> base64 secret (>= 32 bytes); `current` signs, all
+    verify. Empty: a random key for each run of the center (its tokens die with it)."""
+
+    keys: dict[str, str] = Field(default_factory=dict)
+    current: str = "k1"
+
+    def signer(self) -> TokenSigner:
+        keys = {kid: base64.b64decode(secret) for kid, secret in self.keys.items()}
+        return TokenSigner(keys, self.current)
+
+
+class RelaySettings(Section):
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Relay media processes (one per core).",
+    )
+    ice: IceSettings = IceSettings()
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL agents and browsers reach the center at "
+        "(default: the API's own address).",
+    )
+    whip_token_ttl_s: float = Field(default=3600.0, gt=0, le=86_400)
+    viewer_token_ttl_s: float = Field(default=600.0, gt=0, le=86_400)
+    start_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
 class CentralSettings(CommonSettings):
     center_id: Annotated[str, AfterValidator(check_id)] = Field(
         default="rtcc-1", description="This center's id (status topic, client ids)."
@@ -48,3 +81,5 @@ class CentralSettings(CommonSettings):
     http: HttpSettings = HttpSettings()
     broker: BrokerSettings = BrokerSettings()
     fleet: FleetSettings = FleetSettings()
+    relay: RelaySettings = RelaySettings()
+    tokens: TokenKeys = TokenKeys()

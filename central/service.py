@@ -4,8 +4,10 @@ service and the HTTP API in one process."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
+import secrets
 import socket
 from collections.abc import Callable, Iterator
 
@@ -14,9 +16,11 @@ import uvicorn
 
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
-from central.config import CentralSettings
+from central.config import CentralSettings, TokenKeys
 from central.fleet import FleetService
 from central.metrics import Metrics
+from central.relay.pool import WorkerPool
+from central.streams import StreamService, add_stream_routes
 from runtime.supervise import TaskGroup
 
 log = structlog.get_logger("rtcc.central")
@@ -34,6 +38,8 @@ class Central:
         self.settings = settings
         self.broker: MosquittoProcess | None = None
         self.fleet: FleetService | None = None
+        self.pool: WorkerPool | None = None
+        self.streams: StreamService | None = None
         self.api_url = ""
         self._server: _Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -53,17 +59,27 @@ class Central:
             log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
         self.fleet = FleetService(settings, Metrics(), mqtt_url)
         self._tasks.spawn("fleet", self.fleet.run, supervise=False)
+        keys, current = settings.tokens.keys, settings.tokens.current
+        if not keys:
+            keys, current = {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}, "k1"
+        signer = TokenKeys(keys=keys, current=current).signer()
+        relay = settings.relay
+        self.pool = WorkerPool(
+            relay.workers, keys, current, relay.ice, settings.log.level, settings.log.format
+        )
+        self._tasks.spawn("relay-workers", self.pool.run, supervise=False)
+        await self.pool.wait_ready()
+        self.streams = StreamService(
+            self.fleet, self.pool, signer, relay, lambda: relay.public_url or self.api_url
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.http.host, settings.http.port))
         host, port = sock.getsockname()[:2]
         self.api_url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            create_app(self.fleet),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
+        app = create_app(self.fleet)
+        add_stream_routes(app, self.streams)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         server = self._server = _Server(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         while not server.started:
@@ -87,6 +103,8 @@ class Central:
                 await asyncio.wait_for(self._http_task, 5.0)
             except TimeoutError:
                 log.warning("http_shutdown_timeout")
+        if self.streams is not None:
+            await self.streams.close()
         if self.fleet is not None:
             self.fleet.commands.close_all()
             await self.fleet.link.close(final=[self.fleet.goodbye()])

@@ -44,6 +44,14 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return _run(lambda stop: run_until(stop, settings))
 
 
+def cmd_relay_worker(args: argparse.Namespace) -> int:
+    from central.relay.worker import RelayWorkerSettings, run_until
+
+    settings = load_settings(RelayWorkerSettings, args.config)
+    configure_logging(settings.log.level, settings.log.format)
+    return _run(lambda stop: run_until(stop, settings))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rtcc.demo import Demo
 
@@ -57,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("central", cmd_central, "run the center: broker (unless RTCC_MQTT_URL), fleet, API"),
         ("agent", cmd_agent, "run one patrol unit's agent (simulated body-cam for now)"),
+        ("relay-worker", cmd_relay_worker, "one relay media process (started by central)"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="TOML file; RTCC_* env vars override it")

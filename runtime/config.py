@@ -82,6 +82,18 @@ class MqttTuning(Section):
     tls: TlsFiles = TlsFiles()
 
 
+class IceSettings(Section):
+    servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs; none by default (no traffic to public servers).",
+    )
+    host_addresses: list[str] | None = Field(
+        default=None,
+        description="Host addresses ICE may offer; None = every interface. The demo and "
+        "tests use 127.0.0.1 so no media leaves loopback.",
+    )
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: LogFormat = "auto"

@@ -5,21 +5,8 @@ from __future__ import annotations
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
-from pydantic import Field
 
-from runtime.config import Section
-
-
-class IceSettings(Section):
-    servers: list[str] = Field(
-        default_factory=list,
-        description="STUN/TURN URLs; none by default (no traffic to public servers).",
-    )
-    host_addresses: list[str] | None = Field(
-        default=None,
-        description="Host addresses ICE may offer; None = every interface. The demo and "
-        "tests use 127.0.0.1 so no media leaves loopback.",
-    )
+from runtime.config import IceSettings
 
 
 def apply_ice(settings: IceSettings) -> RTCConfiguration:

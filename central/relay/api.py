@@ -10,12 +10,28 @@ from typing import Annotated
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from pydantic import AfterValidator
 
-from central.relay.session import Relay, RelayError
+from central.relay.models import StreamInfo
+from central.relay.session import Relay, RelayError, Stream
 from protocol.tokens import Audience, Claims, TokenError, TokenSigner
 from protocol.topics import check_id
 
 StreamId = Annotated[str, AfterValidator(check_id)]
 SDP = "application/sdp"
+
+
+def stream_info(stream: Stream, now: float) -> StreamInfo:
+    fanout = stream.fanout
+    since = stream.live_since
+    seconds = max(1e-3, now - since) if since else 0.0
+    return StreamInfo(
+        stream_id=stream.stream_id,
+        codec=stream.codec,
+        live=since is not None,
+        started=since,
+        viewers=len(stream.viewers),
+        frames_in=fanout.frames_in,
+        bitrate_bps=round(8 * fanout.bytes_in_live / seconds) if seconds else 0.0,
+    )
 
 
 def bearer(authorization: str | None) -> str:
@@ -73,6 +89,14 @@ def create_relay_app(
         if not await relay.end(stream_id, session):
             raise HTTPException(404, "no such session")
         return Response(status_code=200)
+
+    @app.get("/streams")
+    def streams() -> list[StreamInfo]:
+        return [stream_info(s, clock()) for s in relay.streams.values() if s.publisher is not None]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.post("/whip/{stream_id}", status_code=201)
     async def whip(

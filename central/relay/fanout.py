@@ -76,6 +76,7 @@ class StreamFanout:
         self._last_request = float("-inf")
         self.frames_in = 0
         self.bytes_in = 0
+        self.bytes_in_live = 0
 
     @property
     def viewers(self) -> int:
@@ -84,6 +85,7 @@ class StreamFanout:
     def publisher_restarted(self) -> None:
         """The next frame starts a new publisher timeline: splice it onto the old one."""
         self._offset = None
+        self.bytes_in_live = 0
         self._gop.clear()
         self._gop_valid = False
 
@@ -98,6 +100,7 @@ class StreamFanout:
         frame = RelayFrame(data, out_pts, keyframe)
         self.frames_in += 1
         self.bytes_in += len(data)
+        self.bytes_in_live += len(data)
         self._cache(frame)
         wants = [viewer.offer(frame) for viewer in self._viewers]
         if any(wants):

@@ -21,7 +21,8 @@ from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from firmware_bridge.pattern import Stamp, read_stamp
 from protocol.tokens import TokenSigner
-from runtime.webrtc import IceSettings, apply_ice
+from runtime.config import IceSettings
+from runtime.webrtc import apply_ice
 
 SIGNER = TokenSigner({"test": b"t" * 32}, "test")
 CONFIG = apply_ice(IceSettings(host_addresses=["127.0.0.1"]))
@@ -102,11 +103,14 @@ class RelayViewer:
         decoder: Any = av.CodecContext.create(self.codec, "r")
         with contextlib.suppress(MediaStreamError):
             while True:
-                packet = await track.recv()
-                try:
-                    pictures = decoder.decode(av.Packet(bytes(cast("av.Packet[Any]", packet))))
-                except av.FFmpegError:
-                    continue
+                item = await track.recv()
+                if isinstance(item, av.VideoFrame):  # this process decodes (no relay hook)
+                    pictures = [item]
+                else:
+                    try:
+                        pictures = decoder.decode(av.Packet(bytes(cast("av.Packet[Any]", item))))
+                    except av.FFmpegError:
+                        continue
                 for picture in pictures:
                     now = time.time()
                     self.first_frame_at = self.first_frame_at or now

@@ -1,0 +1,66 @@
+"""`rtcc relay-worker`: one media process of the relay (aiortc's receive hook is
+process-wide, and one Python process tops out near one core)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+from pydantic import Field
+
+from central.config import TokenKeys
+from central.relay import passthrough
+from central.relay.api import create_relay_app
+from central.relay.session import Relay
+from runtime.config import CommonSettings, IceSettings, Section
+from runtime.webrtc import apply_ice
+
+log = structlog.get_logger("rtcc.relay.worker")
+
+
+class WorkerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65_535)
+    index: int = Field(default=0, ge=0)
+
+
+class RelayWorkerSettings(CommonSettings):
+    worker: WorkerSettings = WorkerSettings()
+    tokens: TokenKeys = TokenKeys()
+    ice: IceSettings = IceSettings()
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
+    passthrough.install()
+    relay = Relay(apply_ice(settings.ice))
+    app = create_relay_app(relay, settings.tokens.signer())
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.worker.host,
+            port=settings.worker.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    log.info("relay_worker_started", index=settings.worker.index, port=settings.worker.port)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        await relay.close()
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        log.info("relay_worker_stopped", index=settings.worker.index)
