@@ -75,6 +75,13 @@ class PatternRenderer:
         self._y[:] = y_row * h
         self._u[:] = u_row * (h // 2)
         self._v[:] = v_row * (h // 2)
+        # A grey band behind the stripe and the digits, so they read as black and white.
+        band = min(h, STRIPE_HEIGHT + 16 + 7 * self._scale()) // 2 * cw
+        self._u[:band] = bytes([128]) * band
+        self._v[:band] = bytes([128]) * band
+        self._y[STRIPE_HEIGHT * w : 2 * band * w // cw] = bytes([BLACK]) * (
+            2 * band * w // cw - STRIPE_HEIGHT * w
+        )
 
     def render(self, frame_no: int, wall_ms: int) -> tuple[bytes, bytes, bytes]:
         y = bytearray(self._y)
@@ -109,8 +116,11 @@ class PatternRenderer:
         for line in range(y0, y0 + size):
             y[line * self.width + x0 : line * self.width + x0 + size] = run
 
+    def _scale(self) -> int:
+        return max(2, self.height // 160)
+
     def _text(self, y: bytearray, text: str, x0: int, y0: int) -> None:
-        scale = max(2, self.height // 160)
+        scale = self._scale()
         for n, char in enumerate(text):
             glyph = _GLYPHS.get(char, _GLYPHS[" "])
             for gy in range(7):

@@ -8,6 +8,8 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 # The clustered broker rtcc scales out on; the tests prove the contract over its MQTT side.
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# Browser tests drive Debian's Chromium (never a downloaded browser build).
+[ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need_apt[*]} (Debian packages)"

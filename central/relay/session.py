@@ -97,6 +97,21 @@ def check_sdp(sdp: str) -> None:
         raise RelayError(400, "the offer has no video")
 
 
+def loopback_candidates_only(sdp: str) -> str:
+    """Drop a peer's candidates that are not on loopback. A relay that offers only loopback
+    addresses cannot reach them anyway, and must not send connectivity checks off the
+    machine (the browser is then found as a peer-reflexive loopback candidate)."""
+    kept = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            address = parts[4] if len(parts) > 4 else ""
+            if not (address.startswith("127.") or address == "::1"):
+                continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
 def answer_codec(sdp: str) -> str | None:
     """The codec an SDP answer picked for video: the first payload type of its m=video."""
     match = re.search(r"^m=video \d+ \S+ (\d+)", sdp, re.MULTILINE)
@@ -109,9 +124,13 @@ def answer_codec(sdp: str) -> str | None:
 
 class Relay:
     def __init__(
-        self, configuration: RTCConfiguration, clock: Callable[[], float] = time.time
+        self,
+        configuration: RTCConfiguration,
+        loopback_only: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._configuration = configuration
+        self._loopback_only = loopback_only
         self._clock = clock
         self.streams: dict[str, Stream] = {}
 
@@ -219,6 +238,8 @@ class Relay:
     # ---- internals --------------------------------------------------------------------
 
     async def _negotiate(self, pc: RTCPeerConnection, offer: str) -> str:
+        if self._loopback_only:
+            offer = loopback_candidates_only(offer)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except RelayError:

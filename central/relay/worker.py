@@ -41,7 +41,9 @@ class _Server(uvicorn.Server):
 
 async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     passthrough.install()
-    relay = Relay(apply_ice(settings.ice))
+    hosts = settings.ice.host_addresses
+    loopback = hosts is not None and all(h.startswith("127.") or h == "::1" for h in hosts)
+    relay = Relay(apply_ice(settings.ice), loopback_only=loopback)
     app = create_relay_app(relay, settings.tokens.signer())
     server = _Server(
         uvicorn.Config(

@@ -37,7 +37,7 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def relay_server() -> AsyncIterator[tuple[str, Relay]]:
     passthrough.install()
-    relay = Relay(CONFIG)
+    relay = Relay(CONFIG, loopback_only=True)
     port = free_port()
     server = _Server(
         uvicorn.Config(

@@ -116,3 +116,17 @@ def test_file_source_refuses_garbage(tmp_path: Path) -> None:
     bad.write_bytes(b"not a video")
     with pytest.raises(FileSourceError):
         FileVideoSource(bad)
+
+
+def test_loopback_relay_drops_other_candidates() -> None:
+    from central.relay.session import loopback_candidates_only
+
+    sdp = (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=candidate:1 1 udp 2122260223 192.168.1.20 50000 typ host\r\n"
+        "a=candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host\r\n"
+        "a=candidate:3 1 udp 2122260223 abcd.local 50002 typ host\r\n"
+    )
+    kept = loopback_candidates_only(sdp)
+    assert "127.0.0.1" in kept and "192.168" not in kept and ".local" not in kept
+    assert kept.startswith("v=0\r\nm=video")

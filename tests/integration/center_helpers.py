@@ -1,0 +1,65 @@
+"""A whole center (broker client, fleet, API, relay worker process) and a streaming unit."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agent.service import Agent
+from central.config import CentralSettings
+from central.service import Central
+from runtime.config import load_settings
+from tests.helpers import FAST_MQTT, running_agent, wait_for
+
+LOOPBACK_ICE = {"host_addresses": ["127.0.0.1"]}
+
+
+@dataclass
+class StreamingUnit:
+    central: Central
+    agent: Agent
+    http: httpx.AsyncClient
+    grant: dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def streaming_unit(
+    broker_url: str, unique: str, tmp_path: Path, **video: Any
+) -> AsyncIterator[StreamingUnit]:
+    settings = load_settings(
+        CentralSettings,
+        center_id=f"c-{unique}",
+        mqtt_url=broker_url,
+        mqtt=FAST_MQTT,
+        data_dir=tmp_path / "center",
+        http={"port": 0},
+        relay={"workers": 1, "ice": LOOPBACK_ICE},
+    )
+    central = Central(settings)
+    await central.start()
+    unit = f"u-{unique}"
+    try:
+        async with (
+            running_agent(
+                unit,
+                broker_url,
+                tmp_path / "agent",
+                center_url=central.api_url,
+                ice=LOOPBACK_ICE,
+                video={"width": 320, "height": 240, **video},
+            ) as agent,
+            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        ):
+            fleet = central.fleet
+            assert fleet is not None
+            await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
+            response = await http.post(f"/api/v1/units/{unit}/stream")
+            assert response.status_code == 200, response.text
+            yield StreamingUnit(central, agent, http, response.json())
+    finally:
+        await central.stop()
