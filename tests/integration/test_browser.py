@@ -9,6 +9,7 @@ from playwright.async_api import Browser, async_playwright
 from tests.integration.center_helpers import streaming_unit
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()
 # Playwright passes its own --disable-features list; a second flag replaces it, so repeat it.
 PLAYWRIGHT_DISABLED = (
     "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
@@ -32,7 +33,7 @@ ARGS = [
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
