@@ -19,6 +19,7 @@ from typing import Any
 from runtime.backoff import Backoff
 
 REFRESH_S = 3.0
+STREAMING_UNITS = 2
 STOP_GRACE_S = 10.0
 
 
@@ -96,33 +97,31 @@ class Demo:
         logs.mkdir(parents=True, exist_ok=True)
         broker_port = _port_or_free(0)
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
-        quiet = {"RTCC_LOG__FORMAT": "json"}
-        central = Child(
-            "central",
-            {
-                **quiet,
-                "RTCC_DATA_DIR": str(self.data_dir / "central"),
-                "RTCC_HTTP__PORT": str(self.http_port),
-                "RTCC_BROKER__PORT": str(broker_port),
-            },
-            logs / "central.log",
-        )
-        agents = [
-            Child(
-                f"agent:unit-{n:02d}",
-                {
-                    **quiet,
-                    "RTCC_UNIT_ID": f"unit-{n:02d}",
-                    "RTCC_MQTT_URL": mqtt_url,
-                    "RTCC_DATA_DIR": str(self.data_dir / f"unit-{n:02d}"),
-                    "RTCC_SIM__EVENT_INTERVAL_S": "30",
-                    "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
-                },
-                logs / f"unit-{n:02d}.log",
-            )
-            for n in range(1, self.units + 1)
-        ]
-        return [central, *agents]
+        loopback = json.dumps(["127.0.0.1"])  # no media ever leaves this machine
+        common = {"RTCC_LOG__FORMAT": "json"}
+        central_env = {
+            **common,
+            "RTCC_DATA_DIR": str(self.data_dir / "central"),
+            "RTCC_HTTP__PORT": str(self.http_port),
+            "RTCC_BROKER__PORT": str(broker_port),
+            "RTCC_RELAY__ICE__HOST_ADDRESSES": loopback,
+            "RTCC_RELAY__VIEWER_TOKEN_TTL_S": str(8 * 3600),
+        }
+        children = [Child("central", central_env, logs / "central.log")]
+        for n in range(1, self.units + 1):
+            unit = f"unit-{n:02d}"
+            agent_env = {
+                **common,
+                "RTCC_UNIT_ID": unit,
+                "RTCC_MQTT_URL": mqtt_url,
+                "RTCC_DATA_DIR": str(self.data_dir / unit),
+                "RTCC_SIM__EVENT_INTERVAL_S": "30",
+                "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
+                "RTCC_CENTER_URL": self.api,
+                "RTCC_ICE__HOST_ADDRESSES": loopback,
+            }
+            children.append(Child(f"agent:{unit}", agent_env, logs / f"{unit}.log"))
+        return children
 
     async def run(self, stop: asyncio.Event) -> None:
         children = self._children()
@@ -132,7 +131,7 @@ class Demo:
                 print(f"center did not come up; see {self.data_dir / 'logs'}")
                 return
             tasks += [asyncio.create_task(c.keep_running(), name=c.name) for c in children[1:]]
-            self._banner()
+            self._banner(await self._start_streams(stop))
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), REFRESH_S)
@@ -163,9 +162,37 @@ class Demo:
         with urllib.request.urlopen(self.api + path, timeout=5) as response:
             return json.load(response)
 
-    def _banner(self) -> None:
+    async def _start_streams(self, stop: asyncio.Event) -> list[str]:
+        """Remote-start the body-cams of the first units, as a dispatcher would."""
+        wanted = [f"unit-{n:02d}" for n in range(1, min(STREAMING_UNITS, self.units) + 1)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not stop.is_set() and loop.time() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                units = await asyncio.to_thread(self._get, "/api/v1/units")
+                if {u["unit_id"] for u in units if u["online"]} >= set(wanted):
+                    break
+            await asyncio.sleep(0.3)
+        urls = []
+        for unit in wanted:
+            try:
+                grant = await asyncio.to_thread(self._post, f"/api/v1/units/{unit}/stream")
+                urls.append(f"{unit}: {grant['view_url']}")
+            except (OSError, ValueError, KeyError) as exc:
+                urls.append(f"{unit}: could not start its stream ({exc})")
+        return urls
+
+    def _post(self, path: str) -> Any:
+        request = urllib.request.Request(self.api + path, method="POST")
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.load(response)
+
+    def _banner(self, streams: list[str]) -> None:
+        live = "\n".join(f"  live       {line}" for line in streams)
         print(f"""
 rtcc demo is running: the center, its Mosquitto and {self.units} simulated patrol units.
+
+{live}
 
   API        {self.api}/api/v1/units
   API docs   {self.api}/docs
@@ -174,7 +201,7 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
                -H 'content-type: application/json' -d '{{"name": "ping"}}'
   logs/state {self.data_dir}
 
-(The dispatcher console comes in a later release.) Ctrl-C stops everything.
+Open a "live" link in a browser to watch a body-cam. Ctrl-C stops everything.
 """)
 
     async def _show_fleet(self) -> None:

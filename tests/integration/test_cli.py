@@ -90,8 +90,11 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
             40,
         )
         assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
+        streams = poll(lambda: [s for s in get(api + "/api/v1/streams") if s["live"]]
+                       if len(get(api + "/api/v1/streams")) == 2 else None, 40)
+        assert {s["unit_id"] for s in streams} == {"unit-01", "unit-02"}
         descendants = psutil.Process(proc.pid).children(recursive=True)
-        assert len(descendants) >= 4  # central, its broker, two agents
+        assert len(descendants) >= 5  # central, its broker, relay worker(s), two agents
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         _gone, alive = psutil.wait_procs(descendants, timeout=5)
@@ -102,6 +105,7 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
             proc.wait()
     output = proc.stdout.read().decode() if proc.stdout else ""
     assert "rtcc demo is running" in output and api in output and "stopped." in output
+    assert f"{api}/view/unit-01-" in output
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
     assert "Traceback" not in logs and "was destroyed" not in logs
     assert '"reason": "shutdown"' in logs
