@@ -90,8 +90,12 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
             40,
         )
         assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
-        streams = poll(lambda: [s for s in get(api + "/api/v1/streams") if s["live"]]
-                       if len(get(api + "/api/v1/streams")) == 2 else None, 40)
+
+        def live_streams() -> list[dict[str, Any]] | None:
+            live = [s for s in get(api + "/api/v1/streams") if s["live"]]
+            return live if len(live) == 2 else None
+
+        streams = poll(live_streams, 40)
         assert {s["unit_id"] for s in streams} == {"unit-01", "unit-02"}
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert len(descendants) >= 5  # central, its broker, relay worker(s), two agents
