@@ -134,3 +134,22 @@ async def test_publisher_with_a_bad_token_is_refused() -> None:
         )
         with pytest.raises(PublishRefused):
             await asyncio.wait_for(publisher.run(), 10)
+
+
+async def test_publisher_rebuilds_and_viewers_go_on_without_reload() -> None:
+    camera = SyntheticCamera("vp8", 320, 240, fps=30, keyframe_interval_s=1)
+    async with relay_server() as (base, relay), publishing(base, "re", camera) as publisher:
+        viewer = RelayViewer("vp8")
+        assert (await viewer.join(base, "re", viewer_token("re"))).status_code == 201
+        await wait_for(lambda: len(viewer.stamps) > 15, timeout=10)
+        # The relay loses the publisher's connection (as after a network change).
+        session = relay.streams["re"].publisher_session
+        assert session is not None
+        await relay.end("re", session)
+        before = len(viewer.stamps)
+        await wait_for(lambda: publisher.sessions == 2 and publisher.connected.is_set(), timeout=15)
+        await wait_for(lambda: len(viewer.stamps) > before + 15, timeout=10)
+        assert viewer.pc.connectionState == "connected"
+        resumed = [s.frame_no for s, _ in viewer.stamps[before:]]
+        assert resumed[-1] > resumed[0]
+        await viewer.close()
