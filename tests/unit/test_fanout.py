@@ -1,7 +1,7 @@
-from central.relay.fanout import KEYFRAME_REQUEST_INTERVAL_S, StreamFanout
+from central.relay.fanout import KEYFRAME_REQUEST_INTERVAL_S, RelayFrame, StreamFanout, ViewerQueue
 
 
-def drain(viewer) -> list:  # type: ignore[no-untyped-def]
+def drain(viewer: ViewerQueue) -> list[RelayFrame]:
     out = []
     while (frame := viewer.pop()) is not None:
         out.append(frame)
