@@ -1,6 +1,6 @@
 import sys
 
-from bench import status_plane
+from bench import agent_footprint, relay_fanout, status_plane
 
 if __name__ == "__main__":
-    sys.exit(status_plane.main(sys.argv[1:]))
+    sys.exit(status_plane.main([]) or relay_fanout.main([]) or agent_footprint.main([]))

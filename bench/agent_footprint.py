@@ -1,0 +1,158 @@
+"""Agent footprint: RSS and CPU of `rtcc agent` idle (status only), streaming a 720p30
+H.264 file in pass-through, and, as the baseline in the same run, streaming the simulator
+(which has to encode every picture)."""
+
+from __future__ import annotations
+
+import fractions
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import psutil
+
+from central.broker import MosquittoProcess, free_port
+from firmware_bridge.pattern import PatternRenderer
+
+ROOT = Path(__file__).parents[1]
+LOOPBACK = '["127.0.0.1"]'
+
+
+@dataclass
+class Row:
+    case: str
+    rss_mb: float
+    cpu_pct: float
+
+
+def make_clip(path: Path, seconds: int = 20) -> None:
+    renderer = PatternRenderer(1280, 720)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.bit_rate = 2_000_000
+        stream.codec_context.profile = "Baseline"
+        stream.codec_context.options = {"tune": "zerolatency", "preset": "veryfast", "g": "60"}
+        stream.codec_context.time_base = fractions.Fraction(1, 30)
+        for n in range(seconds * 30):
+            frame = av.VideoFrame(1280, 720, "yuv420p")
+            for plane, data in zip(frame.planes, renderer.render(n, n * 33), strict=True):
+                plane.update(data)
+            frame.pts = n
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def http(method: str, url: str) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as r:
+        return json.load(r)
+
+
+def sample(pid: int, seconds: float) -> tuple[float, float]:
+    proc = psutil.Process(pid)
+    cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+    time.sleep(seconds)
+    cpu1, t1 = sum(proc.cpu_times()[:2]), time.monotonic()
+    return proc.memory_info().rss / 2**20, 100 * (cpu1 - cpu0) / (t1 - t0)
+
+
+def main(argv: list[str]) -> int:
+    seconds = float(argv[0]) if argv else 15.0
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="rtcc-footprint-") as tmp:
+        work = Path(tmp)
+        clip = work / "clip.mp4"
+        make_clip(clip)
+        broker = MosquittoProcess(work / "broker")
+        broker.start()
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        base_env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
+        central = subprocess.Popen(
+            [sys.executable, "-m", "rtcc", "central"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={
+                **base_env,
+                "RTCC_HTTP__PORT": str(port),
+                "RTCC_DATA_DIR": str(work / "c"),
+                "RTCC_RELAY__WORKERS": "1",
+                "RTCC_RELAY__ICE__HOST_ADDRESSES": LOOPBACK,
+            },
+        )
+        try:
+            for case, video in (
+                (
+                    "file pass-through 720p30 H.264",
+                    {"RTCC_VIDEO__SOURCE": "file", "RTCC_VIDEO__FILE": str(clip)},
+                ),
+                (
+                    "simulator 720p30 H.264 (encodes)",
+                    {
+                        "RTCC_VIDEO__WIDTH": "1280",
+                        "RTCC_VIDEO__HEIGHT": "720",
+                        "RTCC_VIDEO__BITRATE": "2000000",
+                    },
+                ),
+            ):
+                unit = "bench-" + ("file" if "file" in case else "sim")
+                agent = subprocess.Popen(
+                    [sys.executable, "-m", "rtcc", "agent"],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={
+                        **base_env,
+                        "RTCC_UNIT_ID": unit,
+                        "RTCC_DATA_DIR": str(work / unit),
+                        "RTCC_CENTER_URL": api,
+                        "RTCC_ICE__HOST_ADDRESSES": LOOPBACK,
+                        **video,
+                    },
+                )
+                try:
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        try:
+                            if http("GET", f"{api}/api/v1/units/{unit}")["online"]:
+                                break
+                        except OSError:
+                            pass
+                        time.sleep(0.3)
+                    if not rows:
+                        time.sleep(3)
+                        rows.append(Row("idle (status only)", *sample(agent.pid, seconds)))
+                    http("POST", f"{api}/api/v1/units/{unit}/stream")
+                    time.sleep(2)
+                    rows.append(Row(f"streaming {case}", *sample(agent.pid, seconds)))
+                    http("DELETE", f"{api}/api/v1/units/{unit}/stream")
+                finally:
+                    agent.terminate()
+                    agent.wait(15)
+        finally:
+            central.terminate()
+            central.wait(30)
+            broker.stop()
+    print("\nAgent footprint (one `rtcc agent` process)\n")
+    print(f"{'case':<52} {'RSS MB':>7} {'CPU %':>6}")
+    for row in rows:
+        print(f"{row.case:<52} {row.rss_mb:>7.1f} {row.cpu_pct:>6.1f}")
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"agent_footprint-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
