@@ -1,6 +1,11 @@
 import sys
 
-from bench import agent_footprint, relay_fanout, status_plane
+from bench import agent_footprint, relay_fanout, remote_start, status_plane
 
 if __name__ == "__main__":
-    sys.exit(status_plane.main([]) or relay_fanout.main([]) or agent_footprint.main([]))
+    sys.exit(
+        status_plane.main([])
+        or relay_fanout.main([])
+        or remote_start.main([])
+        or agent_footprint.main([])
+    )

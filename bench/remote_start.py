@@ -1,0 +1,119 @@
+"""Remote start: API call -> the first decoded frame at a viewer, through the whole center
+(broker, fleet, MQTT command, agent WHIP publish, relay worker, WHEP viewer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.media_peers import Viewer
+from central.broker import MosquittoProcess, free_port
+from central.relay import passthrough
+
+ROOT = Path(__file__).parents[1]
+LOOPBACK = '["127.0.0.1"]'
+
+
+async def trial(http: httpx.AsyncClient, api: str, unit: str) -> tuple[float, float]:
+    """(API answer s, first decoded frame s), both from the moment of the API call."""
+    asked = time.time()
+    grant = (await http.post(f"{api}/api/v1/units/{unit}/stream")).raise_for_status().json()
+    answered = time.time()
+    viewer = Viewer("h264")
+    await viewer.join(http, grant["whep_url"], grant["token"])
+    viewer.count_from(asked)
+    deadline = time.time() + 10
+    while not viewer.latencies and time.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    first = time.time()
+    await viewer.pc.close()
+    await http.delete(f"{api}/api/v1/units/{unit}/stream")
+    await asyncio.sleep(1.0)
+    return answered - asked, first - asked
+
+
+async def run(trials: int) -> list[tuple[float, float]]:
+    passthrough.install()
+    with tempfile.TemporaryDirectory(prefix="rtcc-start-") as tmp:
+        work = Path(tmp)
+        broker = MosquittoProcess(work / "broker")
+        broker.start()
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "rtcc", "central"],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={
+                    **env,
+                    "RTCC_HTTP__PORT": str(port),
+                    "RTCC_DATA_DIR": str(work / "c"),
+                    "RTCC_RELAY__ICE__HOST_ADDRESSES": LOOPBACK,
+                },
+            ),
+            subprocess.Popen(
+                [sys.executable, "-m", "rtcc", "agent"],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={
+                    **env,
+                    "RTCC_UNIT_ID": "bench-1",
+                    "RTCC_DATA_DIR": str(work / "a"),
+                    "RTCC_CENTER_URL": api,
+                    "RTCC_ICE__HOST_ADDRESSES": LOOPBACK,
+                },
+            ),
+        ]
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                for _ in range(300):
+                    try:
+                        if (await http.get(f"{api}/api/v1/units/bench-1")).json()["online"]:
+                            break
+                    except (httpx.HTTPError, KeyError, ValueError):
+                        pass
+                    await asyncio.sleep(0.1)
+                return [await trial(http, api, "bench-1") for _ in range(trials)]
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(30)
+            broker.stop()
+
+
+def main(argv: list[str]) -> int:
+    trials = int(argv[0]) if argv else 7
+    results = asyncio.run(run(trials))
+    api = sorted(r[0] for r in results)
+    first = sorted(r[1] for r in results)
+    print(f"\nRemote start (API call -> ...), simulator H.264 640x480, {trials} trials\n")
+    print(f"{'':<28} {'p50 ms':>7} {'max ms':>7}")
+    print(
+        f"{'API answer (stream live)':<28} {1000 * api[len(api) // 2]:>7.0f} {1000 * api[-1]:>7.0f}"
+    )
+    print(
+        f"{'first decoded frame':<28} {1000 * first[len(first) // 2]:>7.0f} "
+        f"{1000 * first[-1]:>7.0f}"
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"remote_start-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps({"api_s": api, "first_frame_s": first}, indent=2))
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
