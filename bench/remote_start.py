@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,12 +48,16 @@ async def run(trials: int) -> list[tuple[float, float]]:
         port = free_port()
         api = f"http://127.0.0.1:{port}"
         env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
+        null = asyncio.subprocess.DEVNULL
         procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "rtcc", "central"],
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "rtcc",
+                "central",
                 cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=null,
+                stderr=null,
                 env={
                     **env,
                     "RTCC_HTTP__PORT": str(port),
@@ -62,11 +65,14 @@ async def run(trials: int) -> list[tuple[float, float]]:
                     "RTCC_RELAY__ICE__HOST_ADDRESSES": LOOPBACK,
                 },
             ),
-            subprocess.Popen(
-                [sys.executable, "-m", "rtcc", "agent"],
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "rtcc",
+                "agent",
                 cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=null,
+                stderr=null,
                 env={
                     **env,
                     "RTCC_UNIT_ID": "bench-1",
@@ -89,7 +95,7 @@ async def run(trials: int) -> list[tuple[float, float]]:
         finally:
             for proc in procs:
                 proc.terminate()
-                proc.wait(30)
+                await asyncio.wait_for(proc.wait(), 30)
             broker.stop()
 
 
