@@ -12,7 +12,7 @@ import uvicorn
 from pydantic import Field
 
 from central.config import TokenKeys
-from central.relay import passthrough
+from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from runtime.config import CommonSettings, IceSettings, Section
@@ -41,6 +41,7 @@ class _Server(uvicorn.Server):
 
 async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     passthrough.install()
+    dtls.install()
     hosts = settings.ice.host_addresses
     loopback = hosts is not None and all(h.startswith("127.") or h == "::1" for h in hosts)
     relay = Relay(apply_ice(settings.ice), loopback_only=loopback)

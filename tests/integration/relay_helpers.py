@@ -16,7 +16,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from central.broker import free_port
-from central.relay import passthrough
+from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from firmware_bridge.pattern import Stamp, read_stamp
@@ -37,6 +37,7 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def relay_server() -> AsyncIterator[tuple[str, Relay]]:
     passthrough.install()
+    dtls.install()
     relay = Relay(CONFIG, loopback_only=True)
     port = free_port()
     server = _Server(

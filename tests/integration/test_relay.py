@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -152,4 +152,35 @@ async def test_publisher_rebuilds_and_viewers_go_on_without_reload() -> None:
         assert viewer.pc.connectionState == "connected"
         resumed = [s.frame_no for s, _ in viewer.stamps[before:]]
         assert resumed[-1] > resumed[0]
+        await viewer.close()
+
+
+@contextlib.contextmanager
+def rsa_certificates() -> Iterator[None]:
+    """Peers made inside present an RSA DTLS certificate, as GStreamer 1.22 does."""
+    from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    original = RTCCertificate.generateCertificate
+
+    def rsa_certificate(cls: type[RTCCertificate]) -> RTCCertificate:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return cls(key=key, cert=generate_certificate(key))  # type: ignore[arg-type]
+
+    setattr(RTCCertificate, "generateCertificate", classmethod(rsa_certificate))  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(RTCCertificate, "generateCertificate", original)  # noqa: B010
+
+
+async def test_a_viewer_with_an_rsa_certificate_is_served() -> None:
+    camera = SyntheticCamera("vp8", 320, 240)
+    async with relay_server() as (base, _relay), publishing(base, "rsa", camera):
+        with rsa_certificates():
+            viewer = RelayViewer("vp8")
+        # The offering viewer is the DTLS server here, so its RSA certificate decides the
+        # cipher suites: aiortc's ECDSA-only list would fail with "no shared cipher".
+        assert (await viewer.join(base, "rsa", viewer_token("rsa"))).status_code == 201
+        await wait_for(lambda: len(viewer.stamps) > 5, timeout=10)
         await viewer.close()
