@@ -31,7 +31,7 @@ from protocol import (
 )
 from protocol.models import ContractModel
 from protocol.topics import unit_filter
-from runtime.mqtt import MqttLink, Subscription, Will
+from runtime.mqtt import MqttError, MqttLink, Subscription, Will
 
 VERSION = "0.1.0"
 RECENT_EVENTS = 1000
@@ -128,6 +128,15 @@ class FleetService:
             self._stamp(self._status_topic, self._status(True)),
             retain=True,
         )
+
+    def announce(self, event_type: str, data: dict[str, JsonValue]) -> None:
+        """Publish one of the center's own events (QoS 1, not retained) for other center
+        processes and pages; dropped with a warning when the broker is unreachable."""
+        topic = Topic.center_event(self.settings.center_id, event_type)
+        try:
+            self.link.publish(str(topic), self._stamp(topic, Event(type=event_type, data=data)))
+        except MqttError as exc:
+            self._log.warning("center_event_not_sent", event=event_type, error=str(exc))
 
     def goodbye(self) -> tuple[str, bytes, bool]:
         return str(self._status_topic), self._stamp(self._status_topic, self._status(False)), True

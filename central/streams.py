@@ -185,6 +185,7 @@ class StreamService:
             self.active.pop(stream.stream_id, None)
             raise
         log.info("stream_started", unit_id=unit_id, stream_id=stream.stream_id)
+        self.fleet.announce("stream.started", {"stream_id": stream.stream_id, "unit_id": unit_id})
         return self.grant(stream, started_at)
 
     async def _wait_live(self, stream_id: str, deadline: float) -> None:
@@ -208,6 +209,9 @@ class StreamService:
         for stream in ended:
             del self.active[stream.stream_id]
             log.info("stream_stopped", unit_id=unit_id, stream_id=stream.stream_id)
+            self.fleet.announce(
+                "stream.stopped", {"stream_id": stream.stream_id, "unit_id": unit_id}
+            )
         pending = await self.fleet.send_command(
             unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
         )

@@ -29,6 +29,7 @@ BODY_TYPES: dict[TopicKind, type[ContractModel]] = {
     TopicKind.COMMAND: Command,
     TopicKind.RESULT: CommandResult,
     TopicKind.CENTER_STATUS: CenterStatus,
+    TopicKind.CENTER_EVENT: Event,
 }
 _ENVELOPES: dict[TopicKind, type[Envelope[Any]]] = {
     TopicKind.PRESENCE: Envelope[Presence],
@@ -37,6 +38,7 @@ _ENVELOPES: dict[TopicKind, type[Envelope[Any]]] = {
     TopicKind.COMMAND: Envelope[Command],
     TopicKind.RESULT: Envelope[CommandResult],
     TopicKind.CENTER_STATUS: Envelope[CenterStatus],
+    TopicKind.CENTER_EVENT: Envelope[Event],
 }
 
 

@@ -6,6 +6,7 @@ rtcc/v1/units/{unit}/events/{type}
 rtcc/v1/units/{unit}/cmd/{name}
 rtcc/v1/units/{unit}/res
 rtcc/v1/centers/{center}/status
+rtcc/v1/centers/{center}/events/{type}
 
 Event types and command names are dotted ("config.set"), but a dot may not appear in a
 topic: NATS, the clustered broker we scale out on, maps MQTT levels to subjects whose
@@ -39,15 +40,17 @@ class TopicKind(StrEnum):
     COMMAND = "cmd"
     RESULT = "res"
     CENTER_STATUS = "status"
+    CENTER_EVENT = "center-events"
 
 
-_NAMED_KINDS = frozenset({TopicKind.EVENT, TopicKind.COMMAND})
+_NAMED_KINDS = frozenset({TopicKind.EVENT, TopicKind.COMMAND, TopicKind.CENTER_EVENT})
+_CENTER_KINDS = frozenset({TopicKind.CENTER_STATUS, TopicKind.CENTER_EVENT})
 
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    """A parsed topic. `subject` is the unit id, or the center id for CENTER_STATUS;
-    `name` is the event type or command name for EVENT and COMMAND, else None."""
+    """A parsed topic. `subject` is the unit id, or the center id for center topics;
+    `name` is the event type or command name for the named kinds, else None."""
 
     kind: TopicKind
     subject: str
@@ -65,6 +68,8 @@ class Topic:
     def __str__(self) -> str:
         if self.kind is TopicKind.CENTER_STATUS:
             return f"{ROOT}/centers/{self.subject}/status"
+        if self.kind is TopicKind.CENTER_EVENT:
+            return f"{ROOT}/centers/{self.subject}/events/{name_to_level(self.name or '')}"
         base = f"{ROOT}/units/{self.subject}/{self.kind.value}"
         return f"{base}/{name_to_level(self.name)}" if self.name is not None else base
 
@@ -91,6 +96,10 @@ class Topic:
     @classmethod
     def center_status(cls, center_id: str) -> Topic:
         return cls(TopicKind.CENTER_STATUS, center_id)
+
+    @classmethod
+    def center_event(cls, center_id: str, event_type: str) -> Topic:
+        return cls(TopicKind.CENTER_EVENT, center_id, event_type)
 
 
 def check_id(value: str) -> str:
@@ -126,10 +135,12 @@ def parse_topic(topic: str) -> Topic:
         raise ProtocolError("bad_topic", f"not an rtcc/v1 topic: {topic[:80]!r}")
     scope, subject, kind_text, rest = parts[2], parts[3], parts[4], parts[5:]
     if scope == "centers":
-        if kind_text != TopicKind.CENTER_STATUS.value or rest:
-            raise ProtocolError("bad_topic", f"unknown center topic: {topic[:80]!r}")
-        return Topic(TopicKind.CENTER_STATUS, subject)
-    if scope != "units" or kind_text == TopicKind.CENTER_STATUS.value:
+        if kind_text == TopicKind.CENTER_STATUS.value and not rest:
+            return Topic(TopicKind.CENTER_STATUS, subject)
+        if kind_text == "events" and len(rest) == 1:
+            return Topic(TopicKind.CENTER_EVENT, subject, level_to_name(rest[0]))
+        raise ProtocolError("bad_topic", f"unknown center topic: {topic[:80]!r}")
+    if scope != "units" or kind_text in (k.value for k in _CENTER_KINDS):
         raise ProtocolError("bad_topic", f"unknown topic: {topic[:80]!r}")
     try:
         kind = TopicKind(kind_text)
@@ -146,7 +157,7 @@ def parse_topic(topic: str) -> Topic:
 
 def unit_filter(kind: TopicKind, unit_id: str = "+") -> str:
     """Subscription filter for one kind of unit topic, for one unit or (default) all units."""
-    if kind is TopicKind.CENTER_STATUS:
-        raise ProtocolError("bad_topic", "center status is not a unit topic")
+    if kind in _CENTER_KINDS:
+        raise ProtocolError("bad_topic", f"{kind} is not a unit topic")
     base = f"{ROOT}/units/{unit_id}/{kind.value}"
     return f"{base}/+" if kind in _NAMED_KINDS else base

@@ -3,6 +3,7 @@
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -11,6 +12,7 @@ from central.service import Central
 from runtime.config import load_settings
 from tests.helpers import FAST_MQTT, running_agent, wait_for
 from tests.integration.relay_helpers import RelayViewer
+from tests.integration.test_commands import raw_client
 
 LOOPBACK_ICE = {"host_addresses": ["127.0.0.1"]}
 
@@ -28,9 +30,14 @@ async def test_remote_start_view_and_stop(broker_url: str, unique: str, tmp_path
     central = Central(settings)
     await central.start()
     unit = f"u-{unique}"
+    announced: list[Any] = []
     try:
         await central.wait_connected()
+        watcher = raw_client(
+            broker_url, f"w-{unique}", [f"rtcc/v1/centers/c-{unique}/events/+"], announced
+        )
         async with (
+            watcher,
             running_agent(
                 unit,
                 broker_url,
@@ -74,5 +81,9 @@ async def test_remote_start_view_and_stop(broker_url: str, unique: str, tmp_path
             )
             assert refused.status_code == 403  # a viewer token never publishes
             await viewer.close()
+            await wait_for(
+                lambda: [e.type for e in announced] == ["stream.started", "stream.stopped"]
+            )
+            assert announced[0].data == {"stream_id": grant["stream_id"], "unit_id": unit}
     finally:
         await central.stop()

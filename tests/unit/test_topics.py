@@ -21,6 +21,10 @@ names = st.from_regex(r"[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}", full
         (Topic.event("u1", "button.mark"), "rtcc/v1/units/u1/events/button-mark"),
         (Topic.result("u1"), "rtcc/v1/units/u1/res"),
         (Topic.center_status("rtcc-1"), "rtcc/v1/centers/rtcc-1/status"),
+        (
+            Topic.center_event("rtcc-1", "stream.started"),
+            "rtcc/v1/centers/rtcc-1/events/stream-started",
+        ),
     ],
 )
 def test_build_and_parse(topic: Topic, text: str) -> None:
@@ -84,5 +88,6 @@ def test_parse_never_raises_anything_else(text: str) -> None:
 
 @given(ids, names, st.sampled_from(list(TopicKind)))
 def test_round_trip(unit: str, name: str, kind: TopicKind) -> None:
-    topic = Topic(kind, unit, name if kind in (TopicKind.EVENT, TopicKind.COMMAND) else None)
+    named = (TopicKind.EVENT, TopicKind.COMMAND, TopicKind.CENTER_EVENT)
+    topic = Topic(kind, unit, name if kind in named else None)
     assert parse_topic(str(topic)) == topic
