@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from runtime.backoff import Backoff
+from runtime.process import die_with_parent
 
 log = structlog.get_logger("rtcc.broker")
 
@@ -106,6 +107,7 @@ class MosquittoProcess:
             # Its own session: a Ctrl-C meant for us must not kill the broker before we
             # have said goodbye through it.
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (one prctl call, no locks)
         )
         log_file.close()
         deadline = time.monotonic() + timeout

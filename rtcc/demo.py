@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.backoff import Backoff
+from runtime.process import die_with_parent
 
 REFRESH_S = 3.0
 STREAMING_UNITS = 2
@@ -56,6 +57,7 @@ class Child:
             stderr=log,
             # Own sessions: Ctrl-C reaches only the demo, which stops its children in order.
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log.close()
 

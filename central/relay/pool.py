@@ -16,6 +16,7 @@ import structlog
 from central.broker import free_port
 from runtime.backoff import Backoff
 from runtime.config import IceSettings
+from runtime.process import die_with_parent
 
 log = structlog.get_logger("rtcc.relay.pool")
 
@@ -93,6 +94,7 @@ class WorkerPool:
                 env={**os.environ, **worker.env},
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
             started = asyncio.get_running_loop().time()
             code = await worker.proc.wait()

@@ -113,3 +113,22 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
     assert "Traceback" not in logs and "was destroyed" not in logs
     assert '"reason": "shutdown"' in logs
+
+
+def test_children_die_with_a_killed_center(tmp_path: Path) -> None:
+    port = free_port()
+    proc = rtcc(
+        "central", RTCC_HTTP__PORT=str(port), RTCC_DATA_DIR=str(tmp_path), RTCC_RELAY__WORKERS="2"
+    )
+    try:
+        poll(lambda: get(f"http://127.0.0.1:{port}/healthz")["mqtt_connected"], 20)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # its broker and two relay workers
+        proc.kill()
+        proc.wait()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
