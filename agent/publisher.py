@@ -68,7 +68,7 @@ class EncodedVideoTrack(MediaStreamTrack):
         super().stop()
         closer = getattr(self._frames, "aclose", None)
         if closer is not None:
-            task = asyncio.get_event_loop().create_task(closer())
+            task = asyncio.get_running_loop().create_task(closer())
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 

@@ -156,8 +156,10 @@ class StreamService:
         if not record.online:
             raise HTTPException(409, f"unit {unit_id} is offline")
         existing = next((s for s in self.active.values() if s.unit_id == unit_id), None)
-        if existing is not None and existing.stream_id in await self.worker_streams():
-            return self.grant(existing, started_at)
+        if existing is not None:
+            if existing.stream_id in await self.worker_streams():
+                return self.grant(existing, started_at)
+            del self.active[existing.stream_id]  # it died: start afresh
         stream = ActiveStream(f"{unit_id}-{secrets.token_hex(4)}", unit_id, started_at)
         self.active[stream.stream_id] = stream
         whip_token = self.signer.issue(
