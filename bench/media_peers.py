@@ -23,14 +23,16 @@ from firmware_bridge.synthetic import SyntheticCamera
 from runtime.config import IceSettings
 from runtime.webrtc import apply_ice
 
-CONFIG = apply_ice(IceSettings(host_addresses=["127.0.0.1"]))
+
+def ice_config(host: str) -> Any:
+    return apply_ice(IceSettings(host_addresses=[host]))
 
 
 async def publish(args: argparse.Namespace) -> None:
     camera = SyntheticCamera(
         args.codec, args.width, args.height, fps=30, keyframe_interval_s=2, bitrate=args.bitrate
     )
-    publisher = WhipPublisher(args.url, args.token, camera, CONFIG)
+    publisher = WhipPublisher(args.url, args.token, camera, ice_config(args.ice_host))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     task = asyncio.create_task(publisher.run())
@@ -40,8 +42,10 @@ async def publish(args: argparse.Namespace) -> None:
 
 
 class Viewer:
-    def __init__(self, decode: str | None) -> None:
-        self.pc = RTCPeerConnection(CONFIG)
+    def __init__(self, decode: str | None, ice_host: str = "127.0.0.1") -> None:
+        self.pc = RTCPeerConnection(ice_config(ice_host))
+        self.arrivals: list[float] = []
+        self.decoded_at: list[float] = []
         self.frames = 0
         self.asked = 0.0
         self.first: float | None = None
@@ -72,6 +76,7 @@ class Viewer:
                 packet = await track.recv()
                 now = time.time()
                 self.first = self.first or now
+                self.arrivals.append(now)
                 if self._counting_from is not None:
                     self.counted += 1
                 if self._decoder is None:
@@ -87,11 +92,12 @@ class Viewer:
                         stamp = read_stamp(luma, picture.width, 32)
                         if stamp and self._counting_from is not None:
                             self.latencies.append(now - stamp.wall_ms / 1000)
+                            self.decoded_at.append(now - self._counting_from)
 
 
 async def view(args: argparse.Namespace) -> None:
     passthrough.install()  # viewers count packets; only one decodes
-    viewers = [Viewer(args.codec if i == 0 else None) for i in range(args.n)]
+    viewers = [Viewer(args.codec if i == 0 else None, args.ice_host) for i in range(args.n)]
     async with httpx.AsyncClient(timeout=30) as http:
         for viewer in viewers:
             await viewer.join(http, args.url, args.token)
@@ -110,6 +116,9 @@ async def view(args: argparse.Namespace) -> None:
         "join_s": [v.first - v.asked for v in viewers if v.first],
         "latencies": viewers[0].latencies,
         "connected": sum(v.first is not None for v in viewers),
+        "arrivals": [t - started for t in viewers[0].arrivals if t >= started],
+        "decoded_at": viewers[0].decoded_at,
+        "state": viewers[0].pc.connectionState,
     }
     for viewer in viewers:
         await viewer.pc.close()
@@ -126,6 +135,7 @@ def main() -> None:
     pub.add_argument("--width", type=int, default=640)
     pub.add_argument("--height", type=int, default=480)
     pub.add_argument("--bitrate", type=int, default=1_000_000)
+    pub.add_argument("--ice-host", default="127.0.0.1")
     vw = sub.add_parser("view")
     vw.add_argument("url")
     vw.add_argument("token")
@@ -133,6 +143,7 @@ def main() -> None:
     vw.add_argument("--codec", default="vp8")
     vw.add_argument("--warmup", type=float, default=2.0)
     vw.add_argument("--seconds", type=float, default=8.0)
+    vw.add_argument("--ice-host", default="127.0.0.1")
     args = parser.parse_args()
     asyncio.run(publish(args) if args.cmd == "publish" else view(args))
 

@@ -89,6 +89,15 @@ class StreamFanout:
         self._gop.clear()
         self._gop_valid = False
 
+    def lost_frames(self, now: float) -> None:
+        """Frames from the publisher were lost (a link cut): what follows cannot be decoded
+        until a keyframe, so viewers wait for one and one is asked for."""
+        self._gop.clear()
+        self._gop_valid = False
+        for viewer in self._viewers:
+            viewer.waiting_for_keyframe = True
+        self.keyframe_wanted(now)
+
     def publish(self, data: bytes, pts: int, keyframe: bool, now: float) -> None:
         if self._offset is None:
             base = 0 if self._last_pts is None else self._last_pts + self._frame_ticks

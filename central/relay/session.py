@@ -264,6 +264,8 @@ class Relay:
                     continue
                 if stream.live_since is None:
                     stream.live_since = self._clock()
+                if packet.is_corrupt:
+                    stream.fanout.lost_frames(self._clock())
                 stream.fanout.publish(
                     bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe), self._clock()
                 )

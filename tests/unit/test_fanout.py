@@ -68,3 +68,31 @@ def test_timeline_is_continuous_across_a_publisher_restart() -> None:
     pts = [f.pts for f in drain(viewer)]
     assert pts == sorted(pts) and len(set(pts)) == 6
     assert pts[3] - pts[2] == 3000
+
+
+def rtp(seq: int, ts: int, marker: bool) -> object:
+    from aiortc.rtp import RtpPacket
+
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts, marker=marker)
+    packet._data = bytes([seq % 256])  # type: ignore[attr-defined]
+    return packet
+
+
+def test_jitter_buffer_releases_on_marker_and_skips_a_dead_hole() -> None:
+    from central.relay.passthrough import HOLE_SKIP_PACKETS, MarkerJitterBuffer
+
+    buffer = MarkerJitterBuffer(capacity=512, is_video=True)
+    assert buffer.add(rtp(0, 0, False))[1] is None  # type: ignore[arg-type]
+    pli, frame = buffer.add(rtp(1, 0, True))  # type: ignore[arg-type]
+    assert frame is not None and frame.data == b"\x00\x01" and not pli  # at the marker
+    # A cut: packets 2..9 never come. Complete frames pile up behind the hole.
+    seq, ts, released = 10, 3000, []
+    while seq < 10 + HOLE_SKIP_PACKETS + 4:
+        buffer.add(rtp(seq, ts, False))  # type: ignore[arg-type]
+        pli, frame = buffer.add(rtp(seq + 1, ts, True))  # type: ignore[arg-type]
+        if frame is not None:
+            released.append((pli, frame))
+        seq, ts = seq + 2, ts + 3000
+    assert released, "the buffer stalled behind the hole"
+    pli, first = released[0]
+    assert pli and getattr(first, "after_loss", False)
