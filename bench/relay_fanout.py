@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Row:
     latency_p50_ms: float
     latency_p99_ms: float
     join_p50_ms: float
+    relay_added_p50_ms: float
+    relay_added_p99_ms: float
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -144,6 +147,10 @@ def run_case(system: str, codec: str, width: int, height: int, n: int, seconds: 
         cpu0, t0 = sum(relay.cpu_times()[:2]), time.monotonic()
         result = json.loads(viewers.stdout.readline())
         cpu1, t1 = sum(relay.cpu_times()[:2]), time.monotonic()
+        added: dict[str, Any] = {}
+        if system == "rtcc":
+            with urllib.request.urlopen(f"{base}/streams", timeout=5) as answer:
+                added = json.load(answer)[0]
         viewers.wait(30)
         relay_cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
         latencies = [1000 * x for x in result["latencies"]]
@@ -160,6 +167,8 @@ def run_case(system: str, codec: str, width: int, height: int, n: int, seconds: 
             latency_p50_ms=_pct(latencies, 0.5),
             latency_p99_ms=_pct(latencies, 0.99),
             join_p50_ms=1000 * _pct(result["join_s"], 0.5),
+            relay_added_p50_ms=added.get("relay_delay_p50_ms") or float("nan"),
+            relay_added_p99_ms=added.get("relay_delay_p99_ms") or float("nan"),
         )
     finally:
         for proc in reversed(procs):
@@ -175,7 +184,7 @@ def print_table(rows: list[Row]) -> None:
     header = (
         f"{'system':<20} {'codec':<5} {'size':<8} {'N':>4} {'conn':>4} {'relay%':>7} "
         f"{'%/viewer':>8} {'fps':>5} {'fpsmin':>6} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'join ms':>7}"
+        f"{'join ms':>7} {'relay+ p50/p99':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -184,7 +193,7 @@ def print_table(rows: list[Row]) -> None:
             f"{r.system:<20} {r.codec:<5} {r.size:<8} {r.viewers:>4} {r.connected:>4} "
             f"{r.relay_cpu_pct:>7.1f} {r.cpu_per_viewer_pct:>8.2f} {r.fps_mean:>5.1f} "
             f"{r.fps_min:>6.1f} {r.latency_p50_ms:>7.1f} {r.latency_p99_ms:>7.1f} "
-            f"{r.join_p50_ms:>7.0f}"
+            f"{r.join_p50_ms:>7.0f} {r.relay_added_p50_ms:>7.2f}/{r.relay_added_p99_ms:<7.2f}"
         )
 
 

@@ -4,7 +4,7 @@ for exactly its stream and use; it is checked before any PeerConnection exists."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
@@ -31,7 +31,16 @@ def stream_info(stream: Stream, now: float) -> StreamInfo:
         viewers=len(stream.viewers),
         frames_in=fanout.frames_in,
         bitrate_bps=round(8 * fanout.bytes_in_live / seconds) if seconds else 0.0,
+        relay_delay_p50_ms=_percentile_ms(stream.delays, 0.5),
+        relay_delay_p99_ms=_percentile_ms(stream.delays, 0.99),
     )
+
+
+def _percentile_ms(samples: Iterable[float], q: float) -> float | None:
+    ordered = sorted(samples)
+    if not ordered:
+        return None
+    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 def bearer(authorization: str | None) -> str:

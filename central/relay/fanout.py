@@ -26,6 +26,7 @@ class RelayFrame:
     data: bytes
     pts: int
     keyframe: bool
+    arrived: float | None = None
 
 
 @dataclass
@@ -98,7 +99,9 @@ class StreamFanout:
             viewer.waiting_for_keyframe = True
         self.keyframe_wanted(now)
 
-    def publish(self, data: bytes, pts: int, keyframe: bool, now: float) -> None:
+    def publish(
+        self, data: bytes, pts: int, keyframe: bool, now: float, arrived: float | None = None
+    ) -> None:
         if self._offset is None:
             base = 0 if self._last_pts is None else self._last_pts + self._frame_ticks
             self._offset = base - pts
@@ -106,7 +109,7 @@ class StreamFanout:
         if self._last_pts is not None and out_pts > self._last_pts:
             self._frame_ticks = min(out_pts - self._last_pts, CLOCK_RATE)
         self._last_pts = out_pts
-        frame = RelayFrame(data, out_pts, keyframe)
+        frame = RelayFrame(data, out_pts, keyframe, arrived)
         self.frames_in += 1
         self.bytes_in += len(data)
         self.bytes_in_live += len(data)

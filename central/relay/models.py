@@ -15,3 +15,5 @@ class StreamInfo(BaseModel):
     viewers: int
     frames_in: int
     bitrate_bps: float
+    relay_delay_p50_ms: float | None = None
+    relay_delay_p99_ms: float | None = None

@@ -15,6 +15,7 @@ Pinned to aiortc 1.16.0; covered by the relay tests.
 from __future__ import annotations
 
 import fractions
+import time
 from typing import Any
 
 import av
@@ -53,6 +54,7 @@ class PassthroughDecoder:
         packet.time_base = TIME_BASE
         packet.is_keyframe = is_keyframe(self.codec, encoded_frame.data)
         packet.is_corrupt = getattr(encoded_frame, "after_loss", False)
+        packet.opaque = getattr(encoded_frame, "released_at", None)
         return [packet]
 
 
@@ -77,6 +79,9 @@ class MarkerJitterBuffer(JitterBuffer):
             ):
                 frame = self._skip_hole(packet)
                 pli = pli or frame is not None
+        if frame is not None:
+            # When the frame was complete here: the start of the relay's own delay.
+            frame.released_at = time.monotonic()  # type: ignore[attr-defined]
         return pli, frame
 
     def _skip_hole(self, marked: RtpPacket) -> JitterFrame | None:

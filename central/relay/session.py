@@ -8,6 +8,7 @@ import fractions
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from central.relay.fanout import StreamFanout, ViewerQueue
 log = structlog.get_logger("rtcc.relay")
 TIME_BASE = fractions.Fraction(1, 90_000)
 MAX_SDP_BYTES = 64 * 1024
+DELAY_SAMPLES = 4096
 CODEC_MIME = {"h264": "video/H264", "vp8": "video/VP8"}
 
 
@@ -45,9 +47,10 @@ class ViewerTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, fanout: StreamFanout, now: float) -> None:
+    def __init__(self, fanout: StreamFanout, now: float, delays: deque[float]) -> None:
         super().__init__()
         self._ready = asyncio.Event()
+        self._delays = delays
         self.queue: ViewerQueue = fanout.add_viewer(now, on_ready=self._ready.set)
 
     async def recv(self) -> av.Packet[Any]:
@@ -56,6 +59,8 @@ class ViewerTrack(MediaStreamTrack):
                 raise MediaStreamError
             frame = self.queue.pop()
             if frame is not None:
+                if frame.arrived is not None:
+                    self._delays.append(time.monotonic() - frame.arrived)
                 packet: av.Packet[Any] = av.Packet(frame.data)
                 packet.pts = frame.pts
                 packet.time_base = TIME_BASE
@@ -88,6 +93,8 @@ class Stream:
     pump: asyncio.Task[None] | None = None
     live_since: float | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
+    # Frame complete at the relay -> handed to a viewer's sender, last samples (seconds).
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
 
 
 def check_sdp(sdp: str) -> None:
@@ -179,7 +186,7 @@ class Relay:
         if stream is None or stream.publisher is None or stream.codec is None:
             raise RelayError(404, "stream is not live")
         pc = RTCPeerConnection(self._configuration)
-        track = ViewerTrack(stream.fanout, self._clock())
+        track = ViewerTrack(stream.fanout, self._clock(), stream.delays)
         session_id = uuid.uuid4().hex
         transceiver = pc.addTransceiver(track, direction="sendonly")
         mime = CODEC_MIME[stream.codec]
@@ -266,8 +273,13 @@ class Relay:
                     stream.live_since = self._clock()
                 if packet.is_corrupt:
                     stream.fanout.lost_frames(self._clock())
+                arrived = packet.opaque if isinstance(packet.opaque, float) else None
                 stream.fanout.publish(
-                    bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe), self._clock()
+                    bytes(packet),
+                    int(packet.pts or 0),
+                    bool(packet.is_keyframe),
+                    self._clock(),
+                    arrived,
                 )
 
     def _request_keyframe(self, stream_id: str) -> None:
