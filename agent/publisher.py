@@ -22,17 +22,16 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
 
 from firmware_bridge.media import EncodedFrame, VideoSource
 from runtime.backoff import Backoff
+from runtime.webrtc import prefer_codec
 
 log = structlog.get_logger("rtcc.agent.publisher")
 TIME_BASE = fractions.Fraction(1, 90_000)
-CODEC_MIME = {"h264": "video/H264", "vp8": "video/VP8"}
 
 
 class PublishRefused(Exception):
@@ -111,14 +110,7 @@ class WhipPublisher:
         track = EncodedVideoTrack(self._source)
         self._source.request_keyframe()
         transceiver = pc.addTransceiver(track, direction="sendonly")
-        mime = CODEC_MIME[self._source.codec]
-        transceiver.setCodecPreferences(
-            [
-                c
-                for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType in (mime, "video/rtx")
-            ]
-        )
+        prefer_codec(transceiver, self._source.codec)
         # A PLI/FIR from the relay asks the camera for a keyframe.
         transceiver.sender._send_keyframe = self._source.request_keyframe  # type: ignore[method-assign]
         ended = asyncio.Event()

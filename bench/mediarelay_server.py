@@ -7,15 +7,14 @@ import asyncio
 import sys
 
 import uvicorn
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from fastapi import FastAPI, Request, Response
 
 from runtime.config import IceSettings
-from runtime.webrtc import apply_ice
+from runtime.webrtc import apply_ice, prefer_codec
 
 CONFIG = apply_ice(IceSettings(host_addresses=["127.0.0.1"]))
-MIME = {"h264": "video/H264", "vp8": "video/VP8"}
 
 
 def create_app(codec: str) -> FastAPI:
@@ -48,13 +47,7 @@ def create_app(codec: str) -> FastAPI:
             await asyncio.sleep(0.05)
         pc = RTCPeerConnection(CONFIG)
         transceiver = pc.addTransceiver(relay.subscribe(sources[stream_id]), "sendonly")
-        transceiver.setCodecPreferences(
-            [
-                c
-                for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType in (MIME[codec], "video/rtx")
-            ]
-        )
+        prefer_codec(transceiver, codec)
         return await answer(pc, request)
 
     @app.delete("/whip/{stream_id}/{session}")

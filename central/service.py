@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import gc
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import structlog
 import uvicorn
@@ -21,16 +20,10 @@ from central.fleet import FleetService
 from central.metrics import Metrics
 from central.relay.pool import WorkerPool
 from central.streams import StreamService, add_stream_routes
+from runtime.http import EmbeddedServer
 from runtime.supervise import TaskGroup
 
 log = structlog.get_logger("rtcc.central")
-
-
-class _Server(uvicorn.Server):
-    # The process owns signal handling (clean shutdown of every part), not uvicorn.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Central:
@@ -41,7 +34,7 @@ class Central:
         self.pool: WorkerPool | None = None
         self.streams: StreamService | None = None
         self.api_url = ""
-        self._server: _Server | None = None
+        self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks = TaskGroup()
 
@@ -80,7 +73,7 @@ class Central:
         app = create_app(self.fleet)
         add_stream_routes(app, self.streams)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        server = self._server = _Server(config)
+        server = self._server = EmbeddedServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         while not server.started:
             if self._http_task.done():

@@ -20,10 +20,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from central.config import RelaySettings
 from central.fleet import FleetService
+from central.relay.auth import authorize
 from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
 from protocol import CommandStatus
-from protocol.tokens import Audience, TokenError, TokenSigner
+from protocol.tokens import Audience, TokenSigner
 from protocol.topics import check_id
 
 log = structlog.get_logger("rtcc.streams")
@@ -85,20 +86,7 @@ class StreamService:
         await self._http.aclose()
 
     def authorize(self, aud: Audience, stream_id: str, authorization: str | None) -> None:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(
-                401, "bearer token required", headers={"WWW-Authenticate": "Bearer"}
-            )
-        try:
-            self.signer.verify(
-                authorization.removeprefix("Bearer ").strip(), aud, stream_id, self._clock()
-            )
-        except TokenError as exc:
-            raise HTTPException(
-                403 if exc.reason == "wrong_scope" else 401,
-                exc.reason,
-                headers={"WWW-Authenticate": "Bearer"},
-            ) from None
+        authorize(self.signer, aud, stream_id, authorization, self._clock())
         if aud == "whip" and stream_id not in self.active:
             raise HTTPException(404, "no such stream was started")
 

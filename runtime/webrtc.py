@@ -4,7 +4,7 @@ host addresses ICE may offer (aioice offers every interface by default)."""
 from __future__ import annotations
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpSender, RTCRtpTransceiver
 
 from runtime.config import IceSettings
 
@@ -20,3 +20,19 @@ def apply_ice(settings: IceSettings) -> RTCConfiguration:
 
         setattr(aioice.ice, "get_host_addresses", host_addresses)  # noqa: B010
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in settings.servers])
+
+
+VIDEO_MIME = {"h264": "video/H264", "vp8": "video/VP8"}
+
+
+def prefer_codec(transceiver: RTCRtpTransceiver, codec: str) -> None:
+    """Negotiate only `codec` (and its retransmissions) on this transceiver. Call it before
+    setting the remote description: aiortc silently ignores it afterwards."""
+    mime = VIDEO_MIME[codec]
+    transceiver.setCodecPreferences(
+        [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType in (mime, "video/rtx")
+        ]
+    )

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from pydantic import AfterValidator
 
+from central.relay.auth import authorize
 from central.relay.models import StreamInfo
 from central.relay.session import Relay, RelayError, Stream
-from protocol.tokens import Audience, Claims, TokenError, TokenSigner
+from protocol.tokens import Audience, Claims, TokenSigner
 from protocol.topics import check_id
 
 StreamId = Annotated[str, AfterValidator(check_id)]
@@ -43,25 +44,13 @@ def _percentile_ms(samples: Iterable[float], q: float) -> float | None:
     return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def bearer(authorization: str | None) -> str:
-    if not authorization or not authorization.startswith("Bearer "):
-        raise HTTPException(401, "bearer token required", headers={"WWW-Authenticate": "Bearer"})
-    return authorization.removeprefix("Bearer ").strip()
-
-
 def create_relay_app(
     relay: Relay, signer: TokenSigner, clock: Callable[[], float] = time.time
 ) -> FastAPI:
     app = FastAPI(title="rtcc relay worker")
 
-    def authorize(aud: Audience, stream_id: str, authorization: str | None) -> Claims:
-        try:
-            return signer.verify(bearer(authorization), aud, stream_id, clock())
-        except TokenError as exc:
-            status = 403 if exc.reason == "wrong_scope" else 401
-            raise HTTPException(
-                status, exc.reason, headers={"WWW-Authenticate": "Bearer"}
-            ) from None
+    def check(aud: Audience, stream_id: str, authorization: str | None) -> Claims:
+        return authorize(signer, aud, stream_id, authorization, clock())
 
     async def offer_of(request: Request) -> str:
         if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
@@ -75,7 +64,7 @@ def create_relay_app(
     async def start(
         kind: Audience, stream_id: str, request: Request, authorization: str | None
     ) -> Response:
-        claims = authorize(kind, stream_id, authorization)
+        claims = check(kind, stream_id, authorization)
         offer = await offer_of(request)
         try:
             if kind == "whip":
@@ -94,7 +83,7 @@ def create_relay_app(
     async def stop(
         kind: Audience, stream_id: str, session: str, authorization: str | None
     ) -> Response:
-        authorize(kind, stream_id, authorization)
+        check(kind, stream_id, authorization)
         if not await relay.end(stream_id, session):
             raise HTTPException(404, "no such session")
         return Response(status_code=200)

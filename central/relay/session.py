@@ -20,18 +20,17 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
 
 from central.relay.fanout import StreamFanout, ViewerQueue
+from runtime.webrtc import VIDEO_MIME, prefer_codec
 
 log = structlog.get_logger("rtcc.relay")
 TIME_BASE = fractions.Fraction(1, 90_000)
 MAX_SDP_BYTES = 64 * 1024
 DELAY_SAMPLES = 4096
-CODEC_MIME = {"h264": "video/H264", "vp8": "video/VP8"}
 
 
 class RelayError(Exception):
@@ -126,7 +125,7 @@ def answer_codec(sdp: str) -> str | None:
         return None
     rtpmap = re.search(rf"^a=rtpmap:{match.group(1)} ([A-Za-z0-9]+)/", sdp, re.MULTILINE)
     name = rtpmap.group(1).lower() if rtpmap else ""
-    return name if name in CODEC_MIME else None
+    return name if name in VIDEO_MIME else None
 
 
 class Relay:
@@ -189,13 +188,7 @@ class Relay:
         track = ViewerTrack(stream.fanout, self._clock(), stream.delays)
         session_id = uuid.uuid4().hex
         transceiver = pc.addTransceiver(track, direction="sendonly")
-        mime = CODEC_MIME[stream.codec]
-        codecs = [
-            c
-            for c in RTCRtpSender.getCapabilities("video").codecs
-            if c.mimeType in (mime, "video/rtx")
-        ]
-        transceiver.setCodecPreferences(codecs)
+        prefer_codec(transceiver, stream.codec)
         self._watch(pc, lambda: self._viewer_gone(stream_id, session_id))
         try:
             answer = await self._negotiate(pc, offer)

@@ -4,8 +4,6 @@ process-wide, and one Python process tops out near one core)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -16,6 +14,7 @@ from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from runtime.config import CommonSettings, IceSettings, Section
+from runtime.http import EmbeddedServer
 from runtime.webrtc import apply_ice
 
 log = structlog.get_logger("rtcc.relay.worker")
@@ -33,12 +32,6 @@ class RelayWorkerSettings(CommonSettings):
     ice: IceSettings = IceSettings()
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     passthrough.install()
     dtls.install()
@@ -46,7 +39,7 @@ async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     loopback = hosts is not None and all(h.startswith("127.") or h == "::1" for h in hosts)
     relay = Relay(apply_ice(settings.ice), loopback_only=loopback)
     app = create_relay_app(relay, settings.tokens.signer())
-    server = _Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             app,
             host=settings.worker.host,

@@ -22,16 +22,11 @@ from central.relay.session import Relay
 from firmware_bridge.pattern import Stamp, read_stamp
 from protocol.tokens import TokenSigner
 from runtime.config import IceSettings
+from runtime.http import EmbeddedServer
 from runtime.webrtc import apply_ice
 
 SIGNER = TokenSigner({"test": b"t" * 32}, "test")
 CONFIG = apply_ice(IceSettings(host_addresses=["127.0.0.1"]))
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +35,7 @@ async def relay_server() -> AsyncIterator[tuple[str, Relay]]:
     dtls.install()
     relay = Relay(CONFIG, loopback_only=True)
     port = free_port()
-    server = _Server(
+    server = EmbeddedServer(
         uvicorn.Config(
             create_relay_app(relay, SIGNER),
             host="127.0.0.1",
