@@ -19,6 +19,7 @@ from typing import Any
 import av
 import psutil
 
+from bench.results import write_results
 from central.broker import MosquittoProcess, free_port
 from firmware_bridge.pattern import PatternRenderer
 
@@ -146,11 +147,7 @@ def main(argv: list[str]) -> int:
     print(f"{'case':<52} {'RSS MB':>7} {'CPU %':>6}")
     for row in rows:
         print(f"{row.case:<52} {row.rss_mb:>7.1f} {row.cpu_pct:>6.1f}")
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / f"agent_footprint-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    print(f"\nwritten: {path.relative_to(ROOT)}")
+    write_results("agent_footprint", [asdict(r) for r in rows])
     return 0
 
 

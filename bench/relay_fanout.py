@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from bench.results import write_results
 from central.broker import free_port
 from protocol.tokens import TokenSigner
 
@@ -265,13 +266,7 @@ def main(argv: list[str]) -> int:
             f"  {r['codec']} {r['size']} N={r['viewers']}: MediaRelay / rtcc CPU per viewer "
             f"= {r['cpu_per_viewer_ratio']:.1f}x (marginal: {r['marginal_cpu_ratio']:.1f}x)"
         )
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / f"relay_fanout-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(
-        json.dumps({"rows": [asdict(r) for r in rows], "ratios": ratios(rows)}, indent=2)
-    )
-    print(f"\nwritten: {path.relative_to(ROOT)}")
+    write_results("relay_fanout", {"rows": [asdict(r) for r in rows], "ratios": ratios(rows)})
     return 0
 
 

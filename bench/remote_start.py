@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench.media_peers import Viewer
+from bench.results import write_results
 from central.broker import MosquittoProcess, free_port
 from central.relay import passthrough
 
@@ -113,11 +113,7 @@ def main(argv: list[str]) -> int:
         f"{'first decoded frame':<28} {1000 * first[len(first) // 2]:>7.0f} "
         f"{1000 * first[-1]:>7.0f}"
     )
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"remote_start-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"api_s": api, "first_frame_s": first}, indent=2))
-    print(f"\nwritten: {path.relative_to(ROOT)}")
+    write_results("remote_start", {"api_s": api, "first_frame_s": first})
     return 0
 
 

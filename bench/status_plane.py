@@ -22,10 +22,10 @@ from typing import Any
 
 import psutil
 
+from bench.results import write_results
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 
 ROOT = Path(__file__).parents[1]
-RESULTS = ROOT / "bench" / "results"
 EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e)
 
 
@@ -267,13 +267,8 @@ def main(argv: list[str]) -> int:
             f"  {r['units']} units: rtcc p99 / baseline p99 = {r['p99_ratio']:.2f}, "
             f"CPU rtcc / baseline = {r['cpu_ratio']:.2f}"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"status_plane-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(
-        json.dumps(
-            {"rows": [asdict(r) for r in rows], "ratios": ratios(rows), "cpus": os.cpu_count()},
-            indent=2,
-        )
+    write_results(
+        "status_plane",
+        {"rows": [asdict(r) for r in rows], "ratios": ratios(rows), "cpus": os.cpu_count()},
     )
-    print(f"\nwritten: {path.relative_to(ROOT)}")
     return 0
