@@ -10,6 +10,14 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium chromium-driver)
+# Another WebRTC stack (webrtcbin) for the interoperability tests, and a real RTSP server.
+gst=(python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-nice
+     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+     gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+for package in "${gst[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
+    need_apt+=("$package")
+done
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need_apt[*]} (Debian packages)"

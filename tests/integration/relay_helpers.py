@@ -15,11 +15,13 @@ import uvicorn
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from agent.publisher import WhipPublisher
 from central.broker import free_port
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from firmware_bridge.pattern import Stamp, read_stamp
+from firmware_bridge.synthetic import SyntheticCamera
 from protocol.tokens import TokenSigner
 from runtime.config import IceSettings
 from runtime.http import EmbeddedServer
@@ -72,6 +74,7 @@ class RelayViewer:
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(CONFIG))
     stamps: list[tuple[Stamp, float]] = field(default_factory=list)
     sizes: set[tuple[int, int]] = field(default_factory=set)
+    frames: int = 0
     first_frame_at: float | None = None
     location: str = ""
     task: asyncio.Task[None] | None = None
@@ -110,6 +113,7 @@ class RelayViewer:
                 for picture in pictures:
                     now = time.time()
                     self.first_frame_at = self.first_frame_at or now
+                    self.frames += 1
                     self.sizes.add((picture.width, picture.height))
                     stamp = read_stamp(luma(picture), picture.width, picture.height)
                     if stamp is not None:
@@ -126,3 +130,22 @@ class RelayViewer:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def publishing(
+    base: str, stream: str, camera: SyntheticCamera
+) -> AsyncIterator[WhipPublisher]:
+    token = SIGNER.issue("whip", stream, time.time(), 300)
+    publisher = WhipPublisher(f"{base}/whip/{stream}", token, camera, CONFIG)
+    task = asyncio.create_task(publisher.run())
+    try:
+        await asyncio.wait_for(publisher.connected.wait(), 10)
+        yield publisher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def viewer_token(stream: str) -> str:
+    return SIGNER.issue("whep", stream, time.time(), 300, who="test")

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,26 +13,14 @@ from agent.publisher import PublishRefused, WhipPublisher
 from firmware_bridge.media import VideoCodec
 from firmware_bridge.synthetic import SyntheticCamera
 from tests.helpers import wait_for
-from tests.integration.relay_helpers import CONFIG, SIGNER, RelayViewer, relay_server
-
-
-@contextlib.asynccontextmanager
-async def publishing(
-    base: str, stream: str, camera: SyntheticCamera
-) -> AsyncIterator[WhipPublisher]:
-    token = SIGNER.issue("whip", stream, time.time(), 300)
-    publisher = WhipPublisher(f"{base}/whip/{stream}", token, camera, CONFIG)
-    task = asyncio.create_task(publisher.run())
-    try:
-        await asyncio.wait_for(publisher.connected.wait(), 10)
-        yield publisher
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def viewer_token(stream: str) -> str:
-    return SIGNER.issue("whep", stream, time.time(), 300, who="test")
+from tests.integration.relay_helpers import (
+    CONFIG,
+    SIGNER,
+    RelayViewer,
+    publishing,
+    relay_server,
+    viewer_token,
+)
 
 
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
