@@ -13,7 +13,7 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_a
 # Another WebRTC stack (webrtcbin) for the interoperability tests, and a real RTSP server.
 gst=(python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-nice
      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-     gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+     gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp)
 for package in "${gst[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
     need_apt+=("$package")

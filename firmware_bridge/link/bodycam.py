@@ -1,0 +1,96 @@
+"""What the gateway knows of its body-cam, folded from link messages. Pure: messages and
+`now` in, device events out."""
+
+from __future__ import annotations
+
+from firmware_bridge.device import DeviceEvent
+from firmware_bridge.link.messages import (
+    Battery,
+    ButtonPress,
+    Capability,
+    Clock,
+    Hello,
+    LinkMessage,
+    RecordingState,
+    Storage,
+    Trigger,
+)
+
+LOW_BATTERY_PCT = 15
+CLOCK_TOLERANCE_S = 1.0
+
+
+class BodycamState:
+    def __init__(self, stale_after_s: float = 15.0) -> None:
+        self.stale_after_s = stale_after_s
+        self.hello: Hello | None = None
+        self.battery: Battery | None = None
+        self.storage: Storage | None = None
+        self.recording = False
+        self.clock_offset_s: float | None = None
+        self.last_heard: float | None = None
+        self._low_battery = False
+
+    def connected(self, now: float) -> bool:
+        return (
+            self.hello is not None
+            and self.last_heard is not None
+            and now - self.last_heard <= self.stale_after_s
+        )
+
+    def has(self, capability: Capability) -> bool:
+        return self.hello is not None and bool(self.hello.capabilities & capability)
+
+    def clock_needs_setting(self) -> bool:
+        return (
+            self.clock_offset_s is not None
+            and abs(self.clock_offset_s) > CLOCK_TOLERANCE_S
+            and self.has(Capability.CLOCK_SET)
+        )
+
+    def apply(self, message: LinkMessage, now: float) -> list[DeviceEvent]:
+        self.last_heard = now
+        match message:
+            case Hello():
+                self.hello = message
+                return [
+                    DeviceEvent(
+                        "bodycam.connected",
+                        now,
+                        {
+                            "model": message.model,
+                            "serial": message.serial,
+                            "firmware": message.firmware,
+                        },
+                    )
+                ]
+            case Battery():
+                self.battery = message
+                low = message.percent <= LOW_BATTERY_PCT and not message.charging
+                crossed, self._low_battery = low and not self._low_battery, low
+                if crossed:
+                    return [DeviceEvent("battery.low", now, {"percent": message.percent})]
+            case Storage():
+                self.storage = message
+            case RecordingState():
+                if message.recording != self.recording:
+                    self.recording = message.recording
+                    kind = "started" if message.recording else "stopped"
+                    return [DeviceEvent(f"bodycam.recording_{kind}", now)]
+            case ButtonPress():
+                return [
+                    DeviceEvent(
+                        f"button.{message.button.name.lower()}",
+                        now,
+                        {"press": message.press.name.lower()},
+                    )
+                ]
+            case Trigger():
+                return [
+                    DeviceEvent(
+                        f"trigger.{message.sensor.name.lower()}", now, {"active": message.active}
+                    )
+                ]
+            case Clock():
+                self.clock_offset_s = message.unix_ms / 1000 - now
+        return []
