@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from agent.triggers import DEFAULT_RULES, TriggerRule
+from firmware_bridge.link.transport import BAUD_RATES
 from protocol import RuntimeConfig
 from protocol.topics import check_id
 from runtime.config import CommonSettings, IceSettings, Section
@@ -44,6 +46,27 @@ class VideoSettings(Section):
         return self
 
 
+class DeviceSettings(Section):
+    """The body-cam link (firmware_bridge/PROTOCOL.md). Unset: no body-cam is attached and
+    only the simulated vehicle reports."""
+
+    link: str | None = Field(
+        default=None, description="tcp://host:port, or a serial / USB CDC / pty device path."
+    )
+    baud: int = Field(default=115200, description="Serial speed (ignored for TCP and pty).")
+    stale_after_s: float = Field(
+        default=15.0, gt=0, le=300, description="A link silent this long is treated as lost."
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> DeviceSettings:
+        if self.link is not None and not self.link.startswith(("tcp://", "/")):
+            raise ValueError("device.link must be tcp://host:port or a device path")
+        if self.baud not in BAUD_RATES:
+            raise ValueError(f"device.baud must be one of {sorted(BAUD_RATES)}")
+        return self
+
+
 class OutboxLimits(Section):
     max_rows: int = Field(default=100_000, ge=10)
     max_bytes: int = Field(default=64 * 2**20, ge=65_536)
@@ -67,3 +90,8 @@ class AgentSettings(CommonSettings):
     )
     video: VideoSettings = VideoSettings()
     ice: IceSettings = IceSettings()
+    device: DeviceSettings = DeviceSettings()
+    triggers: list[TriggerRule] = Field(
+        default=list(DEFAULT_RULES),
+        description="Device event -> actions (record, stream, alert); replaces the defaults.",
+    )

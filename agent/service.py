@@ -12,13 +12,18 @@ import structlog
 from pydantic import JsonValue, ValidationError
 
 from agent import __version__
+from agent.bodycam import BodycamConnection
 from agent.commands import CommandGate
 from agent.config import AgentSettings
+from agent.device import with_bodycam
 from agent.outbox import Outbox, OutboxRow
 from agent.pump import OutboxPump
 from agent.state import AgentFacts, StatePolicy, build_state
 from agent.store import Meta, SeenCommands, open_store
+from agent.triggers import Action, TriggerPolicy
 from firmware_bridge import DeviceStatus, StatusSource
+from firmware_bridge.device import DeviceEvent
+from firmware_bridge.link.messages import Record
 from protocol import (
     Command,
     CommandResult,
@@ -78,6 +83,15 @@ class Agent:
             "stream.stop": self._cmd_stream_stop,
         }
         self._stream: LiveStream | None = None
+        self._triggers = TriggerPolicy(settings.triggers)
+        device = settings.device
+        self.bodycam = (
+            BodycamConnection(
+                device.link, self._on_device_events, device.baud, device.stale_after_s
+            )
+            if device.link
+            else None
+        )
         self._gate = CommandGate(self.unit_id, self._handlers, SeenCommands(self._conn).add_if_new)
         self.link = MqttLink(
             client_id=self.unit_id,
@@ -105,6 +119,8 @@ class Agent:
         self._tasks.spawn("mqtt", self.link.run, supervise=False)
         self._tasks.spawn("outbox", self.pump.run)
         self._tasks.spawn("device", self._device_loop)
+        if self.bodycam is not None:
+            self._tasks.spawn("bodycam", self.bodycam.run)
         self._tasks.spawn("commands", self._command_loop)
         self._log.info("agent_started", version=__version__, outbox_rows=self.outbox.rows)
 
@@ -209,10 +225,37 @@ class Agent:
     # ---- device -----------------------------------------------------------------------
 
     def _poll_device(self) -> None:
-        status, events = self._source.poll(self._clock())
+        now = self._clock()
+        status, events = self._source.poll(now)
+        if self.bodycam is not None:
+            status = with_bodycam(status, self.bodycam.state, now)
         self._device = status
+        self._on_device_events(events)
+
+    def _on_device_events(self, events: list[DeviceEvent]) -> None:
+        """Every device event goes to the center; those a trigger rule names also act."""
         for event in events:
             self.record_event(event.type, dict(event.data), event.ts)
+            actions = self._triggers.actions(event, self._clock())
+            if actions:
+                self._act(event, actions)
+
+    def _act(self, event: DeviceEvent, actions: frozenset[Action]) -> None:
+        recording = Action.RECORD in actions and self.bodycam is not None
+        if recording:
+            assert self.bodycam is not None
+            recording = self.bodycam.send(Record(on=True))
+        # The center answers a stream request with stream.start (and the token it needs).
+        kind = "alert" if Action.ALERT in actions else "stream.request"
+        if Action.ALERT in actions or Action.STREAM in actions:
+            data: dict[str, JsonValue] = {
+                "trigger": event.type,
+                "actions": [str(a) for a in sorted(actions)],
+                "stream": Action.STREAM in actions,
+                "recording": recording,
+            }
+            self.record_event(kind, data, event.ts)
+        self._log.info("trigger_fired", trigger=event.type, actions=sorted(actions))
 
     async def _device_loop(self) -> None:
         while True:

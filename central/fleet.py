@@ -41,6 +41,7 @@ LOGS_PER_REASON_PER_MINUTE = 10
 
 @dataclass(frozen=True, slots=True)
 class ReceivedEvent:
+    id: str
     unit_id: str
     event: Event
     ts: float
@@ -76,6 +77,7 @@ class FleetService:
         self.registry = Registry(Partition(fleet.partition_index, fleet.partition_count))
         self.commands = CommandTracker()
         self.recent_events: deque[ReceivedEvent] = deque(maxlen=RECENT_EVENTS)
+        self.event_listeners: list[Callable[[ReceivedEvent], None]] = []
         self.clock = clock
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
@@ -180,7 +182,10 @@ class FleetService:
                 sid=envelope.sid,
             )
         if kind is TopicKind.EVENT:
-            self.recent_events.append(ReceivedEvent(unit_id, envelope.body, envelope.ts, now))
+            received = ReceivedEvent(str(envelope.id), unit_id, envelope.body, envelope.ts, now)
+            self.recent_events.append(received)
+            for listener in self.event_listeners:
+                listener(received)
         elif kind is TopicKind.RESULT:
             self._finish_command(unit_id, message.envelope.body, now)
         if verdict.gap:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 import uvicorn
 
+from central.alerts import AlertDesk, add_alert_routes
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
 from central.config import CentralSettings, TokenKeys
@@ -33,6 +34,7 @@ class Central:
         self.fleet: FleetService | None = None
         self.pool: WorkerPool | None = None
         self.streams: StreamService | None = None
+        self.alerts: AlertDesk | None = None
         self.api_url = ""
         self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -70,8 +72,10 @@ class Central:
         sock.bind((settings.http.host, settings.http.port))
         host, port = sock.getsockname()[:2]
         self.api_url = f"http://{host}:{port}"
+        self.alerts = AlertDesk(self.fleet, self.streams)
         app = create_app(self.fleet)
         add_stream_routes(app, self.streams)
+        add_alert_routes(app, self.alerts)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         server = self._server = EmbeddedServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -96,6 +100,8 @@ class Central:
                 await asyncio.wait_for(self._http_task, 5.0)
             except TimeoutError:
                 log.warning("http_shutdown_timeout")
+        if self.alerts is not None:
+            await self.alerts.close()
         if self.streams is not None:
             await self.streams.close()
         if self.fleet is not None:

@@ -52,6 +52,35 @@ def cmd_relay_worker(args: argparse.Namespace) -> int:
     return _run(lambda stop: run_until(stop, settings))
 
 
+def cmd_bodycam_sim(args: argparse.Namespace) -> int:
+    import json
+
+    from firmware_bridge.bodycam_server import ControlError, parse_schedule, run_bodycam_sim
+    from firmware_bridge.bodycam_sim import SimulatedBodycam
+
+    try:
+        schedule = parse_schedule(args.at)
+        control = None
+        if args.control:
+            host, _, port = args.control.rpartition(":")
+            control = (host or "127.0.0.1", int(port))
+        if args.listen != "pty" and not args.listen.startswith("tcp://"):
+            raise ControlError("--listen must be pty or tcp://host:port")
+    except (ControlError, ValueError) as exc:
+        print(f"rtcc bodycam-sim: {exc}", file=sys.stderr)
+        return 2
+    camera = SimulatedBodycam(
+        args.serial, battery_pct=args.battery, clock_offset_s=args.clock_offset
+    )
+
+    def announce(ready: dict[str, object]) -> None:
+        print(json.dumps(ready), flush=True)
+
+    return _run(
+        lambda stop: run_bodycam_sim(stop, camera, args.listen, control, schedule, announce)
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rtcc.demo import Demo
 
@@ -70,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="TOML file; RTCC_* env vars override it")
         p.set_defaults(func=func)
+    sim = sub.add_parser(
+        "bodycam-sim", help="a simulated body-cam speaking the link over TCP or a pty"
+    )
+    sim.add_argument(
+        "--listen", default="tcp://127.0.0.1:7700", help="tcp://host:port (port 0: any) or pty"
+    )
+    sim.add_argument("--control", help="host:port for control lines (trigger, press, battery)")
+    sim.add_argument("--serial", default="SIM-0001")
+    sim.add_argument("--battery", type=float, default=100.0, help="starting charge, percent")
+    sim.add_argument("--clock-offset", type=float, default=0.0, help="camera clock error, s")
+    sim.add_argument(
+        "--at",
+        action="append",
+        default=[],
+        metavar="SECONDS=COMMAND",
+        help="schedule a control line, e.g. --at '5=trigger holster_draw' (repeatable)",
+    )
+    sim.set_defaults(func=cmd_bodycam_sim)
     demo = sub.add_parser("demo", help="center + Mosquitto + N simulated units, one command")
     demo.add_argument("--units", type=int, default=5, choices=range(1, 201), metavar="N")
     demo.add_argument(

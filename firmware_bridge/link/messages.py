@@ -283,6 +283,22 @@ class ClockSet(LinkMessage):
         return cls(unix_ms=unix_ms)
 
 
+class HelloRequest(LinkMessage):
+    """The gateway (re)attached: the camera answers with HELLO and a full report. A serial
+    line has no connect of its own, so this is how a restarted gateway learns its camera."""
+
+    TYPE = 0x44
+
+    def pack(self) -> bytes:
+        return b""
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> HelloRequest:
+        if payload:
+            raise PayloadError("hello request has no payload")
+        return cls()
+
+
 class Ack(LinkMessage):
     TYPE = 0x7F
     acked_seq: int = Field(ge=0, le=0xFFFF)
@@ -314,6 +330,7 @@ MESSAGE_TYPES: dict[int, type[LinkMessage]] = {
         Watched,
         Haptic,
         ClockSet,
+        HelloRequest,
         Ack,
     )
 }

@@ -28,9 +28,8 @@ class StreamingUnit:
 
 
 @contextlib.asynccontextmanager
-async def streaming_unit(
-    broker_url: str, unique: str, tmp_path: Path, **video: Any
-) -> AsyncIterator[StreamingUnit]:
+async def running_central(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Central]:
+    """The whole center (fleet, API, one relay worker process), loopback only."""
     settings = load_settings(
         CentralSettings,
         center_id=f"c-{unique}",
@@ -42,24 +41,32 @@ async def streaming_unit(
     )
     central = Central(settings)
     await central.start()
-    unit = f"u-{unique}"
     try:
-        async with (
-            running_agent(
-                unit,
-                broker_url,
-                tmp_path / "agent",
-                center_url=central.api_url,
-                ice=LOOPBACK_ICE,
-                video={"width": 320, "height": 240, **video},
-            ) as agent,
-            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
-        ):
-            fleet = central.fleet
-            assert fleet is not None
-            await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
-            response = await http.post(f"/api/v1/units/{unit}/stream")
-            assert response.status_code == 200, response.text
-            yield StreamingUnit(central, agent, http, response.json())
+        yield central
     finally:
         await central.stop()
+
+
+@contextlib.asynccontextmanager
+async def streaming_unit(
+    broker_url: str, unique: str, tmp_path: Path, **video: Any
+) -> AsyncIterator[StreamingUnit]:
+    unit = f"u-{unique}"
+    async with (
+        running_central(broker_url, unique, tmp_path) as central,
+        running_agent(
+            unit,
+            broker_url,
+            tmp_path / "agent",
+            center_url=central.api_url,
+            ice=LOOPBACK_ICE,
+            video={"width": 320, "height": 240, **video},
+        ) as agent,
+        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+    ):
+        fleet = central.fleet
+        assert fleet is not None
+        await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
+        response = await http.post(f"/api/v1/units/{unit}/stream")
+        assert response.status_code == 200, response.text
+        yield StreamingUnit(central, agent, http, response.json())
