@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -192,3 +193,10 @@ def test_bodycam_state_folds_messages_into_events() -> None:
     assert state.apply(RecordingState(recording=True), 107) == []
     state.apply(Clock(unix_ms=200_000), 107.0)
     assert state.clock_needs_setting()
+
+
+def test_the_documented_example_frame() -> None:
+    doc = (Path(__file__).parents[2] / "firmware_bridge" / "PROTOCOL.md").read_text()
+    example = doc.split("```")[1].strip()
+    frame = encode(Trigger(sensor=Sensor.HOLSTER_DRAW, active=True), 9)
+    assert bytes.fromhex(example) == frame
