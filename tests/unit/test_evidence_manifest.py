@@ -83,7 +83,7 @@ def test_a_missing_segment_is_named() -> None:
 
 @given(st.text(max_size=2000))
 def test_manifest_text_never_raises(text: str) -> None:
-    entries, problems = parse_manifest(text)
+    entries, _ = parse_manifest(text)
     verify(entries, {}, None)
 
 
