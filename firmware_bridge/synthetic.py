@@ -58,6 +58,14 @@ class SyntheticCamera:
     def request_keyframe(self) -> None:
         self._keyframe_wanted = True
 
+    def encode_at(self, frame_no: int, wall: float) -> list[EncodedFrame]:
+        """Picture `frame_no`, captured at `wall`, encoded now (no pacing)."""
+        pts = round(frame_no * CLOCK_RATE / self.fps)
+        return [
+            EncodedFrame(self.codec, bytes(packet), pts, packet.is_keyframe, wall)
+            for packet in self._encode(frame_no, wall, pts)
+        ]
+
     def _encode(self, frame_no: int, wall: float, pts: int) -> list[av.Packet[Any]]:
         y, u, v = self._renderer.render(frame_no, int(wall * 1000))
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
@@ -81,9 +89,6 @@ class SyntheticCamera:
             elif delay < -1.0:
                 # Fell far behind (a stalled loop): skip ahead rather than burst.
                 started = loop.time() - frame_no / self.fps
-            wall = self._clock()
-            pts = round(frame_no * CLOCK_RATE / self.fps)
-            packets = await asyncio.to_thread(self._encode, frame_no, wall, pts)
-            for packet in packets:
-                yield EncodedFrame(self.codec, bytes(packet), pts, packet.is_keyframe, wall)
+            for frame in await asyncio.to_thread(self.encode_at, frame_no, self._clock()):
+                yield frame
             frame_no += 1

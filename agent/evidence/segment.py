@@ -1,0 +1,91 @@
+"""One evidence segment on disk: encoded frames remuxed, never re-encoded, into fragmented
+MP4 (H.264) or WebM (VP8), so even a segment cut short by a power loss stays playable up to
+its last complete fragment."""
+
+from __future__ import annotations
+
+import fractions
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import av
+
+from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
+
+CONTAINERS: dict[VideoCodec, tuple[str, dict[str, str]]] = {
+    "h264": ("mp4", {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}),
+    "vp8": ("webm", {}),
+}
+TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
+PARTIAL = ".part"
+
+
+def segment_name(recording_id: str, index: int, codec: VideoCodec) -> str:
+    return f"{recording_id}-{index:05d}.{CONTAINERS[codec][0]}"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class SegmentWriter:
+    """Writes `<name>.part`; `finish()` flushes, fsyncs and renames it to `<name>`."""
+
+    def __init__(
+        self, directory: Path, name: str, codec: VideoCodec, width: int, height: int
+    ) -> None:
+        self.path = directory / name
+        self.partial = directory / (name + PARTIAL)
+        self.codec = codec
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.frames = 0
+        container_format, options = CONTAINERS[codec]
+        self._out: Any = av.open(str(self.partial), "w", format=container_format, options=options)
+        stream = self._out.add_stream(codec, rate=30)
+        stream.width, stream.height = width, height
+        stream.time_base = TIME_BASE
+        self._stream = stream
+        self._last_pts = -1
+
+    def write(self, frame: EncodedFrame) -> None:
+        if self.first_at is None:
+            self.first_at = frame.captured_at
+        # Wall-clock capture times, never going backwards even if the clock is stepped.
+        pts = max(self._last_pts + 1, round((frame.captured_at - self.first_at) * CLOCK_RATE))
+        self._last_pts = pts
+        packet = av.Packet(frame.data)
+        packet.stream = self._stream
+        packet.pts = packet.dts = pts
+        packet.time_base = TIME_BASE
+        packet.is_keyframe = frame.keyframe
+        self._out.mux(packet)
+        self.last_at = frame.captured_at
+        self.frames += 1
+
+    def finish(self) -> tuple[int, str]:
+        """Close, make durable, publish under the final name; (size, SHA-256)."""
+        self._out.close()
+        with self.partial.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(self.partial, self.path)
+        fsync_dir(self.path.parent)
+        return self.path.stat().st_size, sha256_file(self.path)
+
+    def abandon(self) -> None:
+        """Close without publishing (the .part stays for recovery to quarantine)."""
+        self._out.close()
