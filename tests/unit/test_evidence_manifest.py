@@ -13,7 +13,9 @@ KEY = UnitKey.generate()
 
 
 def recording(n: int, key: UnitKey = KEY) -> tuple[list[ManifestEntry], dict[str, str | None]]:
-    entries, files, prev = [], {}, GENESIS
+    entries: list[ManifestEntry] = []
+    files: dict[str, str | None] = {}
+    prev = GENESIS
     for i in range(n):
         data = f"segment {i}".encode()
         entry = key.sign(

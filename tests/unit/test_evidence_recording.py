@@ -81,6 +81,7 @@ def test_segments_are_cut_at_keyframes_signed_and_chained(tmp_path: Path) -> Non
             packets = [p for p in container.demux(stream) if p.size]
             assert packets[0].is_keyframe
             total += len(packets)
+            assert packets[-1].pts is not None and stream.time_base is not None
             last = packets[-1].pts * stream.time_base
             assert abs(float(last) - (entry.end_ts - entry.start_ts)) < 0.01
     assert total == len(frames)
