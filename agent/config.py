@@ -67,6 +67,25 @@ class DeviceSettings(Section):
         return self
 
 
+class EvidenceSettings(Section):
+    """Recording on the unit: the pre-event buffer, segments, disk bounds, upload."""
+
+    enabled: bool = Field(
+        default=True, description="Keep the camera running for the pre-event buffer and recorder."
+    )
+    pre_event_s: float = Field(default=30.0, ge=0, le=120)
+    pre_event_max_bytes: int = Field(default=64 * 2**20, ge=2**20, le=2**30)
+    segment_s: float = Field(default=10.0, ge=1, le=300)
+    auto_stop_s: float = Field(
+        default=600.0, gt=0, description="A recording ends this long after its last trigger."
+    )
+    max_bytes: int = Field(default=16 * 2**30, ge=2**20, description="Disk use cap.")
+    min_free_bytes: int = Field(
+        default=256 * 2**20, ge=0, description="Below this much free disk, recording pauses."
+    )
+    upload_chunk_bytes: int = Field(default=2**20, ge=4096, le=8 * 2**20)
+
+
 class OutboxLimits(Section):
     max_rows: int = Field(default=100_000, ge=10)
     max_bytes: int = Field(default=64 * 2**20, ge=65_536)
@@ -91,6 +110,7 @@ class AgentSettings(CommonSettings):
     video: VideoSettings = VideoSettings()
     ice: IceSettings = IceSettings()
     device: DeviceSettings = DeviceSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     triggers: list[TriggerRule] = Field(
         default=list(DEFAULT_RULES),
         description="Device event -> actions (record, stream, alert); replaces the defaults.",

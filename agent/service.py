@@ -45,6 +45,7 @@ from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
 from runtime.supervise import TaskGroup
 
 if TYPE_CHECKING:
+    from agent.evidence.manager import EvidenceManager
     from agent.streaming import LiveStream
 
 Handler = Callable[[Command], Awaitable[dict[str, JsonValue]]]
@@ -81,7 +82,11 @@ class Agent:
             "config.set": self._cmd_config_set,
             "stream.start": self._cmd_stream_start,
             "stream.stop": self._cmd_stream_stop,
+            "recording.start": self._cmd_recording_start,
+            "recording.stop": self._cmd_recording_stop,
+            "snapshot": self._cmd_snapshot,
         }
+        self.evidence: EvidenceManager | None = None
         self._stream: LiveStream | None = None
         self._triggers = TriggerPolicy(settings.triggers)
         device = settings.device
@@ -121,6 +126,13 @@ class Agent:
         self._tasks.spawn("device", self._device_loop)
         if self.bodycam is not None:
             self._tasks.spawn("bodycam", self.bodycam.run)
+        if self.settings.evidence.enabled:
+            from agent.evidence.manager import EvidenceManager  # noqa: PLC0415 (media stack)
+
+            self.evidence = EvidenceManager(
+                self.settings, lambda kind, data: self.record_event(kind, data, self._clock())
+            )
+            self._tasks.spawn("evidence", self.evidence.run)
         self._tasks.spawn("commands", self._command_loop)
         self._log.info("agent_started", version=__version__, outbox_rows=self.outbox.rows)
 
@@ -200,6 +212,8 @@ class Agent:
             version=__version__,
             uptime_s=max(0.0, self._clock() - self._started),
             streaming=self._stream is not None and self._stream.live,
+            recording=self.evidence is not None and self.evidence.recording,
+            storage_full=self.evidence is not None and self.evidence.storage_full,
             health=Health(
                 outbox_rows=self.outbox.rows,
                 outbox_dropped=self.outbox.dropped,
@@ -230,6 +244,8 @@ class Agent:
         if self.bodycam is not None:
             status = with_bodycam(status, self.bodycam.state, now)
         self._device = status
+        if self.evidence is not None and status.fix is not None:
+            self.evidence.add_gps(status.fix.ts, status.fix.lat, status.fix.lon)
         self._on_device_events(events)
 
     def _on_device_events(self, events: list[DeviceEvent]) -> None:
@@ -241,10 +257,13 @@ class Agent:
                 self._act(event, actions)
 
     def _act(self, event: DeviceEvent, actions: frozenset[Action]) -> None:
-        recording = Action.RECORD in actions and self.bodycam is not None
-        if recording:
-            assert self.bodycam is not None
-            recording = self.bodycam.send(Record(on=True))
+        recording = False
+        if Action.RECORD in actions:
+            if self.bodycam is not None:
+                recording = self.bodycam.send(Record(on=True))
+            if self.evidence is not None:
+                self.evidence.start_recording(event.type)
+                recording = True
         # The center answers a stream request with stream.start (and the token it needs).
         kind = "alert" if Action.ALERT in actions else "stream.request"
         if Action.ALERT in actions or Action.STREAM in actions:
@@ -337,7 +356,9 @@ class Agent:
         await self._cmd_stream_stop(command)
         from agent.streaming import LiveStream  # noqa: PLC0415 (media stack loads only now)
 
-        self._stream = LiveStream(self.settings, stream_id, token)
+        self._stream = LiveStream(
+            self.settings, stream_id, token, self.evidence.capture if self.evidence else None
+        )
         if not await self._stream.wait_live(STREAM_START_TIMEOUT_S):
             await self._cmd_stream_stop(command)
             raise CommandFailed("could not get the stream to the relay")
@@ -350,6 +371,32 @@ class Agent:
             await stream.stop()
             self._publish_state(force=True)
         return {"stopped": stream.stream_id if stream else None}
+
+    def _evidence(self) -> EvidenceManager:
+        if self.evidence is None:
+            raise CommandFailed("evidence recording is disabled on this unit")
+        return self.evidence
+
+    async def _cmd_recording_start(self, command: Command) -> dict[str, JsonValue]:
+        trigger = command.args.get("trigger", "command")
+        recording_id = self._evidence().start_recording(str(trigger)[:64])
+        if self.bodycam is not None:
+            self.bodycam.send(Record(on=True))
+        self._publish_state(force=True)
+        return {"recording_id": recording_id}
+
+    async def _cmd_recording_stop(self, _command: Command) -> dict[str, JsonValue]:
+        recording_id = self._evidence().stop_recording()
+        if self.bodycam is not None:
+            self.bodycam.send(Record(on=False))
+        self._publish_state(force=True)
+        return {"recording_id": recording_id}
+
+    async def _cmd_snapshot(self, _command: Command) -> dict[str, JsonValue]:
+        try:
+            return self._evidence().snapshot()
+        except LookupError as exc:
+            raise CommandFailed(str(exc)) from None
 
     async def _cmd_config_set(self, command: Command) -> dict[str, JsonValue]:
         merged = {**self._policy.config.model_dump(), **command.args}

@@ -26,6 +26,8 @@ class AgentFacts:
     version: str
     uptime_s: float
     streaming: bool
+    recording: bool
+    storage_full: bool
     health: Health
     config: RuntimeConfig
 
@@ -48,12 +50,14 @@ def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
         battery_pct=min(100.0, max(0.0, device.battery_pct)),
         camera=CameraStatus(
             connected=device.camera_connected,
-            recording=device.recording,
+            recording=device.recording or facts.recording,
             streaming=facts.streaming,
             model=device.model,
         ),
         storage=StorageStatus(
-            free_bytes=device.storage_free_bytes, total_bytes=device.storage_total_bytes
+            free_bytes=device.storage_free_bytes,
+            total_bytes=device.storage_total_bytes,
+            full=facts.storage_full,
         ),
         link=LinkStatus(type=link_type, signal_dbm=device.signal_dbm),
         versions=Versions(agent=facts.version, firmware=device.firmware),

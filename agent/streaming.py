@@ -29,13 +29,19 @@ def make_source(settings: AgentSettings) -> VideoSource:
 
 
 class LiveStream:
-    def __init__(self, settings: AgentSettings, stream_id: str, token: str) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        stream_id: str,
+        token: str,
+        source: VideoSource | None = None,
+    ) -> None:
         assert settings.center_url is not None
         self.stream_id = stream_id
         self.publisher = WhipPublisher(
             f"{settings.center_url.rstrip('/')}/whip/{stream_id}",
             token,
-            make_source(settings),
+            source or make_source(settings),
             apply_ice(settings.ice),
         )
         self._task = asyncio.create_task(self._run(), name=f"stream-{stream_id}")

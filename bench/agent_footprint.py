@@ -76,7 +76,12 @@ def main(argv: list[str]) -> int:
         broker.start()
         port = free_port()
         api = f"http://127.0.0.1:{port}"
-        base_env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
+        base_env = {
+            **os.environ,
+            "RTCC_LOG__LEVEL": "warning",
+            "RTCC_MQTT_URL": broker.url,
+            "RTCC_EVIDENCE__ENABLED": "false",
+        }
         central = subprocess.Popen(
             [sys.executable, "-m", "rtcc", "central"],
             cwd=ROOT,

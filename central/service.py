@@ -17,6 +17,8 @@ from central.alerts import AlertDesk, add_alert_routes
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
 from central.config import CentralSettings, TokenKeys
+from central.evidence.api import add_evidence_routes
+from central.evidence.store import EvidenceStore
 from central.fleet import FleetService
 from central.metrics import Metrics
 from central.relay.pool import WorkerPool
@@ -35,6 +37,7 @@ class Central:
         self.pool: WorkerPool | None = None
         self.streams: StreamService | None = None
         self.alerts: AlertDesk | None = None
+        self.evidence: EvidenceStore | None = None
         self.api_url = ""
         self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -76,6 +79,8 @@ class Central:
         app = create_app(self.fleet)
         add_stream_routes(app, self.streams)
         add_alert_routes(app, self.alerts)
+        self.evidence = EvidenceStore(settings.data_dir / "evidence")
+        add_evidence_routes(app, self.evidence)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         server = self._server = EmbeddedServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -108,6 +113,8 @@ class Central:
             self.fleet.commands.close_all()
             await self.fleet.link.close(final=[self.fleet.goodbye()])
         await self._tasks.close()
+        if self.evidence is not None:
+            self.evidence.close()
         log.info("central_stopped")
 
 

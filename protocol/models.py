@@ -54,6 +54,7 @@ class CameraStatus(ContractModel):
 class StorageStatus(ContractModel):
     free_bytes: int = Field(ge=0)
     total_bytes: int = Field(ge=0)
+    full: bool = Field(default=False, description="Evidence recording paused for disk space.")
 
 
 class LinkStatus(ContractModel):

@@ -118,6 +118,8 @@ class Demo:
                 "RTCC_MQTT_URL": mqtt_url,
                 "RTCC_DATA_DIR": str(self.data_dir / unit),
                 "RTCC_SIM__EVENT_INTERVAL_S": "30",
+                # No body-cam is attached to these units: no camera to keep running.
+                "RTCC_EVIDENCE__ENABLED": "false",
                 "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
                 "RTCC_CENTER_URL": self.api,
                 "RTCC_ICE__HOST_ADDRESSES": loopback,

@@ -45,6 +45,7 @@ def agent_settings(unit_id: str, broker_url: str, data_dir: Path, **extra: Any) 
         "mqtt": FAST_MQTT,
         "sim": {"event_interval_s": 0},
         "poll_interval_s": 0.2,
+        "evidence": {"enabled": False},
     }
     values.update(extra)
     return load_settings(AgentSettings, **values)
@@ -124,6 +125,7 @@ def spawn_agent(unit_id: str, broker_url: str, data_dir: Path, **env: str) -> An
         "RTCC_MQTT__RECONNECT_MAX_S": "1",
         "RTCC_POLL_INTERVAL_S": "0.2",
         "RTCC_SIM__EVENT_INTERVAL_S": "0",
+        "RTCC_EVIDENCE__ENABLED": "false",
         "RTCC_LOG__FORMAT": "json",
         **env,
     }

@@ -127,6 +127,12 @@ class Recorder:
         if self._segment is not None and len(self._gps) < MAX_GPS_PER_SEGMENT:
             self._gps.append(point)
 
+    def cut(self) -> None:
+        """Finish the open segment now (the disk is filling up); the recording goes on with
+        a new segment at the next keyframe written."""
+        if self._segment is not None:
+            self._close_segment(final=False)
+
     def stop(self) -> str | None:
         chain = self._chain
         if chain is None:

@@ -5,9 +5,7 @@ camera to record; the link survives the camera going away and coming back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +14,8 @@ import httpx
 from firmware_bridge.bodycam_server import BodycamServer
 from firmware_bridge.bodycam_sim import SimulatedBodycam
 from tests.helpers import running_agent, running_center, wait_for
+from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
 from tests.integration.center_helpers import LOOPBACK_ICE, running_central
-
-
-@contextlib.asynccontextmanager
-async def bodycam(serial: str, **options: Any) -> AsyncIterator[tuple[BodycamServer, str]]:
-    server = BodycamServer(SimulatedBodycam(serial, **options))
-    link = await server.serve_tcp("127.0.0.1", 0)
-    port = link.sockets[0].getsockname()[1]
-    ticker = asyncio.create_task(server.tick_loop())
-    try:
-        yield server, f"tcp://127.0.0.1:{port}"
-    finally:
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
-        link.close()
-        await link.wait_closed()
-        server.close()
 
 
 async def test_holster_draw_alerts_the_center_takes_the_unit_live_and_records(
@@ -127,16 +110,3 @@ async def test_watch_me_over_a_pty_and_a_camera_that_comes_back(
         ticker.cancel()
         await asyncio.gather(ticker, return_exceptions=True)
         server.close()
-
-
-async def wait_for_state(agent: Any, check: Any, timeout: float = 10) -> Any:
-    await wait_for(lambda: (s := agent.current_state()) is not None and check(s), timeout)
-    return agent.current_state()
-
-
-async def wait_for_async(check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.05)

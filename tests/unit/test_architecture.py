@@ -35,6 +35,7 @@ def test_imports_flow_one_way(package: str) -> None:
     assert not bad, f"{package} imports what it must not: {sorted(bad)}"
 
 
-def test_protocol_needs_only_pydantic() -> None:
+def test_protocol_needs_only_pydantic_and_ed25519() -> None:
+    """The contract is models; the evidence manifest's signatures add one crypto library."""
     third_party = {m for _, m in imports("protocol")} - set(sys.stdlib_module_names) - OURS
-    assert third_party <= {"pydantic"}, third_party
+    assert third_party <= {"pydantic", "cryptography"}, third_party

@@ -1,0 +1,68 @@
+"""The camera, always on while evidence is kept: one reader of the video source hands every
+frame to the evidence side (pre-event buffer, recorder) and to any live stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+
+from firmware_bridge.media import EncodedFrame, VideoCodec, VideoSource
+
+log = structlog.get_logger("rtcc.agent.capture")
+SUBSCRIBER_FRAMES = 60
+
+
+class _Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[EncodedFrame] = asyncio.Queue(SUBSCRIBER_FRAMES)
+        self.need_keyframe = True
+
+
+class Capture:
+    """A VideoSource itself, so the live publisher takes it like any camera."""
+
+    def __init__(self, source: VideoSource, on_frame: Callable[[EncodedFrame], None]) -> None:
+        self.source = source
+        self.codec: VideoCodec = source.codec
+        self.width, self.height, self.fps = source.width, source.height, source.fps
+        self._on_frame = on_frame
+        self._subscribers: set[_Subscriber] = set()
+        self.frames_seen = 0
+        self.dropped_for_subscribers = 0
+
+    async def run(self) -> None:
+        async for frame in self.source.frames():
+            self.frames_seen += 1
+            self._on_frame(frame)
+            for sub in self._subscribers:
+                self._offer(sub, frame)
+        log.warning("camera_source_ended")
+
+    def _offer(self, sub: _Subscriber, frame: EncodedFrame) -> None:
+        if sub.need_keyframe and not frame.keyframe:
+            return
+        sub.need_keyframe = False
+        try:
+            sub.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # A consumer this far behind gets a clean restart at the next keyframe.
+            self.dropped_for_subscribers += sub.queue.qsize()
+            while not sub.queue.empty():
+                sub.queue.get_nowait()
+            sub.need_keyframe = True
+            self.source.request_keyframe()
+
+    async def frames(self) -> AsyncIterator[EncodedFrame]:
+        sub = _Subscriber()
+        self._subscribers.add(sub)
+        self.source.request_keyframe()
+        try:
+            while True:
+                yield await sub.queue.get()
+        finally:
+            self._subscribers.discard(sub)
+
+    def request_keyframe(self) -> None:
+        self.source.request_keyframe()

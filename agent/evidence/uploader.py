@@ -1,0 +1,141 @@
+"""Offload: every manifest entry and segment to the center, resumable. For each segment the
+center says how many bytes it holds (HEAD), the rest goes up in chunks (PATCH at that
+offset); a segment is deleted here only after the center confirmed its SHA-256. A recording
+directory goes once it is closed and every segment is confirmed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import structlog
+
+from agent.evidence.recorder import MANIFEST
+from agent.evidence.segment import fsync_dir
+from protocol.evidence import ManifestEntry, parse_manifest
+from runtime.backoff import Backoff
+
+log = structlog.get_logger("rtcc.agent.upload")
+
+
+class UploadRefused(Exception):
+    """The center refused something it will keep refusing (a 4xx other than a conflict)."""
+
+
+class Uploader:
+    def __init__(
+        self,
+        recordings: Path,
+        center_url: str,
+        active_recording: Callable[[], str | None],
+        chunk_bytes: int = 1 << 20,
+        idle_poll_s: float = 2.0,
+        backoff: Backoff = Backoff(initial_s=0.5, max_s=30.0),
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.recordings = recordings
+        self.base = center_url.rstrip("/") + "/api/v1/evidence"
+        self.active_recording = active_recording
+        self.chunk_bytes = chunk_bytes
+        self.idle_poll_s = idle_poll_s
+        self.backoff = backoff
+        self.transport = transport
+        self.confirmed = 0
+        self.bytes_sent = 0
+        self.refused: set[str] = set()
+        self._posted: set[tuple[str, int]] = set()
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """A segment was finished: look now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        async with httpx.AsyncClient(timeout=30.0, transport=self.transport) as http:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.pass_once(http)
+                    failures = 0
+                except (httpx.HTTPError, OSError) as exc:
+                    delay = self.backoff.delay(failures)
+                    failures += 1
+                    log.warning("upload_failed", error=str(exc)[:200], retry_in_s=round(delay, 2))
+                    await asyncio.sleep(delay)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+
+    async def pass_once(self, http: httpx.AsyncClient) -> None:
+        for directory in sorted(p for p in self.recordings.iterdir() if p.is_dir()):
+            if directory.name not in self.refused:
+                await self._recording(http, directory)
+
+    async def _recording(self, http: httpx.AsyncClient, directory: Path) -> None:
+        manifest = directory / MANIFEST
+        if not manifest.exists():
+            return
+        entries, _ = parse_manifest(manifest.read_text(encoding="utf-8"))
+        for entry in entries:
+            try:
+                await self._entry(http, directory, entry)
+            except UploadRefused as exc:
+                self.refused.add(directory.name)
+                log.error("upload_refused", recording_id=directory.name, reason=str(exc))
+                return
+        closed = bool(entries and entries[-1].final) or directory.name != self.active_recording()
+        remaining = [e.file for e in entries if (directory / e.file).exists()]
+        if closed and not remaining:
+            shutil.rmtree(directory)
+            fsync_dir(self.recordings)
+            log.info("recording_offloaded", recording_id=directory.name)
+
+    async def _entry(self, http: httpx.AsyncClient, directory: Path, entry: ManifestEntry) -> None:
+        key = (entry.recording_id, entry.index)
+        path = directory / entry.file
+        if not path.exists():
+            return  # confirmed earlier
+        if key not in self._posted:
+            answer = await http.post(
+                f"{self.base}/entries",
+                content=entry.model_dump_json(),
+                headers={"Content-Type": "application/json"},
+            )
+            _check(answer)
+            self._posted.add(key)
+        url = f"{self.base}/{entry.recording_id}/segments/{entry.index}"
+        state = await http.head(url)
+        _check(state)
+        offset = int(state.headers["Upload-Offset"])
+        confirmed = offset >= entry.size
+        with path.open("rb") as f:
+            while not confirmed:
+                f.seek(offset)
+                chunk = f.read(self.chunk_bytes)
+                answer = await http.patch(
+                    url, content=chunk, headers={"Upload-Offset": str(offset)}
+                )
+                if answer.status_code == 409:  # the center holds another offset: ask again
+                    offset = int((await http.head(url)).headers["Upload-Offset"])
+                    continue
+                _check(answer)
+                self.bytes_sent += len(chunk)
+                body = answer.json()
+                offset, confirmed = body["offset"], body["confirmed"]
+        os.unlink(path)
+        fsync_dir(directory)
+        self.confirmed += 1
+        log.info("segment_confirmed", recording_id=entry.recording_id, index=entry.index)
+
+
+def _check(answer: httpx.Response) -> None:
+    if answer.status_code >= 500:
+        answer.raise_for_status()
+    if answer.status_code >= 400:
+        raise UploadRefused(f"{answer.status_code} {answer.text[:200]}")

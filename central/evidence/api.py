@@ -1,0 +1,105 @@
+"""HTTP for evidence: units post signed manifest entries and upload segments in resumable
+chunks (HEAD tells the stored offset, PATCH appends at it); dispatchers search, download and
+verify. Uploads need no bearer token: an entry must carry the unit's pinned signature and a
+segment must hash to its entry, so nothing can be slipped in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from central.evidence.store import EvidenceError, EvidenceStore, SegmentState
+from protocol.evidence import ManifestEntry
+
+MAX_CHUNK = 8 * 2**20
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ProblemView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: int
+    file: str | None
+    reason: str
+
+
+class VerifyView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recording_id: str
+    ok: bool
+    problems: list[ProblemView]
+
+
+def _state(state: SegmentState) -> JSONResponse:
+    return JSONResponse(
+        {"offset": state.offset, "size": state.size, "confirmed": state.confirmed},
+        headers={"Upload-Offset": str(state.offset)},
+    )
+
+
+async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a store call off the event loop; its refusals become HTTP errors."""
+    try:
+        return await run_in_threadpool(func, *args, **kwargs)
+    except EvidenceError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
+    @app.post("/api/v1/evidence/entries")
+    async def post_entry(entry: ManifestEntry) -> dict[str, bool]:
+        return {"added": await call(store.add_entry, entry)}
+
+    @app.head("/api/v1/evidence/{recording_id}/segments/{index}")
+    async def segment_offset(recording_id: str, index: int) -> Response:
+        return _state(await call(store.segment, recording_id, index))
+
+    @app.get("/api/v1/evidence/{recording_id}/segments/{index}/upload")
+    async def segment_status(recording_id: str, index: int) -> Response:
+        return _state(await call(store.segment, recording_id, index))
+
+    @app.patch("/api/v1/evidence/{recording_id}/segments/{index}")
+    async def upload_chunk(
+        recording_id: str,
+        index: int,
+        request: Request,
+        upload_offset: Annotated[int, Header(ge=0)],
+    ) -> Response:
+        chunk = bytearray()
+        async for part in request.stream():
+            chunk += part
+            if len(chunk) > MAX_CHUNK:
+                raise HTTPException(413, f"chunks are at most {MAX_CHUNK} bytes")
+        return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
+
+    @app.get("/api/v1/evidence")
+    async def list_evidence(
+        unit_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, object]]:
+        return await call(store.recordings, unit_id, since, until, max(1, min(limit, 1000)))
+
+    @app.get("/api/v1/evidence/{recording_id}")
+    async def describe(recording_id: str) -> dict[str, object]:
+        return await call(store.describe, recording_id)
+
+    @app.get("/api/v1/evidence/{recording_id}/segments/{index}")
+    async def download(recording_id: str, index: int) -> FileResponse:
+        path = await call(store.segment_path, recording_id, index)
+        return FileResponse(path, filename=path.name)
+
+    @app.get("/api/v1/evidence/{recording_id}/verify")
+    async def verify(recording_id: str) -> VerifyView:
+        problems = await call(store.verify, recording_id)
+        return VerifyView(
+            recording_id=recording_id,
+            ok=not problems,
+            problems=[ProblemView(index=p.index, file=p.file, reason=p.reason) for p in problems],
+        )

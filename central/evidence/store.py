@@ -1,0 +1,268 @@
+"""Evidence on the center's disk, indexed in SQLite. Synchronous; the API runs it in a
+thread. Files: <root>/<unit>/<recording>/{manifest.jsonl, segments, *.upload}."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.evidence import ManifestEntry, Problem, check_entry, parse_manifest, verify
+
+MANIFEST = "manifest.jsonl"
+UPLOADING = ".upload"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS unit_keys (unit_id TEXT PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY, unit_id TEXT NOT NULL, trigger TEXT NOT NULL,
+    start_ts REAL NOT NULL, end_ts REAL NOT NULL, entries INTEGER NOT NULL,
+    last_digest TEXT NOT NULL, closed INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS recordings_by_unit ON recordings (unit_id, start_ts);
+CREATE TABLE IF NOT EXISTS segments (
+    recording_id TEXT NOT NULL, idx INTEGER NOT NULL, file TEXT NOT NULL,
+    size INTEGER NOT NULL, sha256 TEXT NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (recording_id, idx));
+"""
+
+
+class EvidenceError(Exception):
+    """A request the store refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentState:
+    recording_id: str
+    index: int
+    file: str
+    size: int
+    sha256: str
+    offset: int
+    confirmed: bool
+
+
+class EvidenceStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(root / "index.db", check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _dir(self, unit_id: str, recording_id: str) -> Path:
+        return self.root / unit_id / recording_id
+
+    # ---- manifest entries -------------------------------------------------------------
+
+    def add_entry(self, entry: ManifestEntry) -> bool:
+        """Append a unit's signed entry to its recording; False if it was already there."""
+        with self._lock, self._db:
+            pinned = self._db.execute(
+                "SELECT key FROM unit_keys WHERE unit_id = ?", (entry.unit_id,)
+            ).fetchone()
+            reason = check_entry(entry, pinned[0] if pinned else None)
+            if reason is not None:
+                raise EvidenceError(403, f"entry {entry.index}: {reason}")
+            if not entry.recording_id.startswith(entry.unit_id + "-"):
+                raise EvidenceError(422, "recording id does not belong to the unit")
+            row = self._db.execute(
+                "SELECT entries, last_digest FROM recordings WHERE id = ?", (entry.recording_id,)
+            ).fetchone()
+            have, last = (row[0], row[1]) if row else (0, None)
+            if entry.index < have:
+                stored = self._db.execute(
+                    "SELECT sha256, file FROM segments WHERE recording_id = ? AND idx = ?",
+                    (entry.recording_id, entry.index),
+                ).fetchone()
+                if stored == (entry.sha256, entry.file):
+                    return False
+                raise EvidenceError(409, f"entry {entry.index} differs from the one stored")
+            if entry.index > have:
+                raise EvidenceError(409, f"entry {entry.index} before entry {have}")
+            if row is not None and entry.prev != last:
+                raise EvidenceError(409, f"entry {entry.index} does not chain to entry {have - 1}")
+            directory = self._dir(entry.unit_id, entry.recording_id)
+            directory.mkdir(parents=True, exist_ok=True)
+            with (directory / MANIFEST).open("a", encoding="utf-8") as f:
+                f.write(entry.model_dump_json() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            if not pinned:
+                self._db.execute(
+                    "INSERT INTO unit_keys (unit_id, key) VALUES (?, ?)",
+                    (entry.unit_id, entry.key),
+                )
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO recordings VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                    (
+                        entry.recording_id,
+                        entry.unit_id,
+                        entry.trigger,
+                        entry.start_ts,
+                        entry.end_ts,
+                        entry.digest(),
+                        int(entry.final),
+                    ),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE recordings SET entries = entries + 1, end_ts = max(end_ts, ?),"
+                    " last_digest = ?, closed = ? WHERE id = ?",
+                    (entry.end_ts, entry.digest(), int(entry.final), entry.recording_id),
+                )
+            self._db.execute(
+                "INSERT INTO segments (recording_id, idx, file, size, sha256) VALUES (?,?,?,?,?)",
+                (entry.recording_id, entry.index, entry.file, entry.size, entry.sha256),
+            )
+            return True
+
+    # ---- segment uploads --------------------------------------------------------------
+
+    def segment(self, recording_id: str, index: int) -> SegmentState:
+        row = self._db.execute(
+            "SELECT s.file, s.size, s.sha256, s.confirmed, r.unit_id FROM segments s"
+            " JOIN recordings r ON r.id = s.recording_id WHERE s.recording_id = ? AND s.idx = ?",
+            (recording_id, index),
+        ).fetchone()
+        if row is None:
+            raise EvidenceError(404, "no manifest entry for this segment yet")
+        file, size, sha256, confirmed, unit_id = row
+        path = self._dir(unit_id, recording_id) / file
+        if confirmed:
+            offset = size
+        else:
+            partial = path.with_name(file + UPLOADING)
+            offset = partial.stat().st_size if partial.exists() else 0
+        return SegmentState(recording_id, index, file, size, sha256, offset, bool(confirmed))
+
+    def append(self, recording_id: str, index: int, offset: int, chunk: bytes) -> SegmentState:
+        """Add bytes at `offset` (which must be what is stored so far); verify once complete."""
+        with self._lock:
+            state = self.segment(recording_id, index)
+            if state.confirmed:
+                return state
+            if offset != state.offset:
+                raise EvidenceError(409, f"offset {offset}, but {state.offset} bytes are stored")
+            if offset + len(chunk) > state.size:
+                raise EvidenceError(413, "more bytes than the manifest entry's size")
+            unit_id = self._unit_of(recording_id)
+            path = self._dir(unit_id, recording_id) / state.file
+            partial = path.with_name(state.file + UPLOADING)
+            with partial.open("ab") as f:
+                f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            if offset + len(chunk) < state.size:
+                return self.segment(recording_id, index)
+            if _sha256(partial) != state.sha256:
+                partial.unlink()
+                raise EvidenceError(422, "SHA-256 of the uploaded bytes does not match the entry")
+            os.replace(partial, path)
+            with self._db:
+                self._db.execute(
+                    "UPDATE segments SET confirmed = 1 WHERE recording_id = ? AND idx = ?",
+                    (recording_id, index),
+                )
+            return self.segment(recording_id, index)
+
+    def _unit_of(self, recording_id: str) -> str:
+        row = self._db.execute(
+            "SELECT unit_id FROM recordings WHERE id = ?", (recording_id,)
+        ).fetchone()
+        if row is None:
+            raise EvidenceError(404, "unknown recording")
+        return str(row[0])
+
+    # ---- search, verify, download -----------------------------------------------------
+
+    def recordings(
+        self, unit_id: str | None, since: float | None, until: float | None, limit: int
+    ) -> list[dict[str, object]]:
+        query = "SELECT id FROM recordings WHERE 1=1"
+        args: list[object] = []
+        if unit_id is not None:
+            query += " AND unit_id = ?"
+            args.append(unit_id)
+        if since is not None:
+            query += " AND end_ts >= ?"
+            args.append(since)
+        if until is not None:
+            query += " AND start_ts <= ?"
+            args.append(until)
+        query += " ORDER BY start_ts DESC LIMIT ?"
+        args.append(limit)
+        return [self.describe(row[0]) for row in self._db.execute(query, args).fetchall()]
+
+    def describe(self, recording_id: str) -> dict[str, object]:
+        row = self._db.execute(
+            "SELECT id, unit_id, trigger, start_ts, end_ts, entries, closed FROM recordings"
+            " WHERE id = ?",
+            (recording_id,),
+        ).fetchone()
+        if row is None:
+            raise EvidenceError(404, "unknown recording")
+        segments = self._db.execute(
+            "SELECT idx, file, size, sha256, confirmed FROM segments WHERE recording_id = ?"
+            " ORDER BY idx",
+            (recording_id,),
+        ).fetchall()
+        return {
+            "id": row[0],
+            "unit_id": row[1],
+            "trigger": row[2],
+            "start_ts": row[3],
+            "end_ts": row[4],
+            "closed": bool(row[6]),
+            "bytes": sum(s[2] for s in segments),
+            "segments": [
+                {"index": s[0], "file": s[1], "size": s[2], "sha256": s[3], "stored": bool(s[4])}
+                for s in segments
+            ],
+        }
+
+    def segment_path(self, recording_id: str, index: int) -> Path:
+        state = self.segment(recording_id, index)
+        if not state.confirmed:
+            raise EvidenceError(409, "segment not uploaded yet")
+        return self._dir(self._unit_of(recording_id), recording_id) / state.file
+
+    def verify(self, recording_id: str) -> list[Problem]:
+        """Re-read the stored manifest and every stored segment from disk."""
+        unit_id = self._unit_of(recording_id)
+        directory = self._dir(unit_id, recording_id)
+        entries, problems = parse_manifest((directory / MANIFEST).read_text(encoding="utf-8"))
+        pinned = self._db.execute(
+            "SELECT key FROM unit_keys WHERE unit_id = ?", (unit_id,)
+        ).fetchone()
+        return problems + verify_directory(directory, entries, pinned[0] if pinned else None)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_directory(
+    directory: Path, entries: list[ManifestEntry], key: str | None
+) -> list[Problem]:
+    hashes: dict[str, str | None] = {}
+    for entry in entries:
+        path = directory / entry.file
+        hashes[entry.file] = _sha256(path) if path.is_file() else None
+    return verify(entries, hashes, key)
