@@ -63,18 +63,14 @@ class EvidenceManager:
             else None
         )
         self.storage_full = False
+        self.write_errors = 0
         self._stop_at: float | None = None
         self._latest_keyframe: EncodedFrame | None = None
         self._segments_seen = 0
-
-    @property
-    def recording(self) -> bool:
-        return self.recorder.recording_id is not None
-
-    async def run(self) -> None:
+        # Before anything can record: finish what a crash left.
         found = self.recorder.recover()
         if found.quarantined or found.entered or found.torn_lines:
-            self._emit(
+            emit(
                 "evidence.recovered",
                 {
                     "quarantined": list(found.quarantined),
@@ -82,6 +78,12 @@ class EvidenceManager:
                     "torn_lines": found.torn_lines,
                 },
             )
+
+    @property
+    def recording(self) -> bool:
+        return self.recorder.recording_id is not None
+
+    async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.capture.run(), name="camera")
             tasks.create_task(self._watch(), name="evidence-watch")
@@ -93,8 +95,19 @@ class EvidenceManager:
         if frame.keyframe:
             self._latest_keyframe = frame
         if self.recording and not self.storage_full:
+            self._write(frame)
+
+    def _write(self, frame: EncodedFrame) -> None:
+        try:
             self.recorder.write(frame)
-            self._segment_done()
+        except (OSError, av.FFmpegError) as exc:
+            self.write_errors += 1
+            quarantined = self.recorder.fail_segment()
+            self.storage_full = True  # pause; the disk watch resumes when writes can succeed
+            log.error("evidence_write_failed", error=str(exc), quarantined=quarantined)
+            self._emit("storage_full", {"error": str(exc)[:200], "quarantined": quarantined})
+            return
+        self._segment_done()
 
     def _segment_done(self) -> None:
         if self.recorder.segments_written != self._segments_seen:
@@ -114,9 +127,10 @@ class EvidenceManager:
             trigger, capture.codec, capture.width, capture.height, now
         )
         buffered = self.prebuffer.frames()
-        if not self.storage_full:
-            for frame in buffered:
-                self.recorder.write(frame)
+        for frame in buffered:
+            if self.storage_full:
+                break
+            self._write(frame)
         pre_s = buffered[-1].captured_at - buffered[0].captured_at if buffered else 0.0
         self._emit(
             "recording.started",

@@ -5,6 +5,7 @@ segments, enters complete segments the manifest missed, and drops a torn last li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import structlog
 
 from agent.evidence.segment import PARTIAL, SegmentWriter, fsync_dir, segment_name, sha256_file
@@ -143,6 +145,19 @@ class Recorder:
         log.info("recording_stopped", recording_id=chain.recording_id)
         return chain.recording_id
 
+    def fail_segment(self) -> str | None:
+        """Writing failed (disk full, I/O error): the open segment goes to quarantine, as a
+        crash would leave it, and the recording continues with the next segment."""
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return None
+        with contextlib.suppress(OSError, av.FFmpegError):
+            segment.abandon()
+        target = self.quarantine / segment.partial.name
+        with contextlib.suppress(OSError):
+            shutil.move(segment.partial, target)
+        return target.name
+
     def abandon(self) -> None:
         """Shutdown without a clean stop: what was written stays for recovery."""
         if self._segment is not None:
@@ -240,7 +255,11 @@ class Recorder:
                     chain, segment.name, segment.stat().st_size, sha256_file(segment), 0, 0, False
                 )
                 found.entered.append(segment.name)
-            fsync_dir(directory)
+            if not any(directory.iterdir()):
+                directory.rmdir()  # killed before its first segment: the partial is quarantined
+            else:
+                fsync_dir(directory)
+        fsync_dir(self.recordings)
         fsync_dir(self.quarantine)
         if found.quarantined or found.entered or found.torn_lines:
             log.warning(
