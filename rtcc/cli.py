@@ -44,6 +44,51 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return _run(lambda stop: run_until(stop, settings))
 
 
+def cmd_agent_evidence_status(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.config import AgentSettings
+    from agent.evidence.status import evidence_status
+
+    settings = load_settings(AgentSettings, args.config)
+    print(json.dumps(evidence_status(settings.data_dir / "evidence"), indent=2))
+    return 0
+
+
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    """A recording folder (its manifest.jsonl and segments) checked here, or a recording id
+    checked by the center."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    target = Path(args.recording)
+    if target.is_dir():
+        from central.evidence.store import MANIFEST, verify_directory
+        from protocol.evidence import parse_manifest
+
+        manifest = target / MANIFEST
+        if not manifest.is_file():
+            print(f"rtcc evidence verify: {manifest} not found", file=sys.stderr)
+            return 2
+        entries, unreadable = parse_manifest(manifest.read_text(encoding="utf-8"))
+        problems = [
+            {"index": p.index, "file": p.file, "reason": p.reason}
+            for p in unreadable + verify_directory(target, entries, args.key)
+        ]
+        result = {"recording_id": target.name, "ok": not problems, "problems": problems}
+    else:
+        url = f"{args.center.rstrip('/')}/api/v1/evidence/{args.recording}/verify"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                result = json.load(answer)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            print(f"rtcc evidence verify: {url}: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(result, indent=2))
+    return 0 if result["ok"] else 1
+
+
 def cmd_relay_worker(args: argparse.Namespace) -> int:
     from central.relay.worker import RelayWorkerSettings, run_until
 
@@ -93,12 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, help_text in (
         ("central", cmd_central, "run the center: broker (unless RTCC_MQTT_URL), fleet, API"),
-        ("agent", cmd_agent, "run one patrol unit's agent (simulated body-cam for now)"),
+        ("agent", cmd_agent, "run one patrol unit's agent"),
         ("relay-worker", cmd_relay_worker, "one relay media process (started by central)"),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="TOML file; RTCC_* env vars override it")
         p.set_defaults(func=func)
+        if name == "agent":
+            agent_sub = p.add_subparsers(dest="agent_command")
+            evidence = agent_sub.add_parser("evidence", help="this unit's evidence on disk")
+            evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
+            status = evidence_sub.add_parser("status", help="recordings waiting for upload")
+            status.set_defaults(func=cmd_agent_evidence_status)
+    evidence_cmd = sub.add_parser("evidence", help="work with recorded evidence")
+    evidence_sub = evidence_cmd.add_subparsers(dest="evidence_command", required=True)
+    verify = evidence_sub.add_parser(
+        "verify", help="check a recording's signed chain and every segment's SHA-256"
+    )
+    verify.add_argument("recording", help="a recording folder, or a recording id at the center")
+    verify.add_argument("--center", default="http://127.0.0.1:8080", help="the center's URL")
+    verify.add_argument("--key", help="the unit's public key (base64), for a local folder")
+    verify.set_defaults(func=cmd_evidence_verify)
     sim = sub.add_parser(
         "bodycam-sim", help="a simulated body-cam speaking the link over TCP or a pty"
     )
