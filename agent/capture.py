@@ -26,11 +26,23 @@ class Capture:
     def __init__(self, source: VideoSource, on_frame: Callable[[EncodedFrame], None]) -> None:
         self.source = source
         self.codec: VideoCodec = source.codec
-        self.width, self.height, self.fps = source.width, source.height, source.fps
         self._on_frame = on_frame
         self._subscribers: set[_Subscriber] = set()
         self.frames_seen = 0
         self.dropped_for_subscribers = 0
+
+    # A live camera learns its size when it connects: always ask the source.
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def height(self) -> int:
+        return self.source.height
+
+    @property
+    def fps(self) -> float:
+        return self.source.fps
 
     async def run(self) -> None:
         async for frame in self.source.frames():

@@ -28,10 +28,14 @@ class SimSettings(Section):
 
 
 class VideoSettings(Section):
-    """The body-cam video the agent streams (the simulator's test pattern, or a file)."""
+    """The body-cam video: the simulator's test pattern, a file, an RTSP camera or a V4L2 /
+    UVC device that encodes H.264."""
 
-    source: Literal["simulator", "file"] = "simulator"
+    source: Literal["simulator", "file", "rtsp", "v4l2"] = "simulator"
     file: Path | None = Field(default=None, description="H.264/VP8 file for source=file.")
+    url: str | None = Field(default=None, description="rtsp://... for source=rtsp.")
+    device: str = Field(default="/dev/video0", description="Device for source=v4l2.")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
     codec: Literal["h264", "vp8"] = "h264"
     width: int = Field(default=640, ge=192, le=3840)
     height: int = Field(default=480, ge=96, le=2160)
@@ -43,6 +47,8 @@ class VideoSettings(Section):
     def _file_given(self) -> VideoSettings:
         if self.source == "file" and self.file is None:
             raise ValueError("video.file is required when video.source is file")
+        if self.source == "rtsp" and not (self.url or "").startswith(("rtsp://", "rtsps://")):
+            raise ValueError("video.url (rtsp://...) is required when video.source is rtsp")
         return self
 
 

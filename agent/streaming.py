@@ -11,11 +11,16 @@ import structlog
 from agent.config import AgentSettings
 from agent.publisher import PublishRefused, WhipPublisher
 from firmware_bridge.filesource import FileVideoSource
+from firmware_bridge.live import rtsp_source, v4l2_source
 from firmware_bridge.media import VideoSource
 from firmware_bridge.synthetic import SyntheticCamera
+from runtime.backoff import Backoff
 from runtime.webrtc import apply_ice
 
 log = structlog.get_logger("rtcc.agent.stream")
+
+
+CAMERA_RETRY = Backoff(initial_s=0.5, max_s=10.0)
 
 
 def make_source(settings: AgentSettings) -> VideoSource:
@@ -23,6 +28,11 @@ def make_source(settings: AgentSettings) -> VideoSource:
     if video.source == "file":
         assert video.file is not None
         return FileVideoSource(video.file)
+    if video.source == "rtsp":
+        assert video.url is not None
+        return rtsp_source(video.url, CAMERA_RETRY.delay, video.rtsp_transport)
+    if video.source == "v4l2":
+        return v4l2_source(video.device, CAMERA_RETRY.delay, video.width, video.height, video.fps)
     return SyntheticCamera(
         video.codec, video.width, video.height, video.fps, video.keyframe_interval_s, video.bitrate
     )

@@ -25,9 +25,15 @@ class EncodedFrame:
 
 class VideoSource(Protocol):
     codec: VideoCodec
-    width: int
-    height: int
-    fps: float
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def fps(self) -> float: ...
 
     def frames(self) -> AsyncIterator[EncodedFrame]:
         """Frames paced in real time, until the source ends or the iterator is closed."""
