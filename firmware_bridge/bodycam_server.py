@@ -36,7 +36,20 @@ class BodycamServer:
         self.clock = clock
         self._write: Callable[[bytes], None] | None = None
         self._pty: tuple[int, int] | None = None
+        self._clients: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
         self.dropped_bytes = 0
+
+    def _track(self, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients[writer] = task
+
+    async def disconnect_all(self) -> None:
+        """End every connection so its handler returns (a handler cancelled at shutdown
+        makes Python 3.11's asyncio log a spurious traceback)."""
+        for writer in list(self._clients):
+            writer.close()
+        await asyncio.gather(*self._clients.values(), return_exceptions=True)
 
     def close(self) -> None:
         if self._pty is not None:
@@ -52,6 +65,7 @@ class BodycamServer:
         return await asyncio.start_server(self._gateway, host, port)
 
     async def _gateway(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._track(writer)
         self.camera.connect(self.clock())
         self._write = writer.write
         try:
@@ -65,6 +79,7 @@ class BodycamServer:
                 self._write = None
                 self.camera.disconnect()
             writer.close()
+            self._clients.pop(writer, None)
 
     def open_pty(self) -> str:
         """A pty pair: the gateway opens the returned path as if it were the USB serial port."""
@@ -136,12 +151,14 @@ class BodycamServer:
 
     async def serve_control(self, host: str, port: int) -> asyncio.Server:
         async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._track(writer)
             with contextlib.suppress(OSError, ValueError):
                 while line := await reader.readline():
                     reply = self.execute(line.decode("utf-8", "replace"))
                     writer.write(json.dumps(reply).encode() + b"\n")
                     await writer.drain()
             writer.close()
+            self._clients.pop(writer, None)
 
         return await asyncio.start_server(client, host, port, limit=4096)
 
@@ -211,5 +228,7 @@ async def run_bodycam_sim(
         await asyncio.gather(*tasks, return_exceptions=True)
         for srv in servers:
             srv.close()
+        await server.disconnect_all()
+        for srv in servers:
             await srv.wait_closed()
         server.close()

@@ -22,6 +22,7 @@ from runtime.process import die_with_parent
 REFRESH_S = 3.0
 STREAMING_UNITS = 2
 STOP_GRACE_S = 10.0
+BODYCAM_TRIGGER_S = 60.0
 
 
 def _port_or_free(preferred: int) -> int:
@@ -40,6 +41,7 @@ class Child:
     name: str
     env: dict[str, str]
     log_path: Path
+    args: list[str] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     stopping: bool = field(default=False)
@@ -51,6 +53,7 @@ class Child:
             "-m",
             "rtcc",
             self.name.split(":")[0],
+            *self.args,
             env={**os.environ, **self.env},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
@@ -110,6 +113,25 @@ class Demo:
             "RTCC_RELAY__VIEWER_TOKEN_TTL_S": str(8 * 3600),
         }
         children = [Child("central", central_env, logs / "central.log")]
+        # unit-01 wears a (simulated) body-cam on the link, and keeps evidence.
+        self.bodycam_port, self.control_port = _port_or_free(0), _port_or_free(0)
+        children.append(
+            Child(
+                "bodycam-sim",
+                common,
+                logs / "bodycam-sim.log",
+                args=[
+                    "--listen",
+                    f"tcp://127.0.0.1:{self.bodycam_port}",
+                    "--control",
+                    f"127.0.0.1:{self.control_port}",
+                    "--serial",
+                    "DEMO-CAM-01",
+                    "--at",
+                    f"{BODYCAM_TRIGGER_S:g}=trigger holster_draw",
+                ],
+            )
+        )
         for n in range(1, self.units + 1):
             unit = f"unit-{n:02d}"
             agent_env = {
@@ -118,12 +140,16 @@ class Demo:
                 "RTCC_MQTT_URL": mqtt_url,
                 "RTCC_DATA_DIR": str(self.data_dir / unit),
                 "RTCC_SIM__EVENT_INTERVAL_S": "30",
-                # No body-cam is attached to these units: no camera to keep running.
-                "RTCC_EVIDENCE__ENABLED": "false",
                 "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
                 "RTCC_CENTER_URL": self.api,
                 "RTCC_ICE__HOST_ADDRESSES": loopback,
             }
+            if n == 1:
+                agent_env["RTCC_DEVICE__LINK"] = f"tcp://127.0.0.1:{self.bodycam_port}"
+                agent_env["RTCC_EVIDENCE__PRE_EVENT_S"] = "15"
+            else:
+                # No body-cam is attached to these units: no camera to keep running.
+                agent_env["RTCC_EVIDENCE__ENABLED"] = "false"
             children.append(Child(f"agent:{unit}", agent_env, logs / f"{unit}.log"))
         return children
 
@@ -203,6 +229,11 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
   metrics    {self.api}/metrics
   command    curl -X POST {self.api}/api/v1/units/unit-01/commands \\
                -H 'content-type: application/json' -d '{{"name": "ping"}}'
+  alerts     {self.api}/api/v1/alerts
+  evidence   {self.api}/api/v1/evidence
+  body-cam   unit-01's officer draws a weapon {BODYCAM_TRIGGER_S:g} s in (alert, recording with
+             15 s before it, evidence uploaded); do it again yourself with
+               printf 'trigger holster_draw\\n' > /dev/tcp/127.0.0.1/{self.control_port}
   logs/state {self.data_dir}
 
 Open a "live" link in a browser to watch a body-cam. Ctrl-C stops everything.

@@ -27,6 +27,7 @@ async def bodycam(serial: str, **options: Any) -> AsyncIterator[tuple[BodycamSer
         ticker.cancel()
         await asyncio.gather(ticker, return_exceptions=True)
         link.close()
+        await server.disconnect_all()
         await link.wait_closed()
         server.close()
 
