@@ -4,7 +4,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 UNITS ?= 5
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench fuzz clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -23,6 +23,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(BIN)/python fuzz/link_frames.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+	$(BIN)/python fuzz/envelopes.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/results

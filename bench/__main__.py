@@ -1,6 +1,6 @@
 import sys
 
-from bench import agent_footprint, relay_fanout, remote_start, status_plane
+from bench import agent_footprint, relay_fanout, remote_start, status_plane, trigger_alert
 
 if __name__ == "__main__":
     sys.exit(
@@ -8,4 +8,5 @@ if __name__ == "__main__":
         or relay_fanout.main([])
         or remote_start.main([])
         or agent_footprint.main([])
+        or trigger_alert.main([])
     )
