@@ -6,6 +6,7 @@ and payloads, stream tokens and evidence manifests. Only the documented errors m
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import atheris
@@ -26,15 +27,11 @@ def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     topic = fdp.ConsumeUnicodeNoSurrogates(80)
     payload = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 4096))
-    try:
+    with contextlib.suppress(ProtocolError):
         decode(topic, payload)
-    except ProtocolError:
-        pass
     text = fdp.ConsumeUnicodeNoSurrogates(600)
-    try:
+    with contextlib.suppress(TokenError):
         SIGNER.verify(text, "whep", "stream", 0.0)
-    except TokenError:
-        pass
     entries, _ = parse_manifest(text)
     verify(entries, {}, None)
 
