@@ -65,6 +65,14 @@ async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_t
         triggered = time.time()
         assert camera.execute("trigger holster_draw")["ok"]
         await wait_for_state(agent, lambda s: s.camera.recording, timeout=5)
+
+        async def alerted() -> bool:
+            alerts = (await http.get("/api/v1/alerts", params={"unit_id": unit})).json()
+            return bool(alerts) and alerts[0]["trigger"] == "trigger.holster_draw"
+
+        await wait_for_async(alerted, timeout=5)
+        # ... and the unit went live by itself.
+        await wait_for_state(agent, lambda s: s.camera.streaming, timeout=10)
         recording_id = evidence.recorder.recording_id
         assert recording_id is not None
         await asyncio.sleep(2.5)
