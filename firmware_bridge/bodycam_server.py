@@ -18,6 +18,7 @@ import time
 import tty
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from firmware_bridge.bodycam_sim import SimulatedBodycam
@@ -192,6 +193,32 @@ def parse_schedule(items: list[str]) -> list[tuple[float, str]]:
     return out
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gst-1.0
+RTSP_CAMERA = Path(__file__).with_name("gst_rtsp_camera.py")
+
+
+async def start_rtsp_camera(
+    port: int, width: int, height: int, preexec_fn: Callable[[], None] | None
+) -> asyncio.subprocess.Process:
+    """The camera's video over RTSP, served by GStreamer in a child process."""
+    process = await asyncio.create_subprocess_exec(
+        SYSTEM_PYTHON,
+        str(RTSP_CAMERA),
+        str(port),
+        str(width),
+        str(height),
+        stdout=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    if json.loads(line or b"{}").get("ready") is not True:
+        process.terminate()
+        await process.wait()
+        raise ControlError(f"the RTSP camera did not start on port {port}")
+    return process
+
+
 async def run_bodycam_sim(
     stop: asyncio.Event,
     camera: SimulatedBodycam,
@@ -199,9 +226,13 @@ async def run_bodycam_sim(
     control: tuple[str, int] | None,
     schedule: list[tuple[float, str]],
     announce: Callable[[dict[str, Any]], None],
+    rtsp: tuple[int, int, int] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> None:
-    """Serve `camera` on `listen` ("pty" or tcp://host:port) until `stop` is set."""
+    """Serve `camera` on `listen` ("pty" or tcp://host:port) until `stop` is set; with
+    `rtsp` = (port, width, height) its video too."""
     server = BodycamServer(camera)
+    video = await start_rtsp_camera(*rtsp, preexec_fn) if rtsp else None
     servers: list[asyncio.Server] = []
     ready: dict[str, Any] = {"serial": camera.serial}
     if listen == "pty":
@@ -215,6 +246,8 @@ async def run_bodycam_sim(
         control_server = await server.serve_control(*control)
         servers.append(control_server)
         ready["control"] = "{}:{}".format(*control_server.sockets[0].getsockname()[:2])
+    if rtsp is not None:
+        ready["video"] = f"rtsp://127.0.0.1:{rtsp[0]}/cam"
     announce(ready)
     tasks = [
         asyncio.create_task(server.tick_loop()),
@@ -232,3 +265,6 @@ async def run_bodycam_sim(
         for srv in servers:
             await srv.wait_closed()
         server.close()
+        if video is not None:
+            video.terminate()
+            await video.wait()

@@ -111,9 +111,13 @@ def cmd_bodycam_sim(args: argparse.Namespace) -> int:
             control = (host or "127.0.0.1", int(port))
         if args.listen != "pty" and not args.listen.startswith("tcp://"):
             raise ControlError("--listen must be pty or tcp://host:port")
+        width, _, height = args.video_size.partition("x")
+        rtsp = (args.rtsp_port, int(width), int(height)) if args.rtsp_port else None
     except (ControlError, ValueError) as exc:
         print(f"rtcc bodycam-sim: {exc}", file=sys.stderr)
         return 2
+    from runtime.process import die_with_parent
+
     camera = SimulatedBodycam(
         args.serial, battery_pct=args.battery, clock_offset_s=args.clock_offset
     )
@@ -122,7 +126,9 @@ def cmd_bodycam_sim(args: argparse.Namespace) -> int:
         print(json.dumps(ready), flush=True)
 
     return _run(
-        lambda stop: run_bodycam_sim(stop, camera, args.listen, control, schedule, announce)
+        lambda stop: run_bodycam_sim(
+            stop, camera, args.listen, control, schedule, announce, rtsp, die_with_parent
+        )
     )
 
 
@@ -167,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--control", help="host:port for control lines (trigger, press, battery)")
     sim.add_argument("--serial", default="SIM-0001")
+    sim.add_argument(
+        "--rtsp-port",
+        type=int,
+        help="also serve the camera's video at rtsp://127.0.0.1:PORT/cam (needs GStreamer)",
+    )
+    sim.add_argument("--video-size", default="640x480", help="WIDTHxHEIGHT of that video")
     sim.add_argument("--battery", type=float, default=100.0, help="starting charge, percent")
     sim.add_argument("--clock-offset", type=float, default=0.0, help="camera clock error, s")
     sim.add_argument(

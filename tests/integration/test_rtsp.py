@@ -12,13 +12,14 @@ from typing import Any
 
 import av
 
+import firmware_bridge
 from central.broker import free_port
 from firmware_bridge.live import LiveVideoSource, rtsp_source, v4l2_source
 from firmware_bridge.media import EncodedFrame
 from runtime.process import die_with_parent
 from tests.helpers import wait_for
 
-SERVER = Path(__file__).parent.parent / "gst" / "rtsp_server.py"
+SERVER = Path(firmware_bridge.__file__).parent / "gst_rtsp_camera.py"
 
 
 @asynccontextmanager

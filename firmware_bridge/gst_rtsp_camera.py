@@ -1,10 +1,12 @@
-"""A real RTSP server (GStreamer's gst-rtsp-server) serving an H.264 test pattern, for the
-RTSP source tests. Runs under Debian's system Python (python3-gst-1.0):
+"""The simulated body-cam's video as a real camera dock would offer it: an RTSP server
+(GStreamer's gst-rtsp-server) with an H.264 test pattern. A script for Debian's system Python
+(python3-gst-1.0), not part of the rtcc package's imports; `rtcc bodycam-sim --rtsp-port`
+runs it:
 
-    /usr/bin/python3 rtsp_server.py PORT
+    /usr/bin/python3 gst_rtsp_camera.py PORT [WIDTH HEIGHT]
 
-Serves rtsp://127.0.0.1:PORT/cam (320x240, 30 fps, a keyframe every second) and prints
-{"ready": true} once listening; runs until terminated.
+Serves rtsp://127.0.0.1:PORT/cam (default 320x240, 30 fps, a keyframe every second) and
+prints {"ready": true} once listening; runs until terminated.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 PIPELINE = (
     "( videotestsrc is-live=true pattern=ball ! "
-    "video/x-raw,width=320,height=240,framerate=30/1 ! "
+    "video/x-raw,width={width},height={height},framerate=30/1 ! "
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! "
     "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 )"
 )
@@ -33,7 +35,8 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(sys.argv[1])
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE)
+    width, height = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("320", "240")
+    factory.set_launch(PIPELINE.format(width=int(width), height=int(height)))
     factory.set_shared(True)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
