@@ -96,21 +96,31 @@ def main(argv: list[str]) -> int:
             },
         )
         try:
-            for case, video in (
+            for index, (case, video) in enumerate(
                 (
-                    "file pass-through 720p30 H.264",
-                    {"RTCC_VIDEO__SOURCE": "file", "RTCC_VIDEO__FILE": str(clip)},
-                ),
-                (
-                    "simulator 720p30 H.264 (encodes)",
-                    {
-                        "RTCC_VIDEO__WIDTH": "1280",
-                        "RTCC_VIDEO__HEIGHT": "720",
-                        "RTCC_VIDEO__BITRATE": "2000000",
-                    },
-                ),
+                    (
+                        "file pass-through 720p30 H.264",
+                        {"RTCC_VIDEO__SOURCE": "file", "RTCC_VIDEO__FILE": str(clip)},
+                    ),
+                    (
+                        "file 720p30 + evidence (30 s pre-event buffer)",
+                        {
+                            "RTCC_VIDEO__SOURCE": "file",
+                            "RTCC_VIDEO__FILE": str(clip),
+                            "RTCC_EVIDENCE__ENABLED": "true",
+                        },
+                    ),
+                    (
+                        "simulator 720p30 H.264 (encodes)",
+                        {
+                            "RTCC_VIDEO__WIDTH": "1280",
+                            "RTCC_VIDEO__HEIGHT": "720",
+                            "RTCC_VIDEO__BITRATE": "2000000",
+                        },
+                    ),
+                )
             ):
-                unit = "bench-" + ("file" if "file" in case else "sim")
+                unit = f"bench-{index}"
                 agent = subprocess.Popen(
                     [sys.executable, "-m", "rtcc", "agent"],
                     cwd=ROOT,
@@ -138,7 +148,8 @@ def main(argv: list[str]) -> int:
                         time.sleep(3)
                         rows.append(Row("idle (status only)", *sample(agent.pid, seconds)))
                     http("POST", f"{api}/api/v1/units/{unit}/stream")
-                    time.sleep(2)
+                    # With evidence on, let the pre-event buffer fill first.
+                    time.sleep(32 if "evidence" in case else 2)
                     rows.append(Row(f"streaming {case}", *sample(agent.pid, seconds)))
                     http("DELETE", f"{api}/api/v1/units/{unit}/stream")
                 finally:

@@ -96,7 +96,9 @@ def _cpu_pct(process: psutil.Process, seconds: float) -> float:
     return 100 * (cpu1 - cpu0) / (t1 - t0)
 
 
-def run_case(system: str, codec: str, width: int, height: int, n: int, seconds: float) -> Row:
+def run_case(
+    system: str, codec: str, width: int, height: int, n: int, seconds: float, light: bool = False
+) -> Row:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     stream = f"bench-{codec}-{width}"
@@ -146,6 +148,7 @@ def run_case(system: str, codec: str, width: int, height: int, n: int, seconds: 
                 codec,
                 "--seconds",
                 str(seconds),
+                *(["--light"] if light else []),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

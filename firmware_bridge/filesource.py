@@ -67,13 +67,11 @@ class FileVideoSource:
                     delay = started + pts / CLOCK_RATE - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    # Read before filtering: the filter takes the packet's contents.
+                    keyframe = bool(packet.is_keyframe)
                     for out in bsf.filter(packet) if bsf is not None else [packet]:
                         yield EncodedFrame(
-                            self.codec,
-                            bytes(out),
-                            offset + pts,
-                            bool(packet.is_keyframe),
-                            self._clock(),
+                            self.codec, bytes(out), offset + pts, keyframe, self._clock()
                         )
                     last_pts = pts
             if not self.loop:

@@ -107,6 +107,8 @@ async def test_file_source_passes_packets_through(tmp_path: Path, codec: str, su
         if (s := read_stamp(luma(pic), 320, 240))
     ]
     assert numbers[:20] == list(range(20))
+    # The file's keyframes are marked as such (the recorder and pre-event buffer rely on it).
+    assert frames[0].keyframe and frames[20].keyframe
     if codec == "h264":
         assert frames[0].data.startswith(b"\x00\x00\x00\x01")  # Annex-B for RTP
 
