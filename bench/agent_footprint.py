@@ -160,9 +160,9 @@ def main(argv: list[str]) -> int:
             central.wait(30)
             broker.stop()
     print("\nAgent footprint (one `rtcc agent` process)\n")
-    print(f"{'case':<52} {'RSS MB':>7} {'CPU %':>6}")
+    print(f"{'case':<58} {'RSS MB':>7} {'CPU %':>6}")
     for row in rows:
-        print(f"{row.case:<52} {row.rss_mb:>7.1f} {row.cpu_pct:>6.1f}")
+        print(f"{row.case:<58} {row.rss_mb:>7.1f} {row.cpu_pct:>6.1f}")
     write_results("agent_footprint", [asdict(r) for r in rows])
     return 0
 

@@ -266,6 +266,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--codecs", default="vp8,h264")
     parser.add_argument("--sizes", default="640x480,1280x720")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--scale",
+        default="150,300,400",
+        help="viewer counts for rtcc at 480p with light (count-only) viewers, to saturation",
+    )
     args = parser.parse_args(argv)
     rows = []
     for codec in args.codecs.split(","):
@@ -278,6 +283,13 @@ def main(argv: list[str]) -> int:
                     except (RuntimeError, TimeoutError, ValueError) as exc:
                         print(f"  {system} {codec} {size} N={n}: failed ({exc})")
                     print_table(rows[-1:]) if rows else None
+    for codec in args.codecs.split(","):
+        for n in (int(c) for c in args.scale.split(",") if c):
+            try:
+                rows.append(run_case("rtcc", codec, 640, 480, n, args.seconds, light=True))
+            except (RuntimeError, TimeoutError, ValueError) as exc:
+                print(f"  rtcc {codec} 640x480 N={n} (light viewers): failed ({exc})")
+            print_table(rows[-1:]) if rows else None
     print("\nRelay fan-out (same run; CPU is the relay process only)\n")
     print_table(rows)
     for r in ratios(rows):
