@@ -1,6 +1,10 @@
 """Agent footprint: RSS and CPU of `rtcc agent` idle (status only), streaming a 720p30
-H.264 file in pass-through, and, as the baseline in the same run, streaming the simulator
-(which has to encode every picture)."""
+H.264 file in pass-through, the same with evidence on, and, as the baseline in the same run,
+streaming the simulator (which has to encode every picture).
+
+The agent runs from a production install (`pip install .`, no development tools) in a venv
+of its own, as on a gateway: development packages change what libraries import (structlog
+loads `rich` when it is installed, for one)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,26 @@ def make_clip(path: Path, seconds: int = 20) -> None:
         out.mux(stream.encode(None))
 
 
+PROD_VENV = ROOT / "bench" / "results" / "prod-venv"
+
+
+def production_agent() -> list[str]:
+    """`rtcc agent` from a venv with only the runtime dependencies (made once, reused)."""
+    python = PROD_VENV / "bin" / "python"
+    stamp = PROD_VENV / ".installed"
+    sources = [ROOT / "pyproject.toml", ROOT / "constraints.txt"]
+    if not stamp.exists() or any(p.stat().st_mtime > stamp.stat().st_mtime for p in sources):
+        print("preparing a production install for the agent ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PROD_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-c", "constraints.txt", "."],
+            cwd=ROOT,
+            check=True,
+        )
+        stamp.touch()
+    return [str(python), "-m", "rtcc", "agent"]
+
+
 def http(method: str, url: str) -> Any:
     with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as r:
         return json.load(r)
@@ -68,6 +92,7 @@ def sample(pid: int, seconds: float) -> tuple[float, float]:
 def main(argv: list[str]) -> int:
     seconds = float(argv[0]) if argv else 15.0
     rows: list[Row] = []
+    agent_command = production_agent()
     with tempfile.TemporaryDirectory(prefix="rtcc-footprint-") as tmp:
         work = Path(tmp)
         clip = work / "clip.mp4"
@@ -122,8 +147,8 @@ def main(argv: list[str]) -> int:
             ):
                 unit = f"bench-{index}"
                 agent = subprocess.Popen(
-                    [sys.executable, "-m", "rtcc", "agent"],
-                    cwd=ROOT,
+                    agent_command,
+                    cwd=work,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     env={

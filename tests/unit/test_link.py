@@ -76,6 +76,19 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     parser = FrameParser()
     parser.feed(data)
     assert len(parser._buffer) <= MAX_FRAME
+    session, state = LinkSession(), BodycamState()
+    for message in session.receive(data, 0.0):
+        state.apply(message, 0.0)
+    session.outgoing(1.0)
+
+
+@given(st.lists(st.tuples(messages, st.integers(0, 65535)), max_size=30))
+def test_any_valid_message_sequence_folds_without_raising(
+    frames: list[tuple[LinkMessage, int]],
+) -> None:
+    session, state = LinkSession(), BodycamState()
+    for message in session.receive(b"".join(encode(m, seq) for m, seq in frames), 0.0):
+        state.apply(message, 0.0)
 
 
 @given(st.lists(st.tuples(messages, st.binary(max_size=40)), min_size=1, max_size=10))
