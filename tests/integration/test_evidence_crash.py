@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agent.evidence.recorder import MANIFEST, Recorder
@@ -18,6 +19,8 @@ from protocol import UnitState
 from protocol.evidence import UnitKey, parse_manifest, verify
 from tests.helpers import running_agent, running_center, spawn_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state
+from tests.integration.center_helpers import LOOPBACK_ICE, running_central
+from tests.integration.relay_helpers import RelayViewer
 
 EVIDENCE_ENV = {
     "RTCC_EVIDENCE__ENABLED": "true",
@@ -94,35 +97,44 @@ async def test_a_full_disk_pauses_recording_not_streaming_and_recovers(
     disk.mkdir()
     mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]
     await asyncio.to_thread(subprocess.run, mount, check=True)
+    unit = f"u-{unique}"
     try:
-        async with running_agent(
-            f"u-{unique}",
-            broker_url,
-            disk / "agent",
-            video={"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1},
-            evidence={"enabled": True, "segment_s": 1, "min_free_bytes": 6 * 2**20},
-        ) as agent:
+        async with (
+            running_central(broker_url, unique, tmp_path) as central,
+            running_agent(
+                unit,
+                broker_url,
+                disk / "agent",
+                center_url=central.api_url,
+                ice=LOOPBACK_ICE,
+                video={"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1},
+                evidence={"enabled": True, "segment_s": 1, "min_free_bytes": 6 * 2**20},
+            ) as agent,
+            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        ):
             evidence = agent.evidence
             assert evidence is not None
+            await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
+            grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            viewer = RelayViewer("h264")
+            await viewer.join(central.api_url, grant["stream_id"], grant["token"])
+            await wait_for(lambda: viewer.frames > 10, timeout=15)
             evidence.start_recording("test")
             await wait_for(lambda: evidence.recorder.segments_written >= 2, timeout=10)
             filler = disk / "filler"
             filler.write_bytes(b"\0" * (12 * 2**20))  # leaves < 6 MiB free
-            state = await wait_for_state(
-                agent, lambda s: s.storage is not None and s.storage.full, timeout=10
-            )
+            state = await wait_for_state(agent, storage_full, timeout=10)
             assert state.camera.recording  # the recording is paused, not ended
             paused_at = evidence.recorder.segments_written
-            frames = evidence.capture.frames_seen
+            frames = viewer.frames
             await asyncio.sleep(1.5)
             assert evidence.recorder.segments_written == paused_at
-            assert evidence.capture.frames_seen > frames  # the camera (and any stream) goes on
+            assert viewer.frames >= frames + 10  # the live stream goes on, decoding
             filler.unlink()
-            await wait_for_state(
-                agent, lambda s: s.storage is not None and not s.storage.full, timeout=10
-            )
+            await wait_for_state(agent, lambda s: not storage_full(s), timeout=10)
             await wait_for(lambda: evidence.recorder.segments_written >= paused_at + 2, 10)
             evidence.stop_recording()
+            await viewer.close()
         recorder = Recorder(disk / "agent" / "evidence", "x", UnitKey.generate())
         assert recorder.recover().quarantined == []
     finally:
