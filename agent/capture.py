@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Callable
 
 import structlog
 
-from firmware_bridge.media import EncodedFrame, VideoCodec, VideoSource
+from firmware_bridge.media import (
+    AudioFormat,
+    AudioSource,
+    EncodedAudio,
+    EncodedFrame,
+    VideoCodec,
+    VideoSource,
+)
 
 log = structlog.get_logger("rtcc.agent.capture")
 SUBSCRIBER_FRAMES = 60
@@ -23,10 +30,17 @@ class _Subscriber:
 class Capture:
     """A VideoSource itself, so the live publisher takes it like any camera."""
 
-    def __init__(self, source: VideoSource, on_frame: Callable[[EncodedFrame], None]) -> None:
+    def __init__(
+        self,
+        source: VideoSource,
+        on_frame: Callable[[EncodedFrame], None],
+        on_audio: Callable[[EncodedAudio], None] | None = None,
+    ) -> None:
         self.source = source
         self.codec: VideoCodec = source.codec
         self._on_frame = on_frame
+        if on_audio is not None and isinstance(source, AudioSource):
+            source.audio_sink = on_audio
         self._subscribers: set[_Subscriber] = set()
         self.frames_seen = 0
         self.dropped_for_subscribers = 0
@@ -43,6 +57,10 @@ class Capture:
     @property
     def fps(self) -> float:
         return self.source.fps
+
+    @property
+    def audio(self) -> AudioFormat | None:
+        return self.source.audio if isinstance(self.source, AudioSource) else None
 
     async def run(self) -> None:
         async for frame in self.source.frames():

@@ -1,5 +1,6 @@
 """A video file as a camera: H.264 or VP8 packets passed through as they are (no decode,
-no encode), paced by their timestamps, looping if asked."""
+no encode), paced by their timestamps, looping if asked. An AAC or Opus track goes, also
+untouched, to the audio sink if one is set."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import av
 
-from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
+from firmware_bridge.media import (
+    CLOCK_RATE,
+    AudioFormat,
+    EncodedAudio,
+    EncodedFrame,
+    VideoCodec,
+    audio_format,
+)
 
 CODECS: dict[str, VideoCodec] = {"h264": "h264", "vp8": "vp8"}
 
@@ -26,6 +34,8 @@ class FileVideoSource:
         self.path = path
         self.loop = loop
         self._clock = clock
+        self.audio: AudioFormat | None = None
+        self.audio_sink: Callable[[EncodedAudio], None] | None = None
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
@@ -33,6 +43,8 @@ class FileVideoSource:
                 self.width = stream.codec_context.width
                 self.height = stream.codec_context.height
                 self.fps = float(stream.average_rate or 30)
+                if container.streams.audio:
+                    self.audio = audio_format(container.streams.audio[0])
         except (av.FFmpegError, IndexError, OSError) as exc:
             raise FileSourceError(f"{path}: not a readable video file ({exc})") from None
         if name not in CODECS:
@@ -58,9 +70,16 @@ class FileVideoSource:
                     if self.codec == "h264"
                     else None
                 )
+                sink = self.audio_sink if self.audio is not None else None
+                audio = container.streams.audio[0] if sink is not None else None
                 first: int | None = None
-                for packet in container.demux(stream):
+                for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
                     if packet.pts is None or packet.size == 0:
+                        continue
+                    if packet.stream.type == "audio":
+                        assert sink is not None
+                        duration = float((packet.duration or 0) * (packet.time_base or 0))
+                        sink(EncodedAudio(bytes(packet), duration, self._clock()))
                         continue
                     first = packet.pts if first is None else first
                     pts = round(float((packet.pts - first) * time_base) * CLOCK_RATE)

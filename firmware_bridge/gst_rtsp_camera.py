@@ -5,8 +5,9 @@ runs it:
 
     /usr/bin/python3 gst_rtsp_camera.py PORT [WIDTH HEIGHT]
 
-Serves rtsp://127.0.0.1:PORT/cam (default 320x240, 30 fps, a keyframe every second) and
-prints {"ready": true} once listening; runs until terminated.
+Serves rtsp://127.0.0.1:PORT/cam (default 320x240, 30 fps, a keyframe every second, and a
+440 Hz tone in AAC, as a body-cam's microphone) and prints {"ready": true} once listening;
+runs until terminated.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ PIPELINE = (
     "( videotestsrc is-live=true pattern=ball ! "
     "video/x-raw,width={width},height={height},framerate=30/1 ! "
     "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! "
-    "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 )"
+    "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 "
+    "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 ! audio/x-raw,rate=48000 ! "
+    "avenc_aac ! rtpmp4gpay name=pay1 pt=97 )"
 )
 
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import av
 
-from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
+from firmware_bridge.media import (
+    CLOCK_RATE,
+    AudioFormat,
+    EncodedAudio,
+    EncodedFrame,
+    VideoCodec,
+    audio_format,
+)
 
 FRAME_QUEUE = 120
 OPEN_TIMEOUT_US = 5_000_000
@@ -51,6 +58,8 @@ class LiveVideoSource:
         self.fps = 30.0
         self.connects = 0
         self.failures = 0
+        self.audio: AudioFormat | None = None
+        self.audio_sink: Callable[[EncodedAudio], None] | None = None
         self._retry_delay = retry_delay
         self._format = container_format
         self._options = options or {}
@@ -71,7 +80,11 @@ class LiveVideoSource:
 
         def reader() -> None:
             try:
-                self._read(stop, lambda item: loop.call_soon_threadsafe(deliver, item))
+                self._read(
+                    stop,
+                    lambda item: loop.call_soon_threadsafe(deliver, item),
+                    lambda audio: loop.call_soon_threadsafe(self._to_sink, audio),
+                )
             except Exception as exc:
                 loop.call_soon_threadsafe(deliver, exc)
 
@@ -95,7 +108,16 @@ class LiveVideoSource:
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _read(self, stop: threading.Event, emit: Callable[[Any], object]) -> None:
+    def _to_sink(self, packet: EncodedAudio) -> None:
+        if self.audio_sink is not None:
+            self.audio_sink(packet)
+
+    def _read(
+        self,
+        stop: threading.Event,
+        emit: Callable[[Any], object],
+        emit_audio: Callable[[EncodedAudio], object],
+    ) -> None:
         """One connection: demux until it ends, fails, or `stop` is set."""
         try:
             container: Any = av.open(
@@ -110,6 +132,10 @@ class LiveVideoSource:
                 emit(LiveSourceError(f"{self.url}: no H.264 video"))
                 return
             stream = streams[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            self.audio = audio_format(audio) if audio is not None else None
+            if self.audio is None or self.audio_sink is None:
+                audio = None
             self.connects += 1
             self.width, self.height = stream.codec_context.width, stream.codec_context.height
             self.fps = float(stream.average_rate or stream.guessed_rate or 30)
@@ -117,10 +143,14 @@ class LiveVideoSource:
             time_base = stream.time_base
             first: int | None = None
             with contextlib.suppress(av.FFmpegError, OSError):
-                for packet in container.demux(stream):
+                for packet in container.demux(*(s for s in (stream, audio) if s is not None)):
                     if stop.is_set():
                         return
                     if packet.size == 0 or packet.pts is None or time_base is None:
+                        continue
+                    if packet.stream.type == "audio":
+                        duration = float((packet.duration or 0) * (packet.time_base or 0))
+                        emit_audio(EncodedAudio(bytes(packet), duration, self._clock()))
                         continue
                     first = packet.pts if first is None else first
                     data = bytes(packet)

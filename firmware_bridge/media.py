@@ -3,11 +3,12 @@ files and (later) RTSP and V4L2 cameras."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 VideoCodec = Literal["h264", "vp8"]
+AudioCodec = Literal["aac", "opus"]
 CLOCK_RATE = 90_000
 
 
@@ -21,6 +22,41 @@ class EncodedFrame:
     pts: int
     keyframe: bool
     captured_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """A source's audio track. `extradata` is the codec's setup (AAC AudioSpecificConfig)."""
+
+    codec: AudioCodec
+    sample_rate: int
+    channels: int
+    extradata: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedAudio:
+    """One encoded audio packet; `captured_at` is wall-clock, like a video frame's."""
+
+    data: bytes
+    duration_s: float
+    captured_at: float
+
+
+AUDIO_CODECS: dict[str, AudioCodec] = {"aac": "aac", "opus": "opus"}
+
+
+def audio_format(stream: Any) -> AudioFormat | None:
+    """A demuxed audio stream's format if it can be recorded as it is (AAC or Opus)."""
+    context = stream.codec_context
+    if context.name not in AUDIO_CODECS:
+        return None
+    return AudioFormat(
+        AUDIO_CODECS[context.name],
+        context.sample_rate,
+        context.channels,
+        bytes(context.extradata or b""),
+    )
 
 
 class VideoSource(Protocol):
@@ -43,3 +79,12 @@ class VideoSource(Protocol):
         """Ask for a keyframe soon (a viewer joined or lost one); a pass-through source
         that cannot encode ignores it."""
         ...
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """A source that also has sound: it hands each audio packet, as read, to `audio_sink`
+    (set by the consumer before reading frames; None: the source drops its audio)."""
+
+    audio: AudioFormat | None
+    audio_sink: Callable[[EncodedAudio], None] | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fractions
+import heapq
 import shutil
 import time
 from collections.abc import Callable
@@ -23,10 +24,16 @@ from agent.evidence.prebuffer import PreEventBuffer
 from agent.evidence.recorder import Recorder, load_or_create_key
 from agent.evidence.uploader import Uploader
 from agent.streaming import make_source
-from firmware_bridge.media import EncodedFrame
+from firmware_bridge.media import EncodedAudio, EncodedFrame
 from protocol.evidence import GpsPoint
 
 log = structlog.get_logger("rtcc.agent.evidence")
+
+
+def captured_at(item: EncodedFrame | EncodedAudio) -> float:
+    return item.captured_at
+
+
 STORAGE_CHECK_S = 1.0
 SNAPSHOT_WIDTH = 320
 
@@ -51,7 +58,7 @@ class EvidenceManager:
         self.prebuffer = PreEventBuffer(
             self.settings.pre_event_s, self.settings.pre_event_max_bytes
         )
-        self.capture = Capture(make_source(settings), self._on_frame)
+        self.capture = Capture(make_source(settings), self._on_frame, self._on_audio)
         self.uploader = (
             Uploader(
                 self.recorder.recordings,
@@ -97,9 +104,17 @@ class EvidenceManager:
         if self.recording and not self.storage_full:
             self._write(frame)
 
-    def _write(self, frame: EncodedFrame) -> None:
+    def _on_audio(self, packet: EncodedAudio) -> None:
+        self.prebuffer.push_audio(packet)
+        if self.recording and not self.storage_full:
+            self._write(packet)
+
+    def _write(self, item: EncodedFrame | EncodedAudio) -> None:
         try:
-            self.recorder.write(frame)
+            if isinstance(item, EncodedFrame):
+                self.recorder.write(item)
+            else:
+                self.recorder.write_audio(item)
         except (OSError, av.FFmpegError) as exc:
             self.write_errors += 1
             quarantined = self.recorder.fail_segment()
@@ -124,13 +139,16 @@ class EvidenceManager:
             return str(self.recorder.recording_id)
         capture = self.capture
         recording_id = self.recorder.start(
-            trigger, capture.codec, capture.width, capture.height, now
+            trigger, capture.codec, capture.width, capture.height, now, capture.audio
         )
         buffered = self.prebuffer.frames()
-        for frame in buffered:
+        video: list[EncodedFrame | EncodedAudio] = list(buffered)
+        audio: list[EncodedFrame | EncodedAudio] = list(self.prebuffer.audio())
+        # Both lists are in capture order: merge them so the muxer gets them interleaved.
+        for item in heapq.merge(video, audio, key=captured_at):
             if self.storage_full:
                 break
-            self._write(frame)
+            self._write(item)
         pre_s = buffered[-1].captured_at - buffered[0].captured_at if buffered else 0.0
         self._emit(
             "recording.started",

@@ -18,7 +18,7 @@ import av
 import structlog
 
 from agent.evidence.segment import PARTIAL, SegmentWriter, fsync_dir, segment_name, sha256_file
-from firmware_bridge.media import EncodedFrame, VideoCodec
+from firmware_bridge.media import AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 from protocol.evidence import GENESIS, GpsPoint, ManifestEntry, UnitKey, parse_manifest
 
 log = structlog.get_logger("rtcc.agent.evidence")
@@ -86,6 +86,7 @@ class Recorder:
         self._segment: SegmentWriter | None = None
         self._gps: list[GpsPoint] = []
         self._format: tuple[VideoCodec, int, int] | None = None
+        self._audio_format: AudioFormat | None = None
         self.segments_written = 0
 
     @property
@@ -94,7 +95,15 @@ class Recorder:
 
     # ---- recording --------------------------------------------------------------------
 
-    def start(self, trigger: str, codec: VideoCodec, width: int, height: int, now: float) -> str:
+    def start(
+        self,
+        trigger: str,
+        codec: VideoCodec,
+        width: int,
+        height: int,
+        now: float,
+        audio: AudioFormat | None = None,
+    ) -> str:
         """Begin a recording (the caller then writes the pre-event frames, then live ones)."""
         if self._chain is not None:
             return self._chain.recording_id
@@ -105,6 +114,7 @@ class Recorder:
         fsync_dir(self.recordings)
         self._chain = _Chain(recording_id, directory, trigger)
         self._format = (codec, width, height)
+        self._audio_format = audio
         log.info("recording_started", recording_id=recording_id, trigger=trigger)
         return recording_id
 
@@ -124,6 +134,10 @@ class Recorder:
             self._close_segment(final=False)
             segment = self._open_segment()
         segment.write(frame)
+
+    def write_audio(self, packet: EncodedAudio) -> None:
+        if self._segment is not None:
+            self._segment.write_audio(packet)
 
     def add_gps(self, point: GpsPoint) -> None:
         if self._segment is not None and len(self._gps) < MAX_GPS_PER_SEGMENT:
@@ -168,7 +182,9 @@ class Recorder:
         assert self._chain is not None and self._format is not None
         codec, width, height = self._format
         name = segment_name(self._chain.recording_id, self._chain.next_index, codec)
-        self._segment = SegmentWriter(self._chain.directory, name, codec, width, height)
+        self._segment = SegmentWriter(
+            self._chain.directory, name, codec, width, height, self._audio_format
+        )
         self._gps = []
         return self._segment
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import av
 
-from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
+from firmware_bridge.media import CLOCK_RATE, AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 
 CONTAINERS: dict[VideoCodec, tuple[str, dict[str, str]]] = {
     "h264": ("mp4", {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}),
@@ -46,7 +46,13 @@ class SegmentWriter:
     """Writes `<name>.part`; `finish()` flushes, fsyncs and renames it to `<name>`."""
 
     def __init__(
-        self, directory: Path, name: str, codec: VideoCodec, width: int, height: int
+        self,
+        directory: Path,
+        name: str,
+        codec: VideoCodec,
+        width: int,
+        height: int,
+        audio: AudioFormat | None = None,
     ) -> None:
         self.path = directory / name
         self.partial = directory / (name + PARTIAL)
@@ -61,6 +67,16 @@ class SegmentWriter:
         stream.time_base = TIME_BASE
         self._stream = stream
         self._last_pts = -1
+        self._audio: Any = None
+        if audio is not None and (codec == "h264" or audio.codec == "opus"):
+            # WebM carries only Opus; MP4 both.
+            self._audio = self._out.add_stream(audio.codec, rate=audio.sample_rate)
+            self._audio.codec_context.layout = "stereo" if audio.channels == 2 else "mono"
+            if audio.extradata:
+                self._audio.codec_context.extradata = audio.extradata
+            self._audio.time_base = fractions.Fraction(1, audio.sample_rate)
+        self._next_audio_pts: int | None = None
+        self.audio_packets = 0
 
     def write(self, frame: EncodedFrame) -> None:
         if self.first_at is None:
@@ -76,6 +92,25 @@ class SegmentWriter:
         self._out.mux(packet)
         self.last_at = frame.captured_at
         self.frames += 1
+
+    def write_audio(self, packet: EncodedAudio) -> None:
+        """Sound from the segment's first picture on (earlier sound has no picture to join)."""
+        if self._audio is None or self.first_at is None or packet.captured_at < self.first_at:
+            return
+        rate = self._audio.time_base.denominator
+        # The first packet is placed by its capture time, the rest follow on by their own
+        # durations: sound read in bursts must still play evenly.
+        if self._next_audio_pts is None:
+            pts = round((packet.captured_at - self.first_at) * rate)
+        else:
+            pts = self._next_audio_pts
+        self._next_audio_pts = pts + max(1, round(packet.duration_s * rate))
+        out = av.Packet(packet.data)
+        out.stream = self._audio
+        out.pts = out.dts = pts
+        out.time_base = self._audio.time_base
+        self._out.mux(out)
+        self.audio_packets += 1
 
     def finish(self) -> tuple[int, str]:
         """Close, make durable, publish under the final name; (size, SHA-256)."""

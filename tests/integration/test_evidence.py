@@ -18,6 +18,7 @@ from agent.evidence.uploader import Uploader
 from firmware_bridge.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from runtime.backoff import Backoff
+from tests.audio_clip import write_clip_with_sound
 from tests.helpers import running_agent
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
 from tests.integration.center_helpers import LOOPBACK_ICE, running_central
@@ -257,3 +258,32 @@ async def test_uploads_cut_at_random_offsets_resume_to_byte_identical_files(
             assert (directory / segment["file"]).read_bytes() == originals[segment["file"]]
         verdict = (await http.get(f"/api/v1/evidence/{recording_id}/verify")).json()
         assert verdict["ok"], verdict
+
+
+async def test_a_source_with_sound_records_its_sound_too(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_clip_with_sound(clip, seconds=4)
+    async with running_agent(
+        f"u-{unique}",
+        broker_url,
+        tmp_path / "agent",
+        video={"source": "file", "file": str(clip)},
+        evidence={"enabled": True, "pre_event_s": 2, "segment_s": 2},
+    ) as agent:
+        evidence = agent.evidence
+        assert evidence is not None
+        await wait_for_async(lambda: _true(evidence.prebuffer.span_s() >= 2), timeout=20)
+        evidence.start_recording("button.record")
+        await wait_for_async(lambda: _true(evidence.recorder.segments_written >= 2), 15)
+        recording_id = evidence.stop_recording()
+    folder = tmp_path / "agent" / "evidence" / "recordings" / str(recording_id)
+    heard = 0
+    for segment in sorted(folder.glob("*.mp4")):
+        with av.open(str(segment)) as container:
+            assert [s.type for s in container.streams] == ["video", "audio"]
+            sound = [p for p in container.demux(container.streams.audio[0]) if p.size]
+            assert sound, segment.name
+            heard += len(sound)
+    assert heard > 4 * 46  # 4 s and more of AAC (46.9 packets a second at 48 kHz)

@@ -15,7 +15,7 @@ import av
 import firmware_bridge
 from central.broker import free_port
 from firmware_bridge.live import LiveVideoSource, rtsp_source, v4l2_source
-from firmware_bridge.media import EncodedFrame
+from firmware_bridge.media import EncodedAudio, EncodedFrame
 from runtime.process import die_with_parent
 from tests.helpers import wait_for
 
@@ -59,11 +59,15 @@ def decodes(frames: list[EncodedFrame]) -> int:
 async def test_rtsp_pass_through_and_reconnect_after_a_server_restart() -> None:
     port = free_port()
     source = rtsp_source(f"rtsp://127.0.0.1:{port}/cam", retry_delay=lambda _n: 0.2)
+    sound: list[EncodedAudio] = []
+    source.audio_sink = sound.append
     frames = source.frames()
     try:
         async with rtsp_server(port):
             first = await asyncio.wait_for(take(frames, 45), 30)
         assert (source.width, source.height) == (320, 240)
+        # The camera's microphone comes through too, untouched (AAC).
+        assert source.audio is not None and source.audio.codec == "aac" and sound
         keyframes = [i for i, f in enumerate(first) if f.keyframe]
         assert keyframes, "no keyframe in 1.5 s of a 1 s GOP"
         # Pass-through: the bytes decode as they are, from the first keyframe on.

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
 
+from agent.evidence.manager import captured_at
 from agent.evidence.prebuffer import PreEventBuffer
 from agent.evidence.recorder import MANIFEST, Recorder
 from agent.evidence.segment import sha256_file
-from firmware_bridge.media import EncodedFrame
+from firmware_bridge.filesource import FileVideoSource
+from firmware_bridge.media import EncodedAudio, EncodedFrame
 from firmware_bridge.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey, parse_manifest, verify
+from tests.audio_clip import write_clip_with_sound
 
 FPS = 10
 
@@ -133,3 +138,43 @@ def test_vp8_goes_to_webm(tmp_path: Path, codec: str) -> None:
     files = sorted((tmp_path / "recordings" / recording_id).glob("*.webm"))
     with av.open(str(files[0])) as container:
         assert len([p for p in container.demux(container.streams.video[0]) if p.size]) == 30
+
+
+async def test_sound_is_buffered_and_recorded_with_the_pictures(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    write_clip_with_sound(clip, seconds=6)
+    source = FileVideoSource(clip, loop=False)
+    assert source.audio is not None and source.audio.codec == "aac"
+    sound: list[EncodedAudio] = []
+    source.audio_sink = sound.append
+    buffer = PreEventBuffer(seconds=2, max_bytes=50_000_000)
+    pictures = []
+    async for frame in source.frames():
+        pictures.append(frame)
+        buffer.push(frame)
+        while sound:
+            buffer.push_audio(sound.pop(0))
+    kept, heard = buffer.frames(), buffer.audio()
+    assert heard and heard[0].captured_at >= kept[0].captured_at  # the same span
+    recorder = Recorder(tmp_path / "evidence", "u1", UnitKey.generate(), segment_s=10)
+    recorder.start("test", "h264", 192, 96, kept[0].captured_at, source.audio)
+    video: list[EncodedFrame | EncodedAudio] = list(kept)
+    audio_in: list[EncodedFrame | EncodedAudio] = list(heard)
+    for item in heapq.merge(video, audio_in, key=captured_at):
+        if isinstance(item, EncodedFrame):
+            recorder.write(item)
+        else:
+            recorder.write_audio(item)
+    recording_id = str(recorder.stop())
+    (segment,) = (tmp_path / "evidence" / "recordings" / recording_id).glob("*.mp4")
+    with av.open(str(segment)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        audio = container.streams.audio[0]
+        packets = [p for p in container.demux(audio) if p.size]
+        assert len(packets) == len(heard)
+        decoder: Any = audio.codec_context
+        assert sum(f.samples for p in packets for f in decoder.decode(p)) > 0
+        assert audio.time_base is not None and packets[-1].pts is not None
+        last_s = float(packets[-1].pts * audio.time_base)
+        span = kept[-1].captured_at - kept[0].captured_at
+        assert abs(last_s - span) < 0.3  # sound runs as long as the pictures
