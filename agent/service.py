@@ -23,7 +23,7 @@ from agent.store import Meta, SeenCommands, open_store
 from agent.triggers import Action, TriggerPolicy
 from firmware_bridge import DeviceStatus, StatusSource
 from firmware_bridge.device import DeviceEvent
-from firmware_bridge.link.messages import Record
+from firmware_bridge.link.messages import Haptic, Record, Watched
 from protocol import (
     Command,
     CommandResult,
@@ -362,6 +362,7 @@ class Agent:
         if not await self._stream.wait_live(STREAM_START_TIMEOUT_S):
             await self._cmd_stream_stop(command)
             raise CommandFailed("could not get the stream to the relay")
+        self._tell_officer(watched=True)
         self._publish_state(force=True)
         return {"stream_id": stream_id}
 
@@ -369,8 +370,17 @@ class Agent:
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.stop()
+            self._tell_officer(watched=False)
             self._publish_state(force=True)
         return {"stopped": stream.stream_id if stream else None}
+
+    def _tell_officer(self, watched: bool) -> None:
+        """The body-cam's "being watched" light, and a short buzz when the center joins."""
+        if self.bodycam is None:
+            return
+        self.bodycam.send(Watched(on=watched))
+        if watched:
+            self.bodycam.send(Haptic(pattern=1, duration_ms=300))
 
     def _evidence(self) -> EvidenceManager:
         if self.evidence is None:

@@ -59,6 +59,8 @@ async def test_holster_draw_alerts_the_center_takes_the_unit_live_and_records(
         # The camera records, and says so; the unit goes live without anyone asking.
         await wait_for(lambda: camera.camera.recording, timeout=5)
         await wait_for_state(agent, lambda s: s.camera.recording and s.camera.streaming)
+        # The officer sees the "being watched" light, and felt a buzz.
+        await wait_for(lambda: camera.camera.watched and camera.camera.haptics == 1, timeout=5)
 
         async def live() -> bool:
             streams = (await http.get("/api/v1/streams")).json()
