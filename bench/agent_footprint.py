@@ -11,6 +11,7 @@ from __future__ import annotations
 import fractions
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,11 +68,15 @@ def production_agent() -> list[str]:
     if not stamp.exists() or any(p.stat().st_mtime > stamp.stat().st_mtime for p in sources):
         print("preparing a production install for the agent ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(PROD_VENV)], check=True)
+        build = ROOT / "build"
+        had_build = build.exists()
         subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "-c", "constraints.txt", "."],
             cwd=ROOT,
             check=True,
         )
+        if not had_build:
+            shutil.rmtree(build, ignore_errors=True)  # setuptools' in-tree leftovers
         stamp.touch()
     return [str(python), "-m", "rtcc", "agent"]
 

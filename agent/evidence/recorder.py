@@ -17,9 +17,10 @@ from pathlib import Path
 import av
 import structlog
 
-from agent.evidence.segment import PARTIAL, SegmentWriter, fsync_dir, segment_name, sha256_file
+from agent.evidence.segment import PARTIAL, SegmentWriter, segment_name
 from firmware_bridge.media import AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 from protocol.evidence import GENESIS, GpsPoint, ManifestEntry, UnitKey, parse_manifest
+from runtime.files import fsync_dir, sha256_file
 
 log = structlog.get_logger("rtcc.agent.evidence")
 MANIFEST = "manifest.jsonl"

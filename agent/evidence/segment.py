@@ -5,7 +5,6 @@ its last complete fragment."""
 from __future__ import annotations
 
 import fractions
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import av
 
 from firmware_bridge.media import CLOCK_RATE, AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
+from runtime.files import fsync_dir, sha256_file
 
 CONTAINERS: dict[VideoCodec, tuple[str, dict[str, str]]] = {
     "h264": ("mp4", {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}),
@@ -24,22 +24,6 @@ PARTIAL = ".part"
 
 def segment_name(recording_id: str, index: int, codec: VideoCodec) -> str:
     return f"{recording_id}-{index:05d}.{CONTAINERS[codec][0]}"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class SegmentWriter:

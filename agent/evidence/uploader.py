@@ -16,9 +16,9 @@ import httpx
 import structlog
 
 from agent.evidence.recorder import MANIFEST
-from agent.evidence.segment import fsync_dir
 from protocol.evidence import ManifestEntry, parse_manifest
 from runtime.backoff import Backoff
+from runtime.files import fsync_dir
 
 log = structlog.get_logger("rtcc.agent.upload")
 

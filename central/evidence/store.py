@@ -3,7 +3,6 @@ thread. Files: <root>/<unit>/<recording>/{manifest.jsonl, segments, *.upload}.""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.evidence import ManifestEntry, Problem, check_entry, parse_manifest, verify
+from runtime.files import sha256_file
 
 MANIFEST = "manifest.jsonl"
 UPLOADING = ".upload"
@@ -167,7 +167,7 @@ class EvidenceStore:
                 os.fsync(f.fileno())
             if offset + len(chunk) < state.size:
                 return self.segment(recording_id, index)
-            if _sha256(partial) != state.sha256:
+            if sha256_file(partial) != state.sha256:
                 partial.unlink()
                 raise EvidenceError(422, "SHA-256 of the uploaded bytes does not match the entry")
             os.replace(partial, path)
@@ -250,19 +250,11 @@ class EvidenceStore:
         return problems + verify_directory(directory, entries, pinned[0] if pinned else None)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_directory(
     directory: Path, entries: list[ManifestEntry], key: str | None
 ) -> list[Problem]:
     hashes: dict[str, str | None] = {}
     for entry in entries:
         path = directory / entry.file
-        hashes[entry.file] = _sha256(path) if path.is_file() else None
+        hashes[entry.file] = sha256_file(path) if path.is_file() else None
     return verify(entries, hashes, key)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from agent.evidence.recorder import MANIFEST, Recorder
-from agent.evidence.segment import sha256_file
 from protocol import UnitState
 from protocol.evidence import UnitKey, parse_manifest, verify
+from runtime.files import sha256_file
 from tests.helpers import running_agent, running_center, spawn_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state
 from tests.integration.center_helpers import LOOPBACK_ICE, running_central
