@@ -18,7 +18,7 @@ from firmware_bridge.media import (
 )
 
 log = structlog.get_logger("rtcc.agent.capture")
-SUBSCRIBER_FRAMES = 60
+SUBSCRIBER_FRAMES = 120
 
 
 class _Subscriber:
@@ -42,6 +42,9 @@ class Capture:
         if on_audio is not None and isinstance(source, AudioSource):
             source.audio_sink = on_audio
         self._subscribers: set[_Subscriber] = set()
+        # The GOP in progress, so a new live stream starts at once from its keyframe instead
+        # of waiting for the camera's next one (a pass-through camera cannot be asked).
+        self._gop: list[EncodedFrame] = []
         self.frames_seen = 0
         self.dropped_for_subscribers = 0
 
@@ -66,6 +69,12 @@ class Capture:
         async for frame in self.source.frames():
             self.frames_seen += 1
             self._on_frame(frame)
+            if frame.keyframe:
+                self._gop = [frame]
+            elif self._gop and len(self._gop) < SUBSCRIBER_FRAMES // 2:
+                self._gop.append(frame)
+            else:
+                self._gop = []  # too long a GOP to replay: a new stream waits for a keyframe
             for sub in self._subscribers:
                 self._offer(sub, frame)
         log.warning("camera_source_ended")
@@ -86,8 +95,12 @@ class Capture:
 
     async def frames(self) -> AsyncIterator[EncodedFrame]:
         sub = _Subscriber()
+        for frame in self._gop:
+            sub.queue.put_nowait(frame)
+        sub.need_keyframe = not self._gop
         self._subscribers.add(sub)
-        self.source.request_keyframe()
+        if sub.need_keyframe:
+            self.source.request_keyframe()
         try:
             while True:
                 yield await sub.queue.get()
