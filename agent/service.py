@@ -85,6 +85,7 @@ class Agent:
             "recording.start": self._cmd_recording_start,
             "recording.stop": self._cmd_recording_stop,
             "snapshot": self._cmd_snapshot,
+            "evidence.status": self._cmd_evidence_status,
         }
         self.evidence: EvidenceManager | None = None
         self._stream: LiveStream | None = None
@@ -407,6 +408,10 @@ class Agent:
             return self._evidence().snapshot()
         except LookupError as exc:
             raise CommandFailed(str(exc)) from None
+
+    async def _cmd_evidence_status(self, _command: Command) -> dict[str, JsonValue]:
+        evidence = self._evidence()
+        return await asyncio.to_thread(evidence.status)
 
     async def _cmd_config_set(self, command: Command) -> dict[str, JsonValue]:
         merged = {**self._policy.config.model_dump(), **command.args}

@@ -22,6 +22,7 @@ from agent.capture import Capture
 from agent.config import AgentSettings
 from agent.evidence.prebuffer import PreEventBuffer
 from agent.evidence.recorder import Recorder, load_or_create_key
+from agent.evidence.status import evidence_status
 from agent.evidence.uploader import Uploader
 from agent.streaming import make_source
 from firmware_bridge.media import EncodedAudio, EncodedFrame
@@ -216,10 +217,17 @@ class EvidenceManager:
                 self.stop_recording()
 
     def status(self) -> dict[str, JsonValue]:
+        """For the `evidence.status` command: what the recorder is doing and what waits."""
+        waiting = evidence_status(self.root)
         return {
             "recording": self.recorder.recording_id,
             "storage_full": self.storage_full,
             "pre_event_s": round(self.prebuffer.span_s(), 2),
             "segments_written": self.recorder.segments_written,
+            "segments_to_upload": waiting["segments_to_upload"],
+            "bytes_to_upload": waiting["bytes_to_upload"],
+            "quarantined": waiting["quarantined"],
             "uploaded": self.uploader.confirmed if self.uploader else 0,
+            "write_errors": self.write_errors,
+            "live_frames_dropped": self.capture.dropped_for_subscribers,
         }

@@ -334,5 +334,3 @@ MESSAGE_TYPES: dict[int, type[LinkMessage]] = {
         Ack,
     )
 }
-UPSTREAM = frozenset(t for t in MESSAGE_TYPES if t < 0x40 or t == Ack.TYPE)
-DOWNSTREAM = frozenset(t for t in MESSAGE_TYPES if t >= 0x40)

@@ -105,7 +105,11 @@ async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_t
                         times.append(entry_start + float(packet.pts * stream.time_base))
         assert min(times) <= triggered - 3.0
         assert max(times) >= triggered + 2.0
-        # The manifest carries the GPS track of the drive.
+        status = await http.post(
+            f"/api/v1/units/{unit}/commands", json={"name": "evidence.status", "args": {}}
+        )
+        report = status.json()["data"]
+        assert report["segments_to_upload"] == 0 and report["uploaded"] == len(record["segments"])
         snapshot = await http.post(
             f"/api/v1/units/{unit}/commands", json={"name": "snapshot", "args": {}}
         )
