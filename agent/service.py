@@ -141,6 +141,10 @@ class Agent:
         """Say goodbye (retained offline presence), disconnect, stop every task."""
         if self._stream is not None:
             await self._stream.stop()
+        if self.evidence is not None:
+            # Finish the open segment so a clean stop leaves nothing for recovery to quarantine.
+            await self._tasks.cancel("evidence")
+            self.evidence.recorder.cut()
         goodbye = (
             str(Topic.presence(self.unit_id)),
             self._stamp(Topic.presence(self.unit_id), Presence(online=False, reason="shutdown")),

@@ -25,6 +25,7 @@ from firmware_bridge.bodycam_sim import SimulatedBodycam
 from firmware_bridge.link.messages import Button, Press, Sensor
 
 TICK_S = 0.05
+MAX_BUFFERED = 64 * 1024
 
 
 class ControlError(ValueError):
@@ -68,7 +69,14 @@ class BodycamServer:
     async def _gateway(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track(writer)
         self.camera.connect(self.clock())
-        self._write = writer.write
+
+        def write(data: bytes) -> None:
+            if writer.transport.get_write_buffer_size() > MAX_BUFFERED:
+                self.dropped_bytes += len(data)  # the gateway stopped reading: a bound
+            else:
+                writer.write(data)
+
+        self._write = write
         try:
             while data := await reader.read(4096):
                 self.camera.receive(data, self.clock())
@@ -76,7 +84,7 @@ class BodycamServer:
         except OSError:
             pass
         finally:
-            if self._write == writer.write:
+            if self._write is write:
                 self._write = None
                 self.camera.disconnect()
             writer.close()

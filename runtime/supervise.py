@@ -45,6 +45,14 @@ class TaskGroup:
         coro = supervised(name, run) if supervise else run()
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
+    async def cancel(self, name: str) -> None:
+        """Stop one task before the others (shutdown order matters to some)."""
+        found = [t for t in self._tasks if t.get_name() == name]
+        for task in found:
+            task.cancel()
+            self._tasks.remove(task)
+        await asyncio.gather(*found, return_exceptions=True)
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -139,3 +139,25 @@ async def test_a_full_disk_pauses_recording_not_streaming_and_recovers(
         assert recorder.recover().quarantined == []
     finally:
         await asyncio.to_thread(subprocess.run, ["umount", "-l", str(disk)], check=False)
+
+
+async def test_a_clean_stop_while_recording_leaves_nothing_to_quarantine(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    async with running_agent(
+        f"u-{unique}",
+        broker_url,
+        tmp_path / "agent",
+        video={"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1},
+        evidence={"enabled": True, "segment_s": 5},
+    ) as agent:
+        evidence = agent.evidence
+        assert evidence is not None
+        evidence.start_recording("test")
+        await wait_for(lambda: evidence.capture.frames_seen > 15, timeout=10)
+    # Stopped mid-segment: the segment was finished and entered, not left half-written.
+    root = tmp_path / "agent" / "evidence"
+    assert not list(root.rglob("*.part"))
+    (folder,) = (root / "recordings").iterdir()
+    entries, _ = parse_manifest((folder / MANIFEST).read_text())
+    assert len(entries) == 1 and not entries[0].final
