@@ -9,27 +9,21 @@ loads `rich` when it is installed, for one)."""
 from __future__ import annotations
 
 import fractions
-import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import av
 import psutil
 
-from bench.results import write_results
-from central.broker import MosquittoProcess, free_port
+from bench.center import LOOPBACK, http, running_center, unit_online, wait_until
+from bench.results import ROOT, write_results
 from firmware_bridge.pattern import PatternRenderer
-
-ROOT = Path(__file__).parents[1]
-LOOPBACK = '["127.0.0.1"]'
 
 
 @dataclass
@@ -81,11 +75,6 @@ def production_agent() -> list[str]:
     return [str(python), "-m", "rtcc", "agent"]
 
 
-def http(method: str, url: str) -> Any:
-    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as r:
-        return json.load(r)
-
-
 def sample(pid: int, seconds: float) -> tuple[float, float]:
     proc = psutil.Process(pid)
     cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
@@ -102,30 +91,9 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         clip = work / "clip.mp4"
         make_clip(clip)
-        broker = MosquittoProcess(work / "broker")
-        broker.start()
-        port = free_port()
-        api = f"http://127.0.0.1:{port}"
-        base_env = {
-            **os.environ,
-            "RTCC_LOG__LEVEL": "warning",
-            "RTCC_MQTT_URL": broker.url,
-            "RTCC_EVIDENCE__ENABLED": "false",
-        }
-        central = subprocess.Popen(
-            [sys.executable, "-m", "rtcc", "central"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={
-                **base_env,
-                "RTCC_HTTP__PORT": str(port),
-                "RTCC_DATA_DIR": str(work / "c"),
-                "RTCC_RELAY__WORKERS": "1",
-                "RTCC_RELAY__ICE__HOST_ADDRESSES": LOOPBACK,
-            },
-        )
-        try:
+        with running_center(work, relay_workers=1) as center:
+            api = center.api
+            base_env = {**center.env, "RTCC_EVIDENCE__ENABLED": "false"}
             for index, (case, video) in enumerate(
                 (
                     (
@@ -166,14 +134,7 @@ def main(argv: list[str]) -> int:
                     },
                 )
                 try:
-                    deadline = time.monotonic() + 30
-                    while time.monotonic() < deadline:
-                        try:
-                            if http("GET", f"{api}/api/v1/units/{unit}")["online"]:
-                                break
-                        except OSError:
-                            pass
-                        time.sleep(0.3)
+                    wait_until(partial(unit_online, api, unit), 30)
                     if not rows:
                         time.sleep(3)
                         rows.append(Row("idle (status only)", *sample(agent.pid, seconds)))
@@ -185,10 +146,6 @@ def main(argv: list[str]) -> int:
                 finally:
                     agent.terminate()
                     agent.wait(15)
-        finally:
-            central.terminate()
-            central.wait(30)
-            broker.stop()
     print("\nAgent footprint (one `rtcc agent` process)\n")
     print(f"{'case':<58} {'RSS MB':>7} {'CPU %':>6}")
     for row in rows:

@@ -19,16 +19,14 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.results import write_results
+from bench.results import ROOT, write_results
 from central.broker import free_port
 from protocol.tokens import TokenSigner
 
-ROOT = Path(__file__).parents[1]
 KEY = b"bench-key-bench-key-bench-key-32"
 SIGNER = TokenSigner({"b": KEY}, "b")
 

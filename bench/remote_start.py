@@ -4,21 +4,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
 
+from bench.center import LOOPBACK, CenterProcess, running_center, unit_online, wait_until
 from bench.media_peers import Viewer
-from bench.results import write_results
-from central.broker import MosquittoProcess, free_port
+from bench.results import ROOT, write_results
 from central.relay import passthrough
-
-ROOT = Path(__file__).parents[1]
-LOOPBACK = '["127.0.0.1"]'
 
 
 async def trial(http: httpx.AsyncClient, api: str, unit: str) -> tuple[float, float]:
@@ -39,69 +36,41 @@ async def trial(http: httpx.AsyncClient, api: str, unit: str) -> tuple[float, fl
     return answered - asked, first - asked
 
 
-async def run(trials: int) -> list[tuple[float, float]]:
+async def run(center: CenterProcess, work: Path, trials: int) -> list[tuple[float, float]]:
     passthrough.install()
-    with tempfile.TemporaryDirectory(prefix="rtcc-start-") as tmp:
-        work = Path(tmp)
-        broker = MosquittoProcess(work / "broker")
-        broker.start()
-        port = free_port()
-        api = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
-        null = asyncio.subprocess.DEVNULL
-        procs = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "rtcc",
-                "central",
-                cwd=ROOT,
-                stdout=null,
-                stderr=null,
-                env={
-                    **env,
-                    "RTCC_HTTP__PORT": str(port),
-                    "RTCC_DATA_DIR": str(work / "c"),
-                    "RTCC_RELAY__ICE__HOST_ADDRESSES": LOOPBACK,
-                },
-            ),
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "rtcc",
-                "agent",
-                cwd=ROOT,
-                stdout=null,
-                stderr=null,
-                env={
-                    **env,
-                    "RTCC_UNIT_ID": "bench-1",
-                    "RTCC_DATA_DIR": str(work / "a"),
-                    "RTCC_CENTER_URL": api,
-                    "RTCC_ICE__HOST_ADDRESSES": LOOPBACK,
-                },
-            ),
-        ]
-        try:
-            async with httpx.AsyncClient(timeout=30) as http:
-                for _ in range(300):
-                    try:
-                        if (await http.get(f"{api}/api/v1/units/bench-1")).json()["online"]:
-                            break
-                    except (httpx.HTTPError, KeyError, ValueError):
-                        pass
-                    await asyncio.sleep(0.1)
-                return [await trial(http, api, "bench-1") for _ in range(trials)]
-        finally:
-            for proc in procs:
-                proc.terminate()
-                await asyncio.wait_for(proc.wait(), 30)
-            broker.stop()
+    null = asyncio.subprocess.DEVNULL
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rtcc",
+        "agent",
+        cwd=ROOT,
+        stdout=null,
+        stderr=null,
+        env={
+            **center.env,
+            "RTCC_UNIT_ID": "bench-1",
+            "RTCC_DATA_DIR": str(work / "a"),
+            "RTCC_CENTER_URL": center.api,
+            "RTCC_ICE__HOST_ADDRESSES": LOOPBACK,
+        },
+    )
+    try:
+        await asyncio.to_thread(wait_until, partial(unit_online, center.api, "bench-1"), 30)
+        async with httpx.AsyncClient(timeout=30) as http:
+            return [await trial(http, center.api, "bench-1") for _ in range(trials)]
+    finally:
+        agent.terminate()
+        await asyncio.wait_for(agent.wait(), 30)
 
 
 def main(argv: list[str]) -> int:
     trials = int(argv[0]) if argv else 7
-    results = asyncio.run(run(trials))
+    with (
+        tempfile.TemporaryDirectory(prefix="rtcc-start-") as tmp,
+        running_center(Path(tmp)) as center,
+    ):
+        results = asyncio.run(run(center, Path(tmp), trials))
     api = sorted(r[0] for r in results)
     first = sorted(r[1] for r in results)
     print(f"\nRemote start (API call -> ...), simulator H.264 640x480, {trials} trials\n")

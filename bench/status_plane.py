@@ -22,10 +22,9 @@ from typing import Any
 
 import psutil
 
-from bench.results import write_results
+from bench.results import ROOT, write_results
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 
-ROOT = Path(__file__).parents[1]
 EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e)
 
 

@@ -7,7 +7,6 @@ on the same broker, the floor any design on MQTT pays.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -15,33 +14,22 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.center import http, running_center, wait_until
 from bench.results import ROOT, write_results
-from central.broker import MosquittoProcess, free_port
+from central.broker import free_port
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.load(answer)
-
-
-def _wait(check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("condition not met")
+def newest_alert(api: str, count: int) -> Any:
+    """The newest alert once there are `count` of them, else None."""
+    alerts = http("GET", f"{api}/api/v1/alerts?limit=500")
+    return alerts[0] if len(alerts) >= count else None
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -94,30 +82,14 @@ def summarise(path: str, samples: list[float]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     count = int(argv[0]) if argv else 50
-    with tempfile.TemporaryDirectory(prefix="rtcc-trigger-") as tmp:
-        work = Path(tmp)
-        broker = MosquittoProcess(work / "broker")
-        broker.start()
-        port = free_port()
-        api = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "RTCC_LOG__LEVEL": "warning", "RTCC_MQTT_URL": broker.url}
+    with (
+        tempfile.TemporaryDirectory(prefix="rtcc-trigger-") as tmp,
+        running_center(Path(tmp), relay_workers=1) as center,
+    ):
+        work, api, env = Path(tmp), center.api, center.env
         quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "rtcc", "central"],
-                cwd=ROOT,
-                env={
-                    **env,
-                    "RTCC_HTTP__PORT": str(port),
-                    "RTCC_DATA_DIR": str(work / "c"),
-                    "RTCC_RELAY__WORKERS": "1",
-                    "RTCC_RELAY__ICE__HOST_ADDRESSES": '["127.0.0.1"]',
-                },
-                **quiet,
-            )
-        ]
         link, control = free_port(), free_port()
-        procs.append(
+        procs = [
             subprocess.Popen(
                 [
                     sys.executable,
@@ -132,9 +104,7 @@ def main(argv: list[str]) -> int:
                 cwd=ROOT,
                 env=env,
                 **quiet,
-            )
-        )
-        procs.append(
+            ),
             subprocess.Popen(
                 [sys.executable, "-m", "rtcc", "agent"],
                 cwd=ROOT,
@@ -149,12 +119,12 @@ def main(argv: list[str]) -> int:
                     ),
                 },
                 **quiet,
-            )
-        )
+            ),
+        ]
         try:
-            _wait(
+            wait_until(
                 lambda: (
-                    (u := _get(f"{api}/api/v1/units/bench-unit"))["online"]
+                    (u := http("GET", f"{api}/api/v1/units/bench-unit"))["online"]
                     and u["state"]["camera"]["connected"]
                 ),
                 30,
@@ -166,20 +136,14 @@ def main(argv: list[str]) -> int:
                     sent = time.time()
                     sock.sendall(b"trigger holster_draw\n")
                     replies.readline()
-                    alert = _wait(
-                        lambda n=n: (
-                            len(alerts := _get(f"{api}/api/v1/alerts?limit=500")) > n and alerts[0]
-                        ),
-                        10,
-                    )
+                    alert = wait_until(partial(newest_alert, api, n + 1), 10)
                     latencies.append(1000 * (alert["received"] - sent))
                     time.sleep(0.1)
-            floor = mqtt_floor(broker.url, count)
+            floor = mqtt_floor(center.broker_url, count)
         finally:
             for proc in reversed(procs):
                 proc.terminate()
                 proc.wait(30)
-            broker.stop()
     rows: list[dict[str, Any]] = [
         summarise("holster draw -> alert at the center", latencies),
         summarise("baseline: bare MQTT publish -> subscribe", floor),
