@@ -19,7 +19,7 @@ from firmware_bridge.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from runtime.backoff import Backoff
 from tests.audio_clip import write_clip_with_sound
-from tests.helpers import running_agent
+from tests.helpers import running_agent, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
 from tests.integration.center_helpers import LOOPBACK_ICE, running_central
 
@@ -62,7 +62,7 @@ async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_t
         evidence = agent.evidence
         assert evidence is not None
         await wait_for_state(agent, lambda s: s.camera.connected)
-        await wait_for_async(lambda: _true(evidence.prebuffer.span_s() >= 3.2), timeout=20)
+        await wait_for(lambda: evidence.prebuffer.span_s() >= 3.2, timeout=20)
         triggered = time.time()
         assert camera.execute("trigger holster_draw")["ok"]
         await wait_for_state(agent, lambda s: s.camera.recording, timeout=5)
@@ -86,8 +86,8 @@ async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_t
         verdict = (await http.get(f"/api/v1/evidence/{recording_id}/verify")).json()
         assert verdict == {"recording_id": recording_id, "ok": True, "problems": []}
         # Offloaded: nothing of it is left on the unit.
-        await wait_for_async(
-            lambda: _true(not (evidence.recorder.recordings / recording_id).exists()), timeout=10
+        await wait_for(
+            lambda: not (evidence.recorder.recordings / recording_id).exists(), timeout=10
         )
         # The MP4 timestamps: the recording starts >= 3 s before the trigger, and goes past it.
         times = []
@@ -114,13 +114,6 @@ async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_t
             f"/api/v1/units/{unit}/commands", json={"name": "snapshot", "args": {}}
         )
         assert snapshot.json()["data"]["jpeg_b64"].startswith("/9j/")  # a JPEG
-
-
-def _true(value: bool) -> Any:
-    async def check() -> bool:
-        return value
-
-    return check()
 
 
 def _entry_start(central: Any, unit: str, recording_id: str, index: int) -> float:
@@ -186,7 +179,7 @@ async def offload(center_url: str, recordings: Path, chunk_bytes: int = 1 << 20)
     )
     task = asyncio.create_task(uploader.run())
     try:
-        await wait_for_async(lambda: _true(not any(recordings.iterdir())), timeout=60)
+        await wait_for(lambda: not any(recordings.iterdir()), timeout=60)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -278,9 +271,9 @@ async def test_a_source_with_sound_records_its_sound_too(
     ) as agent:
         evidence = agent.evidence
         assert evidence is not None
-        await wait_for_async(lambda: _true(evidence.prebuffer.span_s() >= 2), timeout=20)
+        await wait_for(lambda: evidence.prebuffer.span_s() >= 2, timeout=20)
         evidence.start_recording("button.record")
-        await wait_for_async(lambda: _true(evidence.recorder.segments_written >= 2), 15)
+        await wait_for(lambda: evidence.recorder.segments_written >= 2, 15)
         recording_id = evidence.stop_recording()
     folder = tmp_path / "agent" / "evidence" / "recordings" / str(recording_id)
     heard = 0
