@@ -8,6 +8,7 @@ import asyncio
 import base64
 import fractions
 import heapq
+import itertools
 import shutil
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ def captured_at(item: EncodedFrame | EncodedAudio) -> float:
 
 
 STORAGE_CHECK_S = 1.0
+# Free space is one statvfs; our own use walks every file, so it is counted less often.
+OWN_USE_EVERY = 10
 SNAPSHOT_WIDTH = 320
 
 EventSink = Callable[[str, dict[str, JsonValue]], None]
@@ -71,6 +74,7 @@ class EvidenceManager:
             else None
         )
         self.storage_full = False
+        self._own_use = 0
         self.write_errors = 0
         self._stop_at: float | None = None
         self._latest_keyframe: EncodedFrame | None = None
@@ -195,17 +199,22 @@ class EvidenceManager:
 
     # ---- disk -------------------------------------------------------------------------
 
-    def _disk_full(self) -> bool:
+    def _disk_full(self, count_own_use: bool) -> bool:
+        if count_own_use:
+            self._own_use = disk_use(self.root)
         free = shutil.disk_usage(self.root).free
-        return free < self.settings.min_free_bytes or disk_use(self.root) > self.settings.max_bytes
+        return free < self.settings.min_free_bytes or self._own_use > self.settings.max_bytes
 
     async def _watch(self) -> None:
-        while True:
+        for tick in itertools.count():
             await asyncio.sleep(STORAGE_CHECK_S)
-            full = await asyncio.to_thread(self._disk_full)
+            full = await asyncio.to_thread(self._disk_full, tick % OWN_USE_EVERY == 0)
             if full and not self.storage_full:
                 self.storage_full = True
-                self.recorder.cut()
+                try:
+                    self.recorder.cut()
+                except (OSError, av.FFmpegError):
+                    self.recorder.fail_segment()  # the disk could not take its last bytes
                 self._segment_done()
                 log.warning("storage_full", root=str(self.root))
                 self._emit("storage_full", {"recording": self.recording})
