@@ -93,6 +93,12 @@ def _pack_string(text: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+def _flag(value: int, name: str) -> bool:
+    if value > 1:
+        raise PayloadError(f"{name} must be 0 or 1")
+    return value == 1
+
+
 def _fixed(fmt: str, payload: bytes) -> tuple[int, ...]:
     layout = struct.Struct(">" + fmt)
     if len(payload) != layout.size:
@@ -166,9 +172,7 @@ class RecordingState(LinkMessage):
     @classmethod
     def unpack(cls, payload: bytes) -> RecordingState:
         (state,) = _fixed("B", payload)
-        if state > 1:
-            raise PayloadError("recording state must be 0 or 1")
-        return cls(recording=state == 1)
+        return cls(recording=_flag(state, "recording state"))
 
 
 class ButtonPress(LinkMessage):
@@ -201,10 +205,8 @@ class Trigger(LinkMessage):
     @classmethod
     def unpack(cls, payload: bytes) -> Trigger:
         sensor, active = _fixed("BB", payload)
-        if active > 1:
-            raise PayloadError("active must be 0 or 1")
         try:
-            return cls(sensor=Sensor(sensor), active=active == 1)
+            return cls(sensor=Sensor(sensor), active=_flag(active, "active"))
         except ValueError as exc:
             raise PayloadError("unknown sensor") from exc
 
@@ -222,36 +224,29 @@ class Clock(LinkMessage):
         return cls(unix_ms=unix_ms)
 
 
-class Record(LinkMessage):
+class _Switch(LinkMessage):
+    """A downstream on/off command: one byte, 0 or 1."""
+
+    ACKED = True
+    on: bool
+
+    def pack(self) -> bytes:
+        return bytes([self.on])
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> _Switch:
+        (on,) = _fixed("B", payload)
+        return cls(on=_flag(on, "on"))
+
+
+class Record(_Switch):
     TYPE = 0x40
-    ACKED = True
-    on: bool
-
-    def pack(self) -> bytes:
-        return bytes([self.on])
-
-    @classmethod
-    def unpack(cls, payload: bytes) -> Record:
-        (on,) = _fixed("B", payload)
-        if on > 1:
-            raise PayloadError("on must be 0 or 1")
-        return cls(on=on == 1)
 
 
-class Watched(LinkMessage):
+class Watched(_Switch):
+    """The "being watched" indicator."""
+
     TYPE = 0x41
-    ACKED = True
-    on: bool
-
-    def pack(self) -> bytes:
-        return bytes([self.on])
-
-    @classmethod
-    def unpack(cls, payload: bytes) -> Watched:
-        (on,) = _fixed("B", payload)
-        if on > 1:
-            raise PayloadError("on must be 0 or 1")
-        return cls(on=on == 1)
 
 
 class Haptic(LinkMessage):
