@@ -1,4 +1,5 @@
-"""A whole center (broker client, fleet, API, relay worker process) and a streaming unit."""
+"""A whole center (broker client, fleet, API, relay worker process), a unit that publishes
+to it, and a streaming unit."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ from runtime.config import load_settings
 from tests.helpers import FAST_MQTT, running_agent, wait_for
 
 LOOPBACK_ICE = {"host_addresses": ["127.0.0.1"]}
+
+
+@dataclass
+class UnitAtCenter:
+    central: Central
+    agent: Agent
+    http: httpx.AsyncClient  # the center's API
+    unit_id: str
 
 
 @dataclass
@@ -48,25 +57,37 @@ async def running_central(broker_url: str, unique: str, tmp_path: Path) -> Async
 
 
 @contextlib.asynccontextmanager
-async def streaming_unit(
-    broker_url: str, unique: str, tmp_path: Path, **video: Any
-) -> AsyncIterator[StreamingUnit]:
+async def unit_at_center(
+    broker_url: str, unique: str, tmp_path: Path, data_dir: Path | None = None, **agent: Any
+) -> AsyncIterator[UnitAtCenter]:
+    """The whole center and one agent that publishes to it (loopback ICE), with `agent`
+    settings on top."""
     unit = f"u-{unique}"
     async with (
         running_central(broker_url, unique, tmp_path) as central,
         running_agent(
             unit,
             broker_url,
-            tmp_path / "agent",
+            data_dir or tmp_path / "agent",
             center_url=central.api_url,
             ice=LOOPBACK_ICE,
-            video={"width": 320, "height": 240, **video},
-        ) as agent,
+            **agent,
+        ) as running,
         httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
     ):
-        fleet = central.fleet
+        yield UnitAtCenter(central, running, http, unit)
+
+
+@contextlib.asynccontextmanager
+async def streaming_unit(
+    broker_url: str, unique: str, tmp_path: Path, **video: Any
+) -> AsyncIterator[StreamingUnit]:
+    async with unit_at_center(
+        broker_url, unique, tmp_path, video={"width": 320, "height": 240, **video}
+    ) as at:
+        fleet = at.central.fleet
         assert fleet is not None
-        await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
-        response = await http.post(f"/api/v1/units/{unit}/stream")
+        await wait_for(lambda: (r := fleet.registry.get(at.unit_id)) and r.online, timeout=15)
+        response = await at.http.post(f"/api/v1/units/{at.unit_id}/stream")
         assert response.status_code == 200, response.text
-        yield StreamingUnit(central, agent, http, response.json())
+        yield StreamingUnit(at.central, at.agent, at.http, response.json())

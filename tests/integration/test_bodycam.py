@@ -9,33 +9,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from firmware_bridge.bodycam_server import BodycamServer
 from firmware_bridge.bodycam_sim import SimulatedBodycam
 from tests.helpers import running_agent, running_center, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
-from tests.integration.center_helpers import LOOPBACK_ICE, running_central
+from tests.integration.center_helpers import unit_at_center
 
 
 async def test_holster_draw_alerts_the_center_takes_the_unit_live_and_records(
     broker_url: str, unique: str, tmp_path: Path
 ) -> None:
-    unit = f"u-{unique}"
     async with (
-        running_central(broker_url, unique, tmp_path) as central,
         bodycam("CAM-1", clock_offset_s=-30) as (camera, address),
-        running_agent(
-            unit,
+        unit_at_center(
             broker_url,
-            tmp_path / "agent",
-            center_url=central.api_url,
-            ice=LOOPBACK_ICE,
+            unique,
+            tmp_path,
             video={"width": 320, "height": 240},
             device={"link": address},
-        ) as agent,
-        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        ) as at,
     ):
+        central, agent, http, unit = at.central, at.agent, at.http, at.unit_id
         assert agent.bodycam is not None
         await wait_for(lambda: agent.bodycam is not None and agent.bodycam.state.hello)
         # The camera's clock was 30 s off: the gateway set it.

@@ -21,7 +21,7 @@ from runtime.backoff import Backoff
 from tests.audio_clip import write_clip_with_sound
 from tests.helpers import running_agent, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
-from tests.integration.center_helpers import LOOPBACK_ICE, running_central
+from tests.integration.center_helpers import running_central, unit_at_center
 
 SMALL_VIDEO = {"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1}
 
@@ -43,22 +43,18 @@ async def stored(http: httpx.AsyncClient, recording_id: str) -> dict[str, Any]:
 async def test_a_trigger_records_the_seconds_before_it_and_the_center_verifies_them(
     broker_url: str, unique: str, tmp_path: Path
 ) -> None:
-    unit = f"u-{unique}"
     async with (
-        running_central(broker_url, unique, tmp_path) as central,
         bodycam("CAM-E") as (camera, address),
-        running_agent(
-            unit,
+        unit_at_center(
             broker_url,
-            tmp_path / "agent",
-            center_url=central.api_url,
-            ice=LOOPBACK_ICE,
+            unique,
+            tmp_path,
             video=SMALL_VIDEO,
             device={"link": address},
             evidence={"enabled": True, "pre_event_s": 3, "segment_s": 2},
-        ) as agent,
-        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        ) as at,
     ):
+        central, agent, http, unit = at.central, at.agent, at.http, at.unit_id
         evidence = agent.evidence
         assert evidence is not None
         await wait_for_state(agent, lambda s: s.camera.connected)

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agent.evidence.recorder import MANIFEST, Recorder
@@ -19,7 +18,7 @@ from protocol.evidence import UnitKey, parse_manifest, verify
 from runtime.files import sha256_file
 from tests.helpers import running_agent, running_center, spawn_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state
-from tests.integration.center_helpers import LOOPBACK_ICE, running_central
+from tests.integration.center_helpers import unit_at_center
 from tests.integration.relay_helpers import RelayViewer
 
 EVIDENCE_ENV = {
@@ -97,21 +96,16 @@ async def test_a_full_disk_pauses_recording_not_streaming_and_recovers(
     disk.mkdir()
     mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]
     await asyncio.to_thread(subprocess.run, mount, check=True)
-    unit = f"u-{unique}"
     try:
-        async with (
-            running_central(broker_url, unique, tmp_path) as central,
-            running_agent(
-                unit,
-                broker_url,
-                disk / "agent",
-                center_url=central.api_url,
-                ice=LOOPBACK_ICE,
-                video={"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1},
-                evidence={"enabled": True, "segment_s": 1, "min_free_bytes": 6 * 2**20},
-            ) as agent,
-            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
-        ):
+        async with unit_at_center(
+            broker_url,
+            unique,
+            tmp_path,
+            data_dir=disk / "agent",
+            video={"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1},
+            evidence={"enabled": True, "segment_s": 1, "min_free_bytes": 6 * 2**20},
+        ) as at:
+            central, agent, http, unit = at.central, at.agent, at.http, at.unit_id
             evidence = agent.evidence
             assert evidence is not None
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
