@@ -20,6 +20,7 @@ from agent.outbox import Outbox, OutboxRow
 from agent.pump import OutboxPump
 from agent.state import AgentFacts, StatePolicy, build_state
 from agent.store import Meta, SeenCommands, open_store
+from agent.stream_keeper import StreamKeeper, StreamNotLive
 from agent.triggers import Action, TriggerPolicy
 from firmware_bridge import DeviceStatus, StatusSource
 from firmware_bridge.device import DeviceEvent
@@ -32,7 +33,6 @@ from protocol import (
     Event,
     Health,
     Presence,
-    ProtocolError,
     RuntimeConfig,
     Topic,
     UnitState,
@@ -40,18 +40,17 @@ from protocol import (
 )
 from protocol.codec import decode_body
 from protocol.models import ContractModel
-from protocol.topics import TopicKind, check_id, parse_topic, unit_filter
+from protocol.streams import StreamStartArgs
+from protocol.topics import TopicKind, parse_topic, unit_filter
 from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
 from runtime.supervise import TaskGroup
 
 if TYPE_CHECKING:
     from agent.evidence.manager import EvidenceManager
-    from agent.streaming import LiveStream
 
 Handler = Callable[[Command], Awaitable[dict[str, JsonValue]]]
 COMMAND_QUEUE_SIZE = 64
 COMMAND_TIMEOUT_S = 30.0
-STREAM_START_TIMEOUT_S = 10.0
 
 
 class CommandFailed(Exception):
@@ -88,7 +87,13 @@ class Agent:
             "evidence.status": self._cmd_evidence_status,
         }
         self.evidence: EvidenceManager | None = None
-        self._stream: LiveStream | None = None
+        self.streams = StreamKeeper(
+            settings,
+            self._meta,
+            lambda: self.evidence.capture if self.evidence else None,
+            self._watched,
+            clock,
+        )
         self._triggers = TriggerPolicy(settings.triggers)
         device = settings.device
         self.bodycam = (
@@ -135,12 +140,12 @@ class Agent:
             )
             self._tasks.spawn("evidence", self.evidence.run)
         self._tasks.spawn("commands", self._command_loop)
+        self.streams.resume()
         self._log.info("agent_started", version=__version__, outbox_rows=self.outbox.rows)
 
     async def stop(self) -> None:
         """Say goodbye (retained offline presence), disconnect, stop every task."""
-        if self._stream is not None:
-            await self._stream.stop()
+        await self.streams.close()
         if self.evidence is not None:
             # Finish the open segment so a clean stop leaves nothing for recovery to quarantine.
             await self._tasks.cancel("evidence")
@@ -201,6 +206,9 @@ class Agent:
         return Will(str(topic), encode(topic, envelope))
 
     async def _on_connected(self, _session_present: bool) -> None:
+        if self.link.connects > 1:
+            # The connection was lost: so, probably, is the media path.
+            self.streams.path_changed("mqtt reconnected")
         self._publish_presence("birth")
         self._publish_state(force=True)
         self.pump.notify()
@@ -216,7 +224,7 @@ class Agent:
         facts = AgentFacts(
             version=__version__,
             uptime_s=max(0.0, self._clock() - self._started),
-            streaming=self._stream is not None and self._stream.live,
+            streaming=self.streams.live,
             recording=self.evidence is not None and self.evidence.recording,
             storage_full=self.evidence is not None and self.evidence.storage_full,
             health=Health(
@@ -286,6 +294,7 @@ class Agent:
             await asyncio.sleep(self.settings.poll_interval_s)
             self._poll_device()
             self._publish_state()
+            await self.streams.expire()
 
     # ---- commands ---------------------------------------------------------------------
 
@@ -343,41 +352,22 @@ class Agent:
         return {"sid": self._sid}
 
     async def _cmd_stream_start(self, command: Command) -> dict[str, JsonValue]:
-        stream_id, token = command.args.get("stream_id"), command.args.get("token")
-        if not isinstance(stream_id, str) or not isinstance(token, str):
-            raise CommandFailed("stream.start needs stream_id and token")
         try:
-            check_id(stream_id)
-        except ProtocolError:
-            raise CommandFailed("bad stream_id") from None
-        if self.settings.center_url is None:
-            raise CommandFailed("this agent has no center_url to publish to")
-        if (
-            self._stream is not None
-            and self._stream.stream_id == stream_id
-            and self._stream.running
-        ):
-            return {"stream_id": stream_id}
-        await self._cmd_stream_stop(command)
-        from agent.streaming import LiveStream  # noqa: PLC0415 (media stack loads only now)
-
-        self._stream = LiveStream(
-            self.settings, stream_id, token, self.evidence.capture if self.evidence else None
-        )
-        if not await self._stream.wait_live(STREAM_START_TIMEOUT_S):
-            await self._cmd_stream_stop(command)
-            raise CommandFailed("could not get the stream to the relay")
-        self._tell_officer(watched=True)
-        self._publish_state(force=True)
-        return {"stream_id": stream_id}
+            args = StreamStartArgs.model_validate(command.args)
+        except ValidationError as exc:
+            raise CommandFailed(f"stream.start: {_first_error(exc)}") from None
+        try:
+            await self.streams.start(args)
+        except (ValueError, StreamNotLive) as exc:
+            raise CommandFailed(str(exc)) from None
+        return {"stream_id": args.stream_id}
 
     async def _cmd_stream_stop(self, _command: Command) -> dict[str, JsonValue]:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            await stream.stop()
-            self._tell_officer(watched=False)
-            self._publish_state(force=True)
-        return {"stopped": stream.stream_id if stream else None}
+        return {"stopped": await self.streams.stop()}
+
+    def _watched(self, watched: bool) -> None:
+        self._tell_officer(watched)
+        self._publish_state(force=True)
 
     def _tell_officer(self, watched: bool) -> None:
         """The body-cam's "being watched" light, and a short buzz when the center joins."""
@@ -422,10 +412,13 @@ class Agent:
         try:
             config = RuntimeConfig.model_validate(merged)
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise CommandFailed(f"{where}: {first['msg']}") from None
+            raise CommandFailed(_first_error(exc)) from None
         self._meta.put("runtime_config", config.model_dump())
         self._policy.config = config
         self._publish_state(force=True)
         return {"config": config.model_dump()}
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from central.fleet import FleetService, ReceivedEvent
-from central.streams import StreamService
+from central.streams import StartRequest, StreamService
 
 log = structlog.get_logger("rtcc.alerts")
 ALERT_TYPES = ("alert", "stream.request")
@@ -67,7 +67,11 @@ class AlertDesk:
 
     async def _go_live(self, alert: AlertView) -> None:
         try:
-            grant = await self.streams.start(alert.unit_id)
+            grant = await self.streams.start(
+                alert.unit_id,
+                f"unit:{alert.type}",
+                StartRequest(reason=f"{alert.type}: {alert.trigger or 'unit request'}"),
+            )
             alert.stream_id = grant.stream_id
         except HTTPException as exc:
             alert.stream_error = f"{exc.status_code}: {exc.detail}"

@@ -45,7 +45,8 @@ class FleetSettings(Section):
 
 class TokenKeys(Section):
     """Stream token keys: key id -> base64 secret (>= 32 bytes); `current` signs, all
-    verify. Empty: a random key for each run of the center (its tokens die with it)."""
+    verify. Empty: a random key made once and kept in the center's data directory, so the
+    tokens of units and viewers outlive a restart of the center."""
 
     keys: dict[str, str] = Field(default_factory=dict)
     current: str = "k1"
@@ -71,6 +72,20 @@ class RelaySettings(Section):
     whip_token_ttl_s: float = Field(default=3600.0, gt=0, le=86_400)
     viewer_token_ttl_s: float = Field(default=600.0, gt=0, le=86_400)
     start_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    stream_duration_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="How long a remote start or an alert keeps a unit's stream live unless "
+        "stopped; the center restarts it whenever its media stops within that time.",
+    )
+    media_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="A publisher whose media stops this long is dropped at the relay (and "
+        "asked back).",
+    )
 
 
 class CentralSettings(CommonSettings):

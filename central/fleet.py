@@ -78,6 +78,8 @@ class FleetService:
         self.commands = CommandTracker()
         self.recent_events: deque[ReceivedEvent] = deque(maxlen=RECENT_EVENTS)
         self.event_listeners: list[Callable[[ReceivedEvent], None]] = []
+        # Called with the unit id when a unit starts a new connection (not a retained birth).
+        self.birth_listeners: list[Callable[[str], None]] = []
         self.clock = clock
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
@@ -181,6 +183,9 @@ class FleetService:
                 reason=envelope.body.reason,
                 sid=envelope.sid,
             )
+        if kind is TopicKind.PRESENCE and not retained and envelope.body.reason == "birth":
+            for born in self.birth_listeners:
+                born(unit_id)
         if kind is TopicKind.EVENT:
             received = ReceivedEvent(str(envelope.id), unit_id, envelope.body, envelope.ts, now)
             self.recent_events.append(received)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import os
 import secrets
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 import uvicorn
@@ -21,6 +23,7 @@ from central.evidence.api import add_evidence_routes
 from central.evidence.store import EvidenceStore
 from central.fleet import FleetService
 from central.metrics import Metrics
+from central.reconcile import Reconciler
 from central.relay.pool import WorkerPool
 from central.streams import StreamService, add_stream_routes
 from runtime.http import EmbeddedServer
@@ -36,6 +39,7 @@ class Central:
         self.fleet: FleetService | None = None
         self.pool: WorkerPool | None = None
         self.streams: StreamService | None = None
+        self.reconciler: Reconciler | None = None
         self.alerts: AlertDesk | None = None
         self.evidence: EvidenceStore | None = None
         self.api_url = ""
@@ -57,18 +61,31 @@ class Central:
             log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
         self.fleet = FleetService(settings, Metrics(), mqtt_url)
         self._tasks.spawn("fleet", self.fleet.run, supervise=False)
-        keys, current = settings.tokens.keys, settings.tokens.current
-        if not keys:
-            keys, current = {"k1": base64.b64encode(secrets.token_bytes(32)).decode()}, "k1"
-        signer = TokenKeys(keys=keys, current=current).signer()
+        tokens = settings.tokens if settings.tokens.keys else kept_token_keys(settings.data_dir)
+        signer = tokens.signer()
         relay = settings.relay
         self.pool = WorkerPool(
-            relay.workers, keys, current, relay.ice, settings.log.level, settings.log.format
+            relay.workers,
+            tokens.keys,
+            tokens.current,
+            relay.ice,
+            settings.log.level,
+            settings.log.format,
+            relay.media_timeout_s,
         )
         self._tasks.spawn("relay-workers", self.pool.run, supervise=False)
         await self.pool.wait_ready()
+        self.reconciler = Reconciler(
+            self.fleet, self.pool, signer, relay, settings.data_dir / "streams.json"
+        )
+        self._tasks.spawn("reconcile", self.reconciler.run)
         self.streams = StreamService(
-            self.fleet, self.pool, signer, relay, lambda: relay.public_url or self.api_url
+            self.fleet,
+            self.pool,
+            signer,
+            relay,
+            lambda: relay.public_url or self.api_url,
+            self.reconciler,
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,6 +126,9 @@ class Central:
             await self.alerts.close()
         if self.streams is not None:
             await self.streams.close()
+        if self.reconciler is not None:
+            await self._tasks.cancel("reconcile")
+            await self.reconciler.close()
         if self.fleet is not None:
             self.fleet.commands.close_all()
             await self.fleet.link.close(final=[self.fleet.goodbye()])
@@ -116,6 +136,25 @@ class Central:
         if self.evidence is not None:
             self.evidence.close()
         log.info("central_stopped")
+
+
+def kept_token_keys(data_dir: Path) -> TokenKeys:
+    """The center's own stream token key: made once, readable by this user only."""
+    path = data_dir / "token-keys.json"
+    try:
+        return TokenKeys.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        pass
+    keys = TokenKeys(keys={"k1": base64.b64encode(secrets.token_bytes(32)).decode()}, current="k1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(keys.model_dump_json().encode())
+        f.flush()
+        os.fsync(f.fileno())
+    temp.replace(path)
+    return keys
 
 
 async def run_until(

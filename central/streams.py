@@ -1,29 +1,27 @@
 """Live video at the center's front door: WHIP/WHEP proxied to the relay worker that homes
-each stream (tokens checked here first), remote start/stop of a unit's body-cam, the list
-of live streams and the viewer page."""
+each stream (tokens checked here first), remote start/stop of a unit's body-cam (a desired
+stream that `central.reconcile` keeps live), the list of streams and the viewer page."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 import structlog
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from central.config import RelaySettings
+from central.desired import DesiredStream
 from central.fleet import FleetService
+from central.reconcile import Reconciler, StreamStartFailed
 from central.relay.auth import authorize
-from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
-from protocol import CommandStatus
 from protocol.tokens import Audience, TokenSigner
 from protocol.topics import check_id
 
@@ -50,17 +48,22 @@ class StreamView(ApiModel):
     stream_id: str
     unit_id: str
     codec: str | None
-    live: bool
+    live: bool = Field(description="Media is arriving at the relay right now.")
+    state: Literal["live", "starting", "reconnecting"]
+    requested_by: str
+    reason: str
+    until: float
     started: float | None
     viewers: int
     bitrate_bps: float
+    restarts: int = Field(description="How often the center has asked the unit again.")
 
 
-@dataclass
-class ActiveStream:
-    stream_id: str
-    unit_id: str
-    requested: float
+class StartRequest(ApiModel):
+    reason: str = Field(default="", max_length=512, description="Why (kept with the stream).")
+    duration_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="Keep it live this long (default setting)."
+    )
 
 
 class StreamService:
@@ -71,15 +74,16 @@ class StreamService:
         signer: TokenSigner,
         settings: RelaySettings,
         public_url: Callable[[], str],
+        reconciler: Reconciler,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
         self.pool = pool
         self.signer = signer
         self.settings = settings
+        self.reconciler = reconciler
         self._public_url = public_url
         self._clock = clock
-        self.active: dict[str, ActiveStream] = {}
         self._http = httpx.AsyncClient(timeout=10.0)
 
     async def close(self) -> None:
@@ -87,7 +91,7 @@ class StreamService:
 
     def authorize(self, aud: Audience, stream_id: str, authorization: str | None) -> None:
         authorize(self.signer, aud, stream_id, authorization, self._clock())
-        if aud == "whip" and stream_id not in self.active:
+        if aud == "whip" and self.reconciler.plan.get(stream_id) is None:
             raise HTTPException(404, "no such stream was started")
 
     async def proxy(self, request: Request, stream_id: str) -> Response:
@@ -102,7 +106,9 @@ class StreamService:
                 request.method, url, headers=headers, content=await request.body()
             )
         except httpx.HTTPError as exc:
-            raise HTTPException(503, f"relay worker unreachable: {exc}") from None
+            raise HTTPException(
+                503, f"relay worker unreachable: {exc}", headers={"Retry-After": "1"}
+            ) from None
         keep = {
             k: v
             for k, v in answer.headers.items()
@@ -110,18 +116,7 @@ class StreamService:
         }
         return Response(answer.content, status_code=answer.status_code, headers=keep)
 
-    async def worker_streams(self) -> dict[str, StreamInfo]:
-        found: dict[str, StreamInfo] = {}
-        for worker in self.pool.workers:
-            try:
-                answer = await self._http.get(worker.url + "/streams", timeout=2.0)
-                infos = [StreamInfo.model_validate(s) for s in answer.json()]
-                found.update({info.stream_id: info for info in infos})
-            except (httpx.HTTPError, ValueError):
-                log.warning("relay_worker_unreachable", index=worker.index)
-        return found
-
-    def grant(self, stream: ActiveStream, started_at: float) -> StreamGrant:
+    def grant(self, stream: DesiredStream, started_at: float) -> StreamGrant:
         now = self._clock()
         ttl = self.settings.viewer_token_ttl_s
         token = self.signer.issue("whep", stream.stream_id, now, ttl, who="api")
@@ -136,92 +131,72 @@ class StreamService:
             start_ms=round((now - started_at) * 1000, 1),
         )
 
-    async def start(self, unit_id: str) -> StreamGrant:
+    async def start(
+        self, unit_id: str, requested_by: str = "api", request: StartRequest | None = None
+    ) -> StreamGrant:
+        """Make the unit's stream desired and answer once its media reaches the relay."""
         started_at = self._clock()
+        request = request or StartRequest()
         record = self.fleet.registry.get(unit_id)
         if record is None:
             raise HTTPException(404, f"unknown unit {unit_id}")
         if not record.online:
             raise HTTPException(409, f"unit {unit_id} is offline")
-        existing = next((s for s in self.active.values() if s.unit_id == unit_id), None)
-        if existing is not None:
-            if existing.stream_id in await self.worker_streams():
-                return self.grant(existing, started_at)
-            del self.active[existing.stream_id]  # it died: start afresh
-        stream = ActiveStream(f"{unit_id}-{secrets.token_hex(4)}", unit_id, started_at)
-        self.active[stream.stream_id] = stream
-        whip_token = self.signer.issue(
-            "whip", stream.stream_id, started_at, self.settings.whip_token_ttl_s, who=unit_id
-        )
-        timeout = self.settings.start_timeout_s
+        duration = request.duration_s or self.settings.stream_duration_s
+        reconciler = self.reconciler
+        stream, new = reconciler.want(unit_id, requested_by, request.reason, duration)
+        deadline = started_at + self.settings.start_timeout_s
         try:
-            pending = await self.fleet.send_command(
-                unit_id,
-                "stream.start",
-                {"stream_id": stream.stream_id, "token": whip_token},
-                self.fleet.settings.fleet.command_ttl_s,
-            )
-            try:
-                result = await asyncio.wait_for(asyncio.shield(pending.result), timeout)
-            finally:
-                self.fleet.commands.close(pending.cmd_id)
-            if result.status is not CommandStatus.DONE:
-                raise HTTPException(502, f"unit could not start: {result.status} {result.detail}")
-            await self._wait_live(stream.stream_id, started_at + timeout)
-        except TimeoutError:
-            self.active.pop(stream.stream_id, None)
-            raise HTTPException(504, "the stream did not go live in time") from None
-        except BaseException:
-            self.active.pop(stream.stream_id, None)
+            if not stream.live and stream.start_sent is None:
+                await reconciler.start(stream, republish=not new)
+            if not await reconciler.wait_live(stream.stream_id, deadline):
+                raise HTTPException(504, "the stream did not go live in time")
+        except (StreamStartFailed, HTTPException, asyncio.CancelledError) as exc:
+            if new:
+                reconciler.forget(stream.stream_id)
+                await reconciler.end(stream)
+            if isinstance(exc, StreamStartFailed):
+                raise HTTPException(502, f"unit could not start: {exc}") from None
             raise
-        log.info("stream_started", unit_id=unit_id, stream_id=stream.stream_id)
-        self.fleet.announce("stream.started", {"stream_id": stream.stream_id, "unit_id": unit_id})
+        if new:
+            log.info("stream_started", unit_id=unit_id, stream_id=stream.stream_id)
+            self.fleet.announce(
+                "stream.started", {"stream_id": stream.stream_id, "unit_id": unit_id}
+            )
         return self.grant(stream, started_at)
 
-    async def _wait_live(self, stream_id: str, deadline: float) -> None:
-        url = self.pool.url_for(stream_id) + "/streams"
-        while True:
-            try:
-                answer = (await self._http.get(url)).json()
-                live = {s.stream_id for s in map(StreamInfo.model_validate, answer) if s.live}
-            except (httpx.HTTPError, ValueError):
-                live = set()
-            if stream_id in live:
-                return
-            if self._clock() > deadline:
-                raise TimeoutError
-            await asyncio.sleep(0.02)
-
     async def stop(self, unit_id: str) -> list[str]:
-        ended = [s for s in self.active.values() if s.unit_id == unit_id]
-        if not ended:
+        stream = self.reconciler.plan.for_unit(unit_id)
+        if stream is None:
             raise HTTPException(404, "the unit has no active stream")
-        for stream in ended:
-            del self.active[stream.stream_id]
-            log.info("stream_stopped", unit_id=unit_id, stream_id=stream.stream_id)
-            self.fleet.announce(
-                "stream.stopped", {"stream_id": stream.stream_id, "unit_id": unit_id}
-            )
-        pending = await self.fleet.send_command(
-            unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
-        )
-        self.fleet.commands.close(pending.cmd_id)
-        return [s.stream_id for s in ended]
+        self.reconciler.forget(stream.stream_id)
+        log.info("stream_stopped", unit_id=unit_id, stream_id=stream.stream_id)
+        self.fleet.announce("stream.stopped", {"stream_id": stream.stream_id, "unit_id": unit_id})
+        await self.reconciler.end(stream)
+        return [stream.stream_id]
 
-    async def list(self) -> list[StreamView]:
-        found = await self.worker_streams()
+    def list(self) -> list[StreamView]:
         views = []
-        for stream in self.active.values():
-            info = found.get(stream.stream_id)
+        for stream in self.reconciler.plan.streams():
+            info = self.reconciler.reports.get(stream.stream_id)
+            live = stream.live and info is not None
+            state: Literal["live", "starting", "reconnecting"] = (
+                "live" if live else "reconnecting" if stream.last_live else "starting"
+            )
             views.append(
                 StreamView(
                     stream_id=stream.stream_id,
                     unit_id=stream.unit_id,
                     codec=info.codec if info else None,
-                    live=bool(info and info.live),
+                    live=live,
+                    state=state,
+                    requested_by=stream.record.requested_by,
+                    reason=stream.record.reason,
+                    until=stream.record.until,
                     started=info.started if info else None,
                     viewers=info.viewers if info else 0,
                     bitrate_bps=info.bitrate_bps if info else 0.0,
+                    restarts=max(0, stream.starts - 1),
                 )
             )
         return views
@@ -269,16 +244,16 @@ def add_stream_routes(app: FastAPI, service: StreamService) -> None:
         tags=["streams"],
         responses={404: {}, 409: {}, 502: {}, 504: {}},
     )
-    async def start_stream(unit_id: UnitId) -> StreamGrant:
-        return await service.start(unit_id)
+    async def start_stream(unit_id: UnitId, body: StartRequest | None = None) -> StreamGrant:
+        return await service.start(unit_id, "api", body)
 
     @app.delete("/api/v1/units/{unit_id}/stream", tags=["streams"])
     async def stop_stream(unit_id: UnitId) -> dict[str, list[str]]:
         return {"stopped": await service.stop(unit_id)}
 
     @app.get("/api/v1/streams", tags=["streams"])
-    async def list_streams() -> list[StreamView]:
-        return await service.list()
+    def list_streams() -> list[StreamView]:
+        return service.list()
 
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
     def view(stream_id: StreamId) -> HTMLResponse:

@@ -27,7 +27,9 @@ def stream_info(stream: Stream, now: float) -> StreamInfo:
     return StreamInfo(
         stream_id=stream.stream_id,
         codec=stream.codec,
-        live=since is not None,
+        live=stream.live(now),
+        publisher=stream.publisher is not None,
+        last_media_age_s=round(now - stream.last_media, 3) if stream.last_media else None,
         started=since,
         viewers=len(stream.viewers),
         frames_in=fanout.frames_in,
@@ -91,6 +93,18 @@ def create_relay_app(
     @app.get("/streams")
     def streams() -> list[StreamInfo]:
         return [stream_info(s, clock()) for s in relay.streams.values() if s.publisher is not None]
+
+    @app.get("/streams/{stream_id}/live")
+    async def wait_live(stream_id: StreamId, timeout: float = 10.0) -> Response:
+        """Answers once media of the stream arrives (200), or 504 after `timeout` s."""
+        if await relay.wait_live(stream_id, max(0.0, min(timeout, 60.0))):
+            info = stream_info(relay.streams[stream_id], clock())
+            return Response(info.model_dump_json(), media_type="application/json")
+        return Response(status_code=504)
+
+    @app.delete("/streams/{stream_id}")
+    async def drop_stream(stream_id: StreamId) -> Response:
+        return Response(status_code=200 if await relay.drop(stream_id) else 404)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StreamInfo(BaseModel):
@@ -10,7 +10,9 @@ class StreamInfo(BaseModel):
 
     stream_id: str
     codec: str | None
-    live: bool
+    live: bool = Field(description="Media arrived within the last couple of seconds.")
+    publisher: bool = Field(default=False, description="A publisher session exists.")
+    last_media_age_s: float | None = None
     started: float | None
     viewers: int
     frames_in: int

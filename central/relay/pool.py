@@ -1,5 +1,8 @@
 """The relay's worker processes: one per core by default, each restarted if it dies.
-A stream lives on the worker its id hashes to, so the front needs no shared table."""
+A stream lives on the worker its id hashes to, so the front needs no shared table.
+
+A worker that dies takes its streams with it: whoever listens (`on_restart`) is told as
+soon as the replacement answers, so the streams' publishers can be asked back at once."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import json
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -34,6 +38,9 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+READY_POLL_S = 0.02
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -43,6 +50,7 @@ class WorkerPool:
         ice: IceSettings,
         log_level: str,
         log_format: str,
+        media_timeout_s: float = 3.0,
     ) -> None:
         shared = {
             "RTCC_TOKENS__KEYS": json.dumps(token_keys),
@@ -50,7 +58,10 @@ class WorkerPool:
             "RTCC_ICE": ice.model_dump_json(),
             "RTCC_LOG__LEVEL": log_level,
             "RTCC_LOG__FORMAT": log_format,
+            "RTCC_MEDIA_TIMEOUT_S": str(media_timeout_s),
         }
+        # Called with a worker's index once a restarted worker answers again.
+        self.on_restart: list[Callable[[int], None]] = []
         self.workers = [
             WorkerProcess(
                 i, port, {**shared, "RTCC_WORKER__INDEX": str(i), "RTCC_WORKER__PORT": str(port)}
@@ -58,8 +69,11 @@ class WorkerPool:
             for i, port in enumerate(free_port() for _ in range(count))
         ]
 
+    def index_for(self, stream_id: str) -> int:
+        return zlib.crc32(stream_id.encode()) % len(self.workers)
+
     def url_for(self, stream_id: str) -> str:
-        return self.workers[zlib.crc32(stream_id.encode()) % len(self.workers)].url
+        return self.workers[self.index_for(stream_id)].url
 
     async def run(self) -> None:
         """Keep every worker running until cancelled; then stop them all."""
@@ -69,18 +83,23 @@ class WorkerPool:
             await asyncio.gather(*(self._stop(w) for w in self.workers))
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
+        for worker in self.workers:
+            await self._answers(worker, timeout)
+
+    @staticmethod
+    async def _answers(worker: WorkerProcess, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         async with httpx.AsyncClient(timeout=1.0) as http:
-            for worker in self.workers:
-                deadline = asyncio.get_running_loop().time() + timeout
-                while True:
-                    try:
-                        if (await http.get(worker.url + "/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if asyncio.get_running_loop().time() > deadline:
-                        raise TimeoutError(f"relay worker {worker.index} did not start")
-                    await asyncio.sleep(0.1)
+            while True:
+                try:
+                    if (await http.get(worker.url + "/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if loop.time() > deadline:
+                    raise TimeoutError(f"relay worker {worker.index} did not start")
+                await asyncio.sleep(READY_POLL_S)
 
     async def _keep(self, worker: WorkerProcess) -> None:
         backoff = Backoff(initial_s=0.2, max_s=10.0)
@@ -97,13 +116,31 @@ class WorkerPool:
                 preexec_fn=die_with_parent,
             )
             started = asyncio.get_running_loop().time()
-            code = await worker.proc.wait()
+            announce = None
+            if worker.restarts:
+                announce = asyncio.create_task(self._announce_restart(worker))
+            try:
+                code = await worker.proc.wait()
+            finally:
+                if announce is not None:
+                    announce.cancel()
+                    await asyncio.gather(announce, return_exceptions=True)
             worker.restarts += 1
             attempt = 0 if asyncio.get_running_loop().time() - started > 60 else attempt + 1
             log.error(
                 "relay_worker_died", index=worker.index, returncode=code, restarts=worker.restarts
             )
             await asyncio.sleep(backoff.delay(attempt))
+
+    async def _announce_restart(self, worker: WorkerProcess) -> None:
+        try:
+            await self._answers(worker, timeout=20.0)
+        except TimeoutError:
+            log.error("relay_worker_not_answering", index=worker.index)
+            return
+        log.info("relay_worker_restarted", index=worker.index, restarts=worker.restarts)
+        for listener in self.on_restart:
+            listener(worker.index)
 
     @staticmethod
     async def _stop(worker: WorkerProcess) -> None:

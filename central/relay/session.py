@@ -31,6 +31,13 @@ log = structlog.get_logger("rtcc.relay")
 TIME_BASE = fractions.Fraction(1, 90_000)
 MAX_SDP_BYTES = 64 * 1024
 DELAY_SAMPLES = 4096
+# A stream is live while frames keep coming: one arrived within this window.
+LIVE_WINDOW_S = 2.0
+WATCH_INTERVAL_S = 0.5
+# A new session has this long to connect (ICE, DTLS) before silence counts.
+CONNECT_GRACE_S = 10.0
+# A stream nobody publishes or watches is forgotten after this long.
+FORGET_AFTER_S = 120.0
 
 
 class RelayError(Exception):
@@ -78,6 +85,8 @@ class Viewer:
     track: ViewerTrack
     who: str
     joined: float
+    # The viewer's last RTCP (receiver report, PLI, REMB): proof its path is alive.
+    last_rtcp: float | None = None
 
 
 @dataclass
@@ -91,9 +100,21 @@ class Stream:
     receiver: RTCRtpReceiver | None = None
     pump: asyncio.Task[None] | None = None
     live_since: float | None = None
+    publisher_joined: float | None = None
+    last_media: float | None = None
+    # Set while frames arrive, cleared when the publisher goes: what a remote start waits on.
+    media: asyncio.Event = field(default_factory=asyncio.Event)
     viewers: dict[str, Viewer] = field(default_factory=dict)
     # Frame complete at the relay -> handed to a viewer's sender, last samples (seconds).
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
+
+    def live(self, now: float) -> bool:
+        """Live means media is arriving, not merely that a publisher session exists."""
+        return (
+            self.publisher is not None
+            and self.last_media is not None
+            and now - self.last_media <= LIVE_WINDOW_S
+        )
 
 
 def check_sdp(sdp: str) -> None:
@@ -134,11 +155,17 @@ class Relay:
         configuration: RTCConfiguration,
         loopback_only: bool = False,
         clock: Callable[[], float] = time.time,
+        media_timeout_s: float = 3.0,
+        viewer_timeout_s: float = 5.0,
     ) -> None:
         self._configuration = configuration
         self._loopback_only = loopback_only
         self._clock = clock
+        self._media_timeout_s = media_timeout_s
+        self._viewer_timeout_s = viewer_timeout_s
         self.streams: dict[str, Stream] = {}
+        self.publishers_dropped = 0
+        self.viewers_dropped = 0
 
     def _stream(self, stream_id: str) -> Stream:
         stream = self.streams.get(stream_id)
@@ -170,7 +197,9 @@ class Relay:
         if stream.pump is not None:
             stream.pump.cancel()
         stream.publisher, stream.publisher_session, stream.codec = pc, session_id, codec
-        stream.receiver = receiver
+        stream.receiver, stream.publisher_joined = receiver, self._clock()
+        stream.last_media = None
+        stream.media.clear()
         stream.fanout.publisher_restarted()
         stream.pump = asyncio.create_task(self._pump(stream, receiver.track))
         if old is not None:
@@ -182,7 +211,9 @@ class Relay:
         """WHEP: take a viewer's offer; returns (session id, answer)."""
         check_sdp(offer)
         stream = self.streams.get(stream_id)
-        if stream is None or stream.publisher is None or stream.codec is None:
+        # A stream whose publisher is away (reconnecting) keeps its viewers and takes new
+        # ones: they get video the moment it is back, without joining again.
+        if stream is None or stream.codec is None:
             raise RelayError(404, "stream is not live")
         pc = RTCPeerConnection(self._configuration)
         track = ViewerTrack(stream.fanout, self._clock(), stream.delays)
@@ -202,7 +233,15 @@ class Relay:
         # aiortc turns a viewer's PLI/FIR into an encoder flag; send it to the publisher.
         sender = transceiver.sender
         sender._send_keyframe = lambda: stream.fanout.keyframe_wanted(self._clock())  # type: ignore[method-assign]
-        stream.viewers[session_id] = Viewer(pc, track, who, self._clock())
+        viewer = Viewer(pc, track, who, self._clock())
+        handle_rtcp = sender._handle_rtcp_packet
+
+        async def on_rtcp(packet: Any) -> None:
+            viewer.last_rtcp = self._clock()
+            await handle_rtcp(packet)
+
+        sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
+        stream.viewers[session_id] = viewer
         log.info(
             "viewer_joined",
             stream_id=stream_id,
@@ -224,6 +263,71 @@ class Relay:
         if viewer is None:
             return False
         await self._viewer_gone(stream_id, session_id)
+        return True
+
+    async def wait_live(self, stream_id: str, timeout: float) -> bool:
+        """Wait until media of this stream arrives (at most `timeout` seconds)."""
+        stream = self._stream(stream_id)
+        if not stream.live(self._clock()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.media.wait(), timeout)
+        return stream.live(self._clock())
+
+    async def watch(self) -> None:
+        """The media watchdog: a publisher whose media stopped, or a viewer whose RTCP
+        stopped, is on a dead path (ICE consent alone takes up to 30 s to say so). Drop it
+        at once; the publisher's agent and the viewer reconnect by themselves."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            await self.check_paths(self._clock())
+
+    async def check_paths(self, now: float) -> None:
+        for stream_id, stream in list(self.streams.items()):
+            if stream.last_media is not None and now - stream.last_media > LIVE_WINDOW_S:
+                stream.media.clear()
+            session, joined = stream.publisher_session, stream.publisher_joined
+            if session is not None and self._silent(stream.last_media, joined, now):
+                log.warning("publisher_silent", stream_id=stream_id)
+                self.publishers_dropped += 1
+                await self._publisher_gone(stream_id, session)
+            # Viewers report only what they receive: judge them while media flows to them.
+            live_since = stream.live_since if stream.live(now) else None
+            for viewer_session, viewer in list(stream.viewers.items()):
+                if live_since is None:
+                    continue
+                since = max(viewer.joined, live_since)
+                if self._silent(viewer.last_rtcp, since, now, self._viewer_timeout_s):
+                    log.warning("viewer_silent", stream_id=stream_id, session=viewer_session)
+                    self.viewers_dropped += 1
+                    await self._viewer_gone(stream_id, viewer_session)
+            idle_since = stream.last_media or stream.created
+            if (
+                stream.publisher is None
+                and not stream.viewers
+                and now - idle_since > FORGET_AFTER_S
+            ):
+                del self.streams[stream_id]
+
+    def _silent(
+        self, heard: float | None, since: float | None, now: float, timeout: float | None = None
+    ) -> bool:
+        """Nothing heard for `timeout` (a path still setting up gets CONNECT_GRACE_S)."""
+        if since is None:
+            return False
+        if heard is None or heard < since:
+            return now - since > max(CONNECT_GRACE_S, timeout or self._media_timeout_s)
+        return now - heard > (timeout or self._media_timeout_s)
+
+    async def drop(self, stream_id: str) -> bool:
+        """End a stream: its publisher and every viewer."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return False
+        for session_id in list(stream.viewers):
+            await self._viewer_gone(stream_id, session_id)
+        if stream.publisher_session is not None:
+            await self._publisher_gone(stream_id, stream.publisher_session)
+        self.streams.pop(stream_id, None)
         return True
 
     async def close(self) -> None:
@@ -262,16 +366,19 @@ class Relay:
                 packet = await track.recv()
                 if not isinstance(packet, av.Packet):
                     continue
+                now = self._clock()
                 if stream.live_since is None:
-                    stream.live_since = self._clock()
+                    stream.live_since = now
+                stream.last_media = now
+                stream.media.set()
                 if packet.is_corrupt:
-                    stream.fanout.lost_frames(self._clock())
+                    stream.fanout.lost_frames(now)
                 arrived = packet.opaque if isinstance(packet.opaque, float) else None
                 stream.fanout.publish(
                     bytes(packet),
                     int(packet.pts or 0),
                     bool(packet.is_keyframe),
-                    self._clock(),
+                    now,
                     arrived,
                 )
 
@@ -290,6 +397,8 @@ class Relay:
             return
         pc, stream.publisher, stream.publisher_session = stream.publisher, None, None
         stream.receiver, stream.live_since = None, None
+        stream.publisher_joined, stream.last_media = None, None
+        stream.media.clear()
         if stream.pump is not None:
             stream.pump.cancel()
             stream.pump = None

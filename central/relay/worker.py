@@ -28,6 +28,12 @@ class WorkerSettings(Section):
 
 class RelayWorkerSettings(CommonSettings):
     worker: WorkerSettings = WorkerSettings()
+    media_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="A publisher silent this long is dropped."
+    )
+    viewer_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="A viewer sending no RTCP this long is dropped."
+    )
     tokens: TokenKeys = TokenKeys()
     ice: IceSettings = IceSettings()
 
@@ -37,7 +43,12 @@ async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     dtls.install()
     hosts = settings.ice.host_addresses
     loopback = hosts is not None and all(h.startswith("127.") or h == "::1" for h in hosts)
-    relay = Relay(apply_ice(settings.ice), loopback_only=loopback)
+    relay = Relay(
+        apply_ice(settings.ice),
+        loopback_only=loopback,
+        media_timeout_s=settings.media_timeout_s,
+        viewer_timeout_s=settings.viewer_timeout_s,
+    )
     app = create_relay_app(relay, settings.tokens.signer())
     server = EmbeddedServer(
         uvicorn.Config(
@@ -50,12 +61,15 @@ async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
         )
     )
     task = asyncio.create_task(server.serve())
+    watchdog = asyncio.create_task(relay.watch(), name="relay-watchdog")
     log.info("relay_worker_started", index=settings.worker.index, port=settings.worker.port)
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
+        watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
         await relay.close()
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)

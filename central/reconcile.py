@@ -1,0 +1,261 @@
+"""Keeps the desired streams live (the asyncio shell around `central.desired.StreamPlan`).
+
+Every half second, and at once when something happens (a unit's birth, a relay worker
+restarted, a new request), it asks the relay workers which streams have media, feeds that
+to the plan and carries out what the plan says: `stream.start` (with a fresh WHIP token)
+to a unit whose stream has no media, `stream.stop` when a request expires. The desired
+streams are kept in a file, so a restarted center picks them up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from pydantic import TypeAdapter, ValidationError
+
+from central.config import RelaySettings
+from central.desired import ActionKind, DesiredStream, DesiredStreamRecord, StreamPlan
+from central.fleet import FleetService
+from central.relay.models import StreamInfo
+from central.relay.pool import WorkerPool
+from protocol import CommandResult, CommandStatus
+from protocol.tokens import TokenSigner
+from runtime.files import fsync_dir
+from runtime.mqtt import MqttError
+
+log = structlog.get_logger("rtcc.reconcile")
+RECONCILE_INTERVAL_S = 0.5
+WORKER_POLL_TIMEOUT_S = 2.0
+RECORDS = TypeAdapter(list[DesiredStreamRecord])
+
+
+class StreamStartFailed(Exception):
+    """The unit did not take the stream.start (offline, refused, no answer in time)."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        fleet: FleetService,
+        pool: WorkerPool,
+        signer: TokenSigner,
+        settings: RelaySettings,
+        store: Path,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.fleet = fleet
+        self.pool = pool
+        self.signer = signer
+        self.settings = settings
+        self.plan = StreamPlan(start_timeout_s=settings.start_timeout_s)
+        self.reports: dict[str, StreamInfo] = {}
+        self.starts_sent = 0
+        self._store = store
+        self._clock = clock
+        self._kick = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
+        self.plan.restore(self._load(), clock())
+        fleet.birth_listeners.append(self._on_birth)
+        pool.on_restart.append(self._on_worker_restart)
+
+    # ---- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), RECONCILE_INTERVAL_S)
+            self._kick.clear()
+            await self.reconcile()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def reconcile(self) -> None:
+        self.reports = await self.worker_streams()
+        now = self._clock()
+        for stream in self.plan.streams():
+            info = self.reports.get(stream.stream_id)
+            self.plan.observe(stream.stream_id, info is not None and info.live, now)
+        actions = self.plan.due(now, self._online)
+        for action in actions:
+            if action.kind is ActionKind.START:
+                log.info(
+                    "stream_restart",
+                    unit_id=action.stream.unit_id,
+                    stream_id=action.stream.stream_id,
+                    attempt=action.stream.attempts,
+                )
+                self._spawn(self._start_in_background(action.stream, action.republish))
+            else:
+                log.info("stream_expired", stream_id=action.stream.stream_id)
+                self._spawn(self.end(action.stream))
+        if any(a.kind is ActionKind.STOP for a in actions):
+            self.save()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    # ---- what the relay says ------------------------------------------------------------
+
+    async def worker_streams(self) -> dict[str, StreamInfo]:
+        found: dict[str, StreamInfo] = {}
+        for worker in self.pool.workers:
+            try:
+                answer = await self._http.get(worker.url + "/streams")
+                infos = [StreamInfo.model_validate(s) for s in answer.json()]
+                found.update({info.stream_id: info for info in infos})
+            except (httpx.HTTPError, ValueError):
+                log.debug("relay_worker_unreachable", index=worker.index)
+        return found
+
+    async def wait_live(self, stream_id: str, deadline: float) -> bool:
+        """Until the relay sees media of the stream (a long poll on its worker)."""
+        while (left := deadline - self._clock()) > 0:
+            url = f"{self.pool.url_for(stream_id)}/streams/{stream_id}/live"
+            try:
+                answer = await self._http.get(url, params={"timeout": left}, timeout=left + 2)
+            except httpx.HTTPError:
+                await asyncio.sleep(min(0.1, max(0.0, left)))
+                continue
+            if answer.status_code == 200:
+                info = StreamInfo.model_validate_json(answer.content)
+                self.reports[stream_id] = info
+                self.plan.observe(stream_id, True, self._clock())
+                return True
+        return False
+
+    # ---- commands to units --------------------------------------------------------------
+
+    async def start(self, stream: DesiredStream, republish: bool) -> None:
+        """Send stream.start with a fresh WHIP token; raises StreamStartFailed."""
+        now = self._clock()
+        stream.start_sent = now
+        ok = False
+        try:
+            result = await self._command(stream, republish, now)
+            if result.status is not CommandStatus.DONE:
+                raise StreamStartFailed(f"{result.status}: {result.detail}")
+            ok = True
+        finally:
+            self.plan.start_finished(stream.stream_id, ok, self._clock())
+
+    async def _command(self, stream: DesiredStream, republish: bool, now: float) -> CommandResult:
+        token = self.signer.issue(
+            "whip", stream.stream_id, now, self.settings.whip_token_ttl_s, who=stream.unit_id
+        )
+        timeout = self.settings.start_timeout_s
+        args: dict[str, Any] = {
+            "stream_id": stream.stream_id,
+            "token": token,
+            "until": stream.record.until,
+            "republish": republish,
+        }
+        self.starts_sent += 1
+        try:
+            pending = await self.fleet.send_command(stream.unit_id, "stream.start", args, timeout)
+        except MqttError as exc:
+            raise StreamStartFailed(f"broker: {exc}") from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.result), timeout)
+        except TimeoutError:
+            raise StreamStartFailed("the unit did not answer in time") from None
+        finally:
+            self.fleet.commands.close(pending.cmd_id)
+
+    async def _start_in_background(self, stream: DesiredStream, republish: bool) -> None:
+        try:
+            await self.start(stream, republish)
+        except StreamStartFailed as exc:
+            log.warning("stream_start_failed", stream_id=stream.stream_id, error=str(exc))
+
+    async def end(self, stream: DesiredStream) -> None:
+        """Tell the unit to stop and drop the stream at its relay worker."""
+        with contextlib.suppress(MqttError):
+            pending = await self.fleet.send_command(
+                stream.unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
+            )
+            self.fleet.commands.close(pending.cmd_id)
+        url = f"{self.pool.url_for(stream.stream_id)}/streams/{stream.stream_id}"
+        with contextlib.suppress(httpx.HTTPError):
+            await self._http.delete(url)
+
+    # ---- desired state ------------------------------------------------------------------
+
+    def want(
+        self, unit_id: str, requested_by: str, reason: str, duration_s: float
+    ) -> tuple[DesiredStream, bool]:
+        now = self._clock()
+        stream, new = self.plan.want(
+            unit_id, requested_by, reason, now + duration_s, now, lambda: _stream_id(unit_id)
+        )
+        self.save()
+        return stream, new
+
+    def forget(self, stream_id: str) -> DesiredStream | None:
+        stream = self.plan.remove(stream_id)
+        if stream is not None:
+            self.save()
+        return stream
+
+    def save(self) -> None:
+        """Write the desired streams atomically (a crash leaves the old or the new file)."""
+        self._store.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._store.with_suffix(".tmp")
+        with temp.open("wb") as f:
+            f.write(RECORDS.dump_json(self.plan.records()))
+            f.flush()
+            os.fsync(f.fileno())
+        temp.replace(self._store)
+        fsync_dir(self._store.parent)
+
+    def _load(self) -> list[DesiredStreamRecord]:
+        try:
+            return RECORDS.validate_json(self._store.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValidationError, json.JSONDecodeError) as exc:
+            aside = self._store.with_suffix(".unreadable")
+            with contextlib.suppress(OSError):
+                self._store.replace(aside)
+            log.error("desired_streams_unreadable", path=str(self._store), error=str(exc)[:200])
+            return []
+
+    # ---- what happens around ------------------------------------------------------------
+
+    def _online(self, unit_id: str) -> bool:
+        record = self.fleet.registry.get(unit_id)
+        return bool(record and record.online)
+
+    def _on_birth(self, unit_id: str) -> None:
+        self.plan.unit_born(unit_id, self._clock())
+        self.kick()
+
+    def _on_worker_restart(self, index: int) -> None:
+        homed = self.pool.index_for
+        lost = [s.stream_id for s in self.plan.streams() if homed(s.stream_id) == index]
+        log.warning("relay_streams_lost", worker=index, streams=lost)
+        self.plan.relay_lost(lost, self._clock())
+        self.kick()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _stream_id(unit_id: str) -> str:
+    return f"{unit_id}-{secrets.token_hex(4)}"
