@@ -1,5 +1,6 @@
 """Processes for the relay benchmark: `publish` (the simulator's camera over WHIP) and
-`view` (N WHEP viewers; one decodes the burnt-in stamps for latency)."""
+`view` (N WHEP viewers; one decodes the burnt-in stamps for latency). With `--rejoin` the
+viewers re-join by themselves after their session dies, as the viewer page does."""
 
 from __future__ import annotations
 
@@ -20,8 +21,13 @@ from agent.publisher import WhipPublisher
 from central.relay import passthrough
 from firmware_bridge.pattern import read_stamp
 from firmware_bridge.synthetic import SyntheticCamera
+from runtime.backoff import Backoff
 from runtime.config import IceSettings
 from runtime.webrtc import apply_ice
+
+REJOIN_BACKOFF = Backoff(initial_s=0.5, max_s=8.0)
+# A session the relay answered but that never brought a frame is given up after this long.
+FIRST_FRAME_S = 10.0
 
 
 def ice_config(host: str) -> Any:
@@ -43,29 +49,96 @@ async def publish(args: argparse.Namespace) -> None:
 
 class Viewer:
     def __init__(self, decode: str | None, ice_host: str = "127.0.0.1") -> None:
-        self.pc = RTCPeerConnection(ice_config(ice_host))
+        self._config = ice_config(ice_host)
+        self.pc = RTCPeerConnection(self._config)
         self.arrivals: list[float] = []
         self.decoded_at: list[float] = []
         self.frames = 0
         self.asked = 0.0
         self.first: float | None = None
+        self.last_frame: float | None = None
         self.latencies: list[float] = []
-        self._decoder: Any = av.CodecContext.create(decode, "r") if decode else None
+        self._codec = decode
+        self._decoder: Any = None
         self._counting_from: float | None = None
+        self._light = False
         self.counted = 0
+        self.joins = 0
+        self.refused: int | None = None
+        self._location: str | None = None
 
     async def join(self, http: httpx.AsyncClient, url: str, token: str) -> None:
         self.pc.addTransceiver("video", direction="recvonly")
+        if self._light:
+            self._hook_counting()
+        if self._codec:
+            self._decoder = av.CodecContext.create(self._codec, "r")
         self.pc.on("track", lambda track: asyncio.ensure_future(self._read(track)))
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        self.asked = time.time()
+        self.asked = self.asked or time.time()
         answer = await http.post(
             url,
             content=self.pc.localDescription.sdp,
             headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
         )
         answer.raise_for_status()
+        where = answer.headers.get("Location")
+        self._location = str(httpx.URL(url).join(where)) if where else None
         await self.pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+        self.joins += 1
+
+    async def keep_joined(
+        self, http: httpx.AsyncClient, url: str, token: str, stall_s: float
+    ) -> None:
+        """Join, and after the session dies (failed or closed, or no frame for `stall_s`)
+        join again with a new PeerConnection, with jittered backoff, until cancelled or
+        refused (401/403). A 404 (stream not live yet) is retried like any other failure."""
+        misses = 0
+        while True:
+            played = False
+            try:
+                await self.join(http, url, token)
+                joined = time.time()
+                await self._until_dead(joined, stall_s)
+                played = self.last_frame is not None and self.last_frame >= joined
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code in (401, 403):
+                    self.refused = exc.response.status_code
+                    return
+            except (httpx.HTTPError, OSError, ValueError):
+                pass  # the relay or the center is away: try again
+            finally:
+                await self._leave(http, token)
+            misses = 1 if played else misses + 1
+            await asyncio.sleep(REJOIN_BACKOFF.delay(misses - 1))
+            self.pc = RTCPeerConnection(self._config)
+
+    async def _until_dead(self, joined: float, stall_s: float) -> None:
+        pc = self.pc
+        ended = asyncio.Event()
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                ended.set()
+
+        while not ended.is_set():
+            last = self.last_frame if self.last_frame and self.last_frame >= joined else None
+            deadline = last + stall_s if last is not None else joined + FIRST_FRAME_S
+            left = deadline - time.time()
+            if left <= 0:
+                return
+            # Look again soon: frames arriving meanwhile move the deadline on.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(left, 0.25))
+
+    async def _leave(self, http: httpx.AsyncClient, token: str) -> None:
+        """Close the session and, best effort, DELETE it at the relay."""
+        await self.pc.close()
+        location, self._location = self._location, None
+        if location is not None:
+            with contextlib.suppress(httpx.HTTPError, OSError):
+                await http.delete(location, headers={"Authorization": f"Bearer {token}"}, timeout=2)
 
     def count_from(self, t: float) -> None:
         self._counting_from = t
@@ -75,12 +148,16 @@ class Viewer:
         decrypted RTP packet is only parsed and counted (a frame per marker bit), skipping
         aiortc's jitter buffer, NACK and RTCP work, so the harness needs less CPU than the
         relay it measures."""
+        self._light = True
+        self._hook_counting()
 
+    def _hook_counting(self) -> None:
         async def count(packet: Any, arrival_time_ms: int) -> None:
             if not packet.marker:
                 return
             now = time.time()
             self.first = self.first or now
+            self.last_frame = now
             if self._counting_from is not None:
                 self.counted += 1
 
@@ -93,6 +170,7 @@ class Viewer:
                 packet = await track.recv()
                 now = time.time()
                 self.first = self.first or now
+                self.last_frame = now
                 self.arrivals.append(now)
                 if self._counting_from is not None:
                     self.counted += 1
@@ -116,29 +194,44 @@ async def view(args: argparse.Namespace) -> None:
     passthrough.install()  # viewers count packets; only one decodes
     viewers = [Viewer(args.codec if i == 0 else None, args.ice_host) for i in range(args.n)]
     async with httpx.AsyncClient(timeout=30) as http:
+        rejoining = []
         for index, viewer in enumerate(viewers):
+            if args.rejoin:
+                if args.light and index > 0:
+                    viewer.count_only()
+                rejoining.append(
+                    asyncio.create_task(
+                        viewer.keep_joined(http, args.url, args.token, args.stall_s)
+                    )
+                )
+                continue
             await viewer.join(http, args.url, args.token)
             if args.light and index > 0:
                 viewer.count_only()
-    deadline = time.time() + 20
-    while any(v.first is None for v in viewers) and time.time() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(args.warmup)
-    started = time.time()
-    for viewer in viewers:
-        viewer.count_from(started)
-    print(json.dumps({"ready": True}), flush=True)
-    await asyncio.sleep(args.seconds)
-    elapsed = time.time() - started
-    result = {
-        "fps": [v.counted / elapsed for v in viewers],
-        "join_s": [v.first - v.asked for v in viewers if v.first],
-        "latencies": viewers[0].latencies,
-        "connected": sum(v.first is not None for v in viewers),
-        "arrivals": [t - started for t in viewers[0].arrivals if t >= started],
-        "decoded_at": viewers[0].decoded_at,
-        "state": viewers[0].pc.connectionState,
-    }
+        deadline = time.time() + 20
+        while any(v.first is None for v in viewers) and time.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(args.warmup)
+        started = time.time()
+        for viewer in viewers:
+            viewer.count_from(started)
+        print(json.dumps({"ready": True}), flush=True)
+        await asyncio.sleep(args.seconds)
+        elapsed = time.time() - started
+        result = {
+            "fps": [v.counted / elapsed for v in viewers],
+            "join_s": [v.first - v.asked for v in viewers if v.first],
+            "latencies": viewers[0].latencies,
+            "connected": sum(v.first is not None for v in viewers),
+            "arrivals": [t - started for t in viewers[0].arrivals if t >= started],
+            "decoded_at": viewers[0].decoded_at,
+            "state": viewers[0].pc.connectionState,
+        }
+        if args.rejoin:
+            result |= {"joins": viewers[0].joins, "refused": viewers[0].refused}
+        for task in rejoining:
+            task.cancel()
+        await asyncio.gather(*rejoining, return_exceptions=True)
     for viewer in viewers:
         await viewer.pc.close()
     print(json.dumps(result), flush=True)
@@ -164,6 +257,12 @@ def main() -> None:
     vw.add_argument("--seconds", type=float, default=8.0)
     vw.add_argument("--ice-host", default="127.0.0.1")
     vw.add_argument("--light", action="store_true", help="all but the first only count frames")
+    vw.add_argument(
+        "--rejoin",
+        action="store_true",
+        help="re-join after the session dies (failed/closed, or no frame for --stall-s)",
+    )
+    vw.add_argument("--stall-s", type=float, default=3.0, help="with --rejoin")
     args = parser.parse_args()
     asyncio.run(publish(args) if args.cmd == "publish" else view(args))
 

@@ -1,12 +1,16 @@
-"""A dispatcher's browser (Debian's headless Chromium) plays a unit's live stream."""
+"""A dispatcher's browser (Debian's headless Chromium) plays a unit's live stream, and
+re-joins by itself when the relay goes away and comes back or a session stops sending."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
+from tests.helpers import wait_for
 from tests.integration.center_helpers import streaming_unit
+from tests.integration.relay_helpers import publishing, viewer_token
+from tests.integration.test_viewer_rejoin import camera, relay_site
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -55,7 +59,7 @@ async def test_viewer_page_plays_the_stream(
         await page.wait_for_function("window.__lastStats.latencyMs !== undefined", timeout=5_000)
         latency = (await page.evaluate("window.__lastStats"))["latencyMs"]
         assert 0 <= latency < 2000
-        assert await page.text_content("#state") == "connected"
+        assert await page.text_content("#state") == "live"
         await page.screenshot(path=str(tmp_path / f"viewer-{codec}.png"))
 
 
@@ -66,7 +70,66 @@ async def test_viewer_page_without_a_valid_token_is_refused(
         page = await browser.new_page()
         url = unit.grant["view_url"].split("#")[0] + "#token=forged"
         await page.goto(url)
-        await page.wait_for_function(
-            "document.querySelector('#state').textContent.startsWith('refused')"
-        )
-        assert await page.text_content("#state") == "refused (401)"
+        await page.wait_for_function("window.rtccViewer.state === 'refused'")
+        assert await page.text_content("#state") == "access expired — reload from the console"
+        assert await page.evaluate("[rtccViewer.status, rtccViewer.joins]") == [401, 0]
+        await page.screenshot(path=str(tmp_path / "refused.png"))
+
+
+SIZES = [(1920, 1080), (1366, 768)]
+PLAYING = "rtccViewer.state === 'live' && rtccViewer.framesDecoded > 15"
+
+
+async def screenshots(page: Page, folder: Path, name: str) -> None:
+    for width, height in SIZES:
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.screenshot(path=str(folder / f"{name}-{width}x{height}.png"))
+
+
+async def test_viewer_page_rejoins_after_the_relay_restarts(
+    browser: Browser, tmp_path: Path
+) -> None:
+    stream = "restart"
+    async with relay_site() as site:
+        page = await browser.new_page()
+        await page.goto(site.page_url(stream, viewer_token(stream)))
+        # Not published yet: the page waits and keeps asking.
+        await page.wait_for_function("rtccViewer.state === 'not-live'")
+        await screenshots(page, tmp_path, "not-live")
+        async with publishing(site.base, stream, camera()):
+            await page.wait_for_function(PLAYING, timeout=15_000)
+            assert await page.text_content("#state") == "live"
+            await screenshots(page, tmp_path, "live-before")
+        await site.stop()  # every session ends and nothing answers
+        await page.wait_for_function("rtccViewer.state === 'reconnecting'", timeout=10_000)
+        assert (await page.text_content("#state") or "").startswith("reconnecting… (attempt ")
+        assert await page.is_visible("#banner")
+        await screenshots(page, tmp_path, "reconnecting")
+        await site.start()  # back, but nothing publishes: 404 until it is called ended
+        await page.wait_for_function("rtccViewer.state === 'ended'", timeout=40_000)
+        assert await page.text_content("#state") == "stream ended"
+        await screenshots(page, tmp_path, "ended")
+        async with publishing(site.base, stream, camera()):
+            await page.wait_for_function(f"rtccViewer.joins >= 2 && {PLAYING}", timeout=30_000)
+            assert await page.text_content("#state") == "live"
+            assert not await page.is_visible("#banner")
+            await page.wait_for_function("window.__lastStats.latencyMs !== undefined")
+            await screenshots(page, tmp_path, "live-again")
+            assert len(site.sessions(stream)) == 1
+            await page.close()  # leaving ends its session at the relay
+            await wait_for(lambda: not site.sessions(stream), timeout=10)
+
+
+async def test_viewer_page_rejoins_a_session_that_stopped_sending(browser: Browser) -> None:
+    """A session whose video stops while its connection stays up, as one on a crashed relay
+    worker until ICE gives up: the page leaves it (DELETE) and joins again."""
+    stream = "frozen"
+    async with relay_site() as site, publishing(site.base, stream, camera()):
+        page = await browser.new_page()
+        await page.goto(site.page_url(stream, viewer_token(stream)))
+        await page.wait_for_function(PLAYING, timeout=15_000)
+        frozen = site.freeze_viewers(stream)
+        await page.wait_for_function(f"rtccViewer.joins === 2 && {PLAYING}", timeout=20_000)
+        await wait_for(lambda: (now := site.sessions(stream)) and not now & frozen, timeout=10)
+        assert len(site.sessions(stream)) == 1
+        await page.close()
