@@ -28,6 +28,7 @@ from runtime.webrtc import apply_ice
 REJOIN_BACKOFF = Backoff(initial_s=0.5, max_s=8.0)
 # A session the relay answered but that never brought a frame is given up after this long.
 FIRST_FRAME_S = 10.0
+PROBE_EVERY_S = 1.5
 
 
 def ice_config(host: str) -> Any:
@@ -99,7 +100,7 @@ class Viewer:
             try:
                 await self.join(http, url, token)
                 joined = time.time()
-                await self._until_dead(joined, stall_s)
+                await self._until_dead(http, token, joined, stall_s)
                 played = self.last_frame is not None and self.last_frame >= joined
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code in (401, 403):
@@ -113,9 +114,13 @@ class Viewer:
             await asyncio.sleep(REJOIN_BACKOFF.delay(misses - 1))
             self.pc = RTCPeerConnection(self._config)
 
-    async def _until_dead(self, joined: float, stall_s: float) -> None:
+    async def _until_dead(
+        self, http: httpx.AsyncClient, token: str, joined: float, stall_s: float
+    ) -> None:
         pc = self.pc
         ended = asyncio.Event()
+        live_probes = 0
+        next_probe = 0.0
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -125,12 +130,34 @@ class Viewer:
         while not ended.is_set():
             last = self.last_frame if self.last_frame and self.last_frame >= joined else None
             deadline = last + stall_s if last is not None else joined + FIRST_FRAME_S
-            left = deadline - time.time()
+            left = max(deadline, next_probe) - time.time()
             if left <= 0:
-                return
+                # Video stopped: a session the relay still holds while the publisher is
+                # away is kept (the video resumes in it); one it lost is joined anew.
+                held = await self._probe(http, token)
+                live_probes = live_probes + 1 if held is not None and held["live"] else 0
+                if held is None or live_probes >= 2:
+                    return
+                next_probe = time.time() + PROBE_EVERY_S
+                continue
             # Look again soon: frames arriving meanwhile move the deadline on.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), min(left, 0.25))
+
+    async def _probe(self, http: httpx.AsyncClient, token: str) -> dict[str, Any] | None:
+        """The relay's answer about this session, or None if it no longer holds it."""
+        if self._location is None:
+            return None
+        try:
+            answer = await http.get(
+                self._location, headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
+        except (httpx.HTTPError, OSError):
+            return None
+        if answer.status_code != 200:
+            return None
+        held: dict[str, Any] = answer.json()
+        return held
 
     async def _leave(self, http: httpx.AsyncClient, token: str) -> None:
         """Close the session and, best effort, DELETE it at the relay."""

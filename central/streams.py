@@ -229,6 +229,18 @@ def add_stream_routes(app: FastAPI, service: StreamService) -> None:
         service.authorize("whip", stream_id, authorization)
         return await service.proxy(request, stream_id)
 
+    @app.get("/whep/{stream_id}/{session}", tags=["media"])
+    async def whep_session(
+        stream_id: StreamId,
+        session: str,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Whether the relay still holds this viewer session, and whether video flows:
+        a viewer whose video stopped keeps a session that is still held."""
+        service.authorize("whep", stream_id, authorization)
+        return await service.proxy(request, stream_id)
+
     @app.delete("/whep/{stream_id}/{session}", tags=["media"])
     async def whep_end(
         stream_id: StreamId,

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from pydantic import AfterValidator
 
 from central.relay.auth import authorize
-from central.relay.models import StreamInfo
+from central.relay.models import StreamInfo, ViewerSession
 from central.relay.session import Relay, RelayError, Stream
 from protocol.tokens import Audience, Claims, TokenSigner
 from protocol.topics import check_id
@@ -127,6 +127,16 @@ def create_relay_app(
         stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
     ) -> Response:
         return await stop("whip", stream_id, session, authorization)
+
+    @app.get("/whep/{stream_id}/{session}")
+    def whep_session(
+        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
+    ) -> ViewerSession:
+        check("whep", stream_id, authorization)
+        stream = relay.streams.get(stream_id)
+        if stream is None or session not in stream.viewers:
+            raise HTTPException(404, "no such session")
+        return ViewerSession(live=stream.live(clock()), publisher=stream.publisher is not None)
 
     @app.delete("/whep/{stream_id}/{session}")
     async def whep_end(

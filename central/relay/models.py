@@ -19,3 +19,14 @@ class StreamInfo(BaseModel):
     bitrate_bps: float
     relay_delay_p50_ms: float | None = None
     relay_delay_p99_ms: float | None = None
+
+
+class ViewerSession(BaseModel):
+    """A viewer's question "is my session still there, and is there video?": a page whose
+    video stopped keeps a session the relay still holds (the unit is reconnecting) and
+    joins again only when the relay lost it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    live: bool
+    publisher: bool

@@ -36,19 +36,24 @@ class StreamingUnit:
     grant: dict[str, Any]
 
 
-@contextlib.asynccontextmanager
-async def running_central(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Central]:
+def central_settings(
+    broker_url: str, unique: str, tmp_path: Path, port: int = 0
+) -> CentralSettings:
     """The whole center (fleet, API, one relay worker process), loopback only."""
-    settings = load_settings(
+    return load_settings(
         CentralSettings,
         center_id=f"c-{unique}",
         mqtt_url=broker_url,
         mqtt=FAST_MQTT,
         data_dir=tmp_path / "center",
-        http={"port": 0},
+        http={"port": port},
         relay={"workers": 1, "ice": LOOPBACK_ICE},
     )
-    central = Central(settings)
+
+
+@contextlib.asynccontextmanager
+async def running_central(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Central]:
+    central = Central(central_settings(broker_url, unique, tmp_path))
     await central.start()
     try:
         yield central

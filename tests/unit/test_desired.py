@@ -99,7 +99,7 @@ def test_an_expired_request_is_stopped_and_forgotten() -> None:
 
 
 def test_restored_streams_skip_expired_ones_and_ask_the_unit_to_rebuild() -> None:
-    plan, stream = plan_with_stream()
+    _, stream = plan_with_stream()
     old = stream.record
     expired = old.model_copy(update={"stream_id": "gone", "unit_id": "u2", "until": 50.0})
     fresh = StreamPlan()

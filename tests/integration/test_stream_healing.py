@@ -1,0 +1,133 @@
+"""Streams the center wants live come back by themselves, under the same stream id: after
+a relay worker is killed, after the agent restarts, after the center restarts."""
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from central.broker import free_port
+from central.service import Central
+from tests.helpers import running_agent, wait_for
+from tests.integration.center_helpers import LOOPBACK_ICE, central_settings, running_central
+from tests.integration.relay_helpers import RelayViewer
+
+VIDEO = {"width": 320, "height": 240, "codec": "vp8"}
+
+
+async def live_streams(http: httpx.AsyncClient) -> dict[str, Any]:
+    return {s["stream_id"]: s for s in (await http.get("/api/v1/streams")).json() if s["live"]}
+
+
+async def decoding_again(central: Central, stream_id: str, token: str) -> RelayViewer:
+    """A viewer joined anew (as a page does after its session died) decodes frames."""
+    while True:
+        viewer = RelayViewer("vp8")
+        joined = await viewer.join(central.api_url, stream_id, token)
+        if joined.status_code == 201:
+            with contextlib.suppress(AssertionError):
+                await wait_for(lambda v=viewer: v.frames > 5, timeout=3)  # type: ignore[misc]
+                return viewer
+        await viewer.close()
+        await asyncio.sleep(0.2)
+
+
+async def test_relay_worker_killed_stream_back_under_the_same_id(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    async with running_central(broker_url, unique, tmp_path) as central:
+        assert central.pool is not None and central.fleet is not None
+        unit = f"u-{unique}"
+        async with (
+            running_agent(
+                unit,
+                broker_url,
+                tmp_path / "agent",
+                center_url=central.api_url,
+                ice=LOOPBACK_ICE,
+                video=VIDEO,
+            ),
+            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        ):
+            await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
+            grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            worker = central.pool.workers[0]
+            assert worker.proc is not None
+            worker.proc.kill()
+            killed = time.monotonic()
+            await wait_for(lambda: worker.restarts == 1, timeout=10)
+            viewer = await asyncio.wait_for(
+                decoding_again(central, grant["stream_id"], grant["token"]), 20
+            )
+            back = time.monotonic() - killed
+            print(f"relay worker kill -9: video decoding again after {back:.2f} s")
+            streams = await live_streams(http)
+            assert list(streams) == [grant["stream_id"]]
+            assert streams[grant["stream_id"]]["restarts"] >= 1
+            await viewer.close()
+
+
+async def test_agent_restart_resumes_its_stream(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    async with running_central(broker_url, unique, tmp_path) as central:
+        assert central.fleet is not None
+        unit = f"u-{unique}"
+        agent_kw: dict[str, Any] = {
+            "center_url": central.api_url,
+            "ice": LOOPBACK_ICE,
+            "video": VIDEO,
+        }
+        async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
+            async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw):
+                await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
+                grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw) as again:
+                await wait_for(lambda: again.streams.live, timeout=10)
+                viewer = await asyncio.wait_for(
+                    decoding_again(central, grant["stream_id"], grant["token"]), 20
+                )
+                assert list(await live_streams(http)) == [grant["stream_id"]]
+                await viewer.close()
+                stopped = await http.delete(f"/api/v1/units/{unit}/stream")
+                assert stopped.json() == {"stopped": [grant["stream_id"]]}
+                await wait_for(lambda: not again.streams.live)
+            async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw) as third:
+                assert third.streams.stream_id is None  # a stopped order is not resumed
+
+
+async def test_center_restart_keeps_desired_streams_and_tokens(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    unit = f"u-{unique}"
+    port = free_port()
+    central = Central(central_settings(broker_url, unique, tmp_path, port))
+    await central.start()
+    try:
+        assert central.fleet is not None
+        async with running_agent(
+            unit,
+            broker_url,
+            tmp_path / "agent",
+            center_url=central.api_url,
+            ice=LOOPBACK_ICE,
+            video=VIDEO,
+        ) as agent:
+            async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
+                await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
+                grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            await central.stop()
+            central = Central(central_settings(broker_url, unique, tmp_path, port))
+            await central.start()
+            stopped = time.monotonic()
+            viewer = await asyncio.wait_for(
+                decoding_again(central, grant["stream_id"], grant["token"]), 30
+            )
+            print(f"center restart: video decoding again {time.monotonic() - stopped:.2f} s after")
+            assert agent.streams.stream_id == grant["stream_id"]
+            await viewer.close()
+    finally:
+        await central.stop()
