@@ -133,3 +133,26 @@ async def test_viewer_page_rejoins_a_session_that_stopped_sending(browser: Brows
         await wait_for(lambda: (now := site.sessions(stream)) and not now & frozen, timeout=10)
         assert len(site.sessions(stream)) == 1
         await page.close()
+
+
+async def test_viewer_page_keeps_its_session_while_the_unit_is_away(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The publisher drops out (a cut, a handover) while the relay stays: the page sees the
+    relay still holds its session, says it waits for the unit, and the video resumes in the
+    same session when the unit publishes again, without joining anew."""
+    stream = "away"
+    async with relay_site() as site:
+        page = await browser.new_page()
+        await page.goto(site.page_url(stream, viewer_token(stream)))
+        async with publishing(site.base, stream, camera()):
+            await page.wait_for_function(PLAYING, timeout=15_000)
+        await page.wait_for_function("rtccViewer.state === 'waiting'", timeout=15_000)
+        assert await page.text_content("#state") == "waiting for the unit's video…"
+        await screenshots(page, tmp_path, "waiting")
+        async with publishing(site.base, stream, camera()):
+            await page.wait_for_function(
+                f"rtccViewer.state === 'live' && {PLAYING}", timeout=15_000
+            )
+            assert await page.evaluate("rtccViewer.joins") == 1
+        await page.close()
