@@ -3,7 +3,9 @@
 One `MqttLink` keeps one logical connection alive across a list of brokers: a fresh paho
 client per attempt (so nothing stale survives a broken socket), persistent broker session,
 jittered exponential backoff, TCP_NODELAY, SUBACK checks and re-subscription whenever the
-broker did not keep our session. Works with MQTT 5 and 3.1.1.
+broker did not keep our session. Works with MQTT 5 and 3.1.1. The keepalive sent to the
+broker is chosen so that our Last Will fires within 1.5 x the configured one (see
+runtime/keepalive.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from runtime.backoff import Backoff
 from runtime.config import BrokerUrl, MqttTuning
+from runtime.keepalive import ping_check_interval_s, wire_keepalive_s
 
 MAX_PACKETS_PER_READ = 500
 RECV_SIZE = 65_536
+_WARNED_KEEPALIVES: set[int] = set()
 
 
 class MqttError(Exception):
@@ -91,6 +95,15 @@ class MqttLink:
         self._rand = rand
         self._backoff = Backoff(tuning.reconnect_initial_s, tuning.reconnect_max_s)
         self._log = structlog.get_logger("rtcc.mqtt").bind(client_id=client_id)
+        wire = wire_keepalive_s(tuning.keepalive_s)
+        if wire is None and tuning.keepalive_s not in _WARNED_KEEPALIVES:
+            _WARNED_KEEPALIVES.add(tuning.keepalive_s)  # once per process, not per link
+            self._log.warning(
+                "mqtt_keepalive_too_short_for_will_promise",
+                keepalive_s=tuning.keepalive_s,
+                detail="the Last Will may take longer than 1.5x keepalive; use 7 s or more",
+            )
+        self._keepalive_s = wire or tuning.keepalive_s
         self._client: paho.Client | None = None
         self._sock: int | None = None
         self._buffered: _BufferedSocket | None = None
@@ -226,10 +239,10 @@ class MqttLink:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self._tuning.session_expiry_s
             client.connect(
-                url.host, url.port, self._tuning.keepalive_s, clean_start=False, properties=props
+                url.host, url.port, self._keepalive_s, clean_start=False, properties=props
             )
         else:
-            client.connect(url.host, url.port, self._tuning.keepalive_s)
+            client.connect(url.host, url.port, self._keepalive_s)
 
     def _make_client(self, url: BrokerUrl) -> paho.Client:
         v5 = self._tuning.protocol == "5"
@@ -342,9 +355,11 @@ class MqttLink:
             raise ConnectFailed(f"subscription refused: {failed or 'count mismatch'}")
 
     async def _misc_loop(self, client: paho.Client) -> None:
-        # Keepalive pings and the ping-timeout check live in loop_misc.
+        # Keepalive pings and the ping-timeout check live in loop_misc; a short keepalive
+        # needs it often, or a ping would reach the broker after it gave up on us.
+        interval = ping_check_interval_s(self._keepalive_s)
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(interval)
             client.loop_misc()
 
     # ---- paho callbacks (always on the event loop thread after connect) ----------------

@@ -27,7 +27,7 @@ from typing import IO, Any, Literal, TypeVar
 
 from tests.lab.control import DirectionName, LinkState
 from tests.lab.model import Faults
-from tests.lab.netns import LabError, call_in, exec_argv, sh, write_sysctl
+from tests.lab.netns import LabError, NamespaceWorker, exec_argv, sh, write_sysctl
 
 T = TypeVar("T")
 Where = Literal["vehicle", "link", "core"]
@@ -59,17 +59,19 @@ class FaultLab:
         self._processes: list[subprocess.Popen[Any]] = []
         self._cleanups: list[Callable[[], object]] = []
         self._linkd: subprocess.Popen[str] | None = None
+        self._workers: dict[Where, NamespaceWorker] = {}
 
     # ---- life cycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        for namespace in self.namespaces.values():
+        for where, namespace in self.namespaces.items():
             sh("ip", "netns", "add", namespace)
             self._created.append(namespace)
+            self._workers[where] = NamespaceWorker(namespace)
             sh("ip", "-n", namespace, "link", "set", "lo", "up")
             # No IPv6 chatter (router solicitations, DAD) on a link whose frames are counted.
             for key in ("all", "default"):
-                write_sysctl(namespace, f"net.ipv6.conf.{key}.disable_ipv6", "1")
+                self.call(where, write_sysctl, f"net.ipv6.conf.{key}.disable_ipv6", "1")
         link = self.namespaces["link"]
         sides: tuple[tuple[Where, str, str], ...] = (
             ("vehicle", VEHICLE_IFACE, LINK_VEHICLE_SIDE),
@@ -109,6 +111,9 @@ class FaultLab:
         for proc in reversed(self._processes):
             stop_process(proc)
         self._processes.clear()
+        for worker in self._workers.values():
+            worker.close()  # children it started that asked to die with it get SIGTERM
+        self._workers.clear()
         if self._linkd is not None:
             assert self._linkd.stdin is not None
             self._linkd.stdin.close()  # end of its control channel: it exits
@@ -200,7 +205,7 @@ class FaultLab:
     def call(self, where: Where, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` from inside a namespace, in this process: sockets it opens and
         processes it starts live there (see tests/lab/netns.py)."""
-        return call_in(self.namespaces[where], fn, *args)
+        return self._workers[where].call(fn, *args)
 
     def adopt(self, proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
         """Stop `proc` when the lab closes (for processes started through `call`)."""

@@ -1,9 +1,12 @@
 """Network-namespace plumbing for the lab: iproute2 commands, processes started with
 `ip netns exec`, and calls made from inside a namespace without a new process.
 
-A network namespace belongs to a thread, not to a process: `call_in` runs a function on a
-fresh thread that first joins the namespace. Sockets it creates stay in that namespace for
-their whole life, whichever thread uses them later, and processes it starts are born there.
+A network namespace belongs to a thread, not to a process: a `NamespaceWorker` is one
+thread that joins a namespace and runs the functions handed to it. Sockets they create stay
+in that namespace for their whole life, whichever thread uses them later, and processes
+they start are born there. The thread lives as long as the lab, because Linux tells a child
+that asked for a parent-death signal (runtime.process.die_with_parent) when the *thread*
+that started it ends.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import ctypes
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,38 +52,33 @@ def exec_argv(namespace: str, argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", namespace, *argv]
 
 
-def call_in(namespace: str, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` on a new thread that has joined `namespace`; its result or its error."""
-    result: list[T] = []
-    error: list[BaseException] = []
+class NamespaceWorker:
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"netns-{namespace}", initializer=self._enter
+        )
 
-    def enter_and_run() -> None:
+    def _enter(self) -> None:
+        fd = os.open(NETNS_DIR / self.namespace, os.O_RDONLY)
         try:
-            fd = os.open(NETNS_DIR / namespace, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    errno = ctypes.get_errno()
-                    raise OSError(errno, f"setns {namespace}: {os.strerror(errno)}")
-            finally:
-                os.close(fd)
-            result.append(fn(*args))
-        except BaseException as exc:
-            error.append(exc)
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                errno = ctypes.get_errno()
+                raise OSError(errno, f"setns {self.namespace}: {os.strerror(errno)}")
+        finally:
+            os.close(fd)
 
-    thread = threading.Thread(target=enter_and_run, name=f"netns-{namespace}", daemon=True)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` inside the namespace: its result or its error. Calls take turns on
+        one thread, so each should return promptly."""
+        return self._executor.submit(fn, *args).result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def write_sysctl(namespace: str, key: str, value: str) -> None:
-    """A per-namespace sysctl (net.*), skipped when this kernel lacks the key."""
-
-    def write() -> None:
-        path = Path("/proc/sys") / key.replace(".", "/")
-        if path.exists():
-            path.write_text(value)
-
-    call_in(namespace, write)
+def write_sysctl(key: str, value: str) -> None:
+    """A sysctl of the calling thread's namespace (net.*); skipped when the kernel lacks it."""
+    path = Path("/proc/sys") / key.replace(".", "/")
+    if path.exists():
+        path.write_text(value)
