@@ -11,6 +11,7 @@ runtime/keepalive.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import ssl
@@ -115,6 +116,7 @@ class MqttLink:
         self._misc_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._live = False
+        self._hurry = asyncio.Event()
         # Set once a connection is fully up: subscribed and the on_connected hook has run.
         self.connected = asyncio.Event()
         self.connects = 0
@@ -145,7 +147,27 @@ class MqttLink:
             finally:
                 self._teardown()
             if not self._stopping:
-                await asyncio.sleep(self._backoff.delay(attempt, self._rand))
+                await self._pause(self._backoff.delay(attempt, self._rand))
+
+    def reconnect(self, reason: str) -> None:
+        """Give up the current connection and make a new one now, skipping any wait between
+        attempts. After a handover the old socket may be tied to an address that is gone,
+        which only keepalive would notice, one or two keepalives later. A DISCONNECT goes
+        first, so where the old path still works the broker keeps our session and does not
+        publish our Will."""
+        self._log.info("mqtt_reconnect", reason=reason)
+        self._hurry.set()
+        client, lost = self._client, self._lost
+        if client is None or not self._live or lost is None or lost.done():
+            return
+        client.disconnect()  # written by the flush already scheduled, before teardown
+        lost.set_result(None)
+
+    async def _pause(self, delay: float) -> None:
+        """The wait before the next connection attempt, cut short by `reconnect()`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), delay)
+        self._hurry.clear()
 
     def publish(
         self,
