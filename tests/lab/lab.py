@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import uuid
@@ -82,9 +83,11 @@ class FaultLab:
             sh("ip", "-n", namespace, "link", "add", inner, "type", "veth", "peer", "name", outer)
             sh("ip", "-n", namespace, "link", "set", outer, "netns", link)
             # One segment per frame: the emulator drops, delays and meters packets as they
-            # would be on the air, not 64 KB offload bursts (the lab has no ethtool to ask).
+            # would be on the air, not 64 KB offload bursts. This works without ethtool.
             sh("ip", "-n", namespace, "link", "set", inner, "gso_max_segs", "1", "up")
             sh("ip", "-n", link, "link", "set", outer, "gso_max_segs", "1", "promisc", "on", "up")
+            for where, iface in ((side, inner), ("link", outer)):
+                self._offloads_off(where, iface)
         self._address("vehicle", "add", self.vehicle_address)
         self._address("core", "add", self.core_address)
         self._linkd = subprocess.Popen(
@@ -220,6 +223,18 @@ class FaultLab:
         return sh("ip", "-n", self.namespaces[where], *args)
 
     # ---- internals ----------------------------------------------------------------------
+
+    def _offloads_off(self, where: Where, iface: str) -> None:
+        """Where ethtool exists, receive offload goes too (a veth has it off by default)."""
+        if shutil.which("ethtool") is not None:
+            subprocess.run(
+                exec_argv(
+                    self.namespaces[where],
+                    ["ethtool", "-K", iface, "gro", "off", "gso", "off", "tso", "off"],
+                ),
+                check=False,
+                capture_output=True,
+            )
 
     def _address(self, where: Where, action: str, address: str) -> None:
         check_lab_address(address)
