@@ -120,7 +120,7 @@ class Viewer:
         pc = self.pc
         ended = asyncio.Event()
         live_probes = 0
-        next_probe = 0.0
+        next_probe = probed_at = 0.0
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -135,6 +135,9 @@ class Viewer:
                 # Video stopped: a session the relay still holds while the publisher is
                 # away is kept (the video resumes in it); one it lost is joined anew.
                 held = await self._probe(http, token)
+                if last is not None and last > probed_at:
+                    live_probes = 0  # video came since the last look
+                probed_at = time.time()
                 live_probes = live_probes + 1 if held is not None and held["live"] else 0
                 if held is None or live_probes >= 2:
                     return
@@ -289,7 +292,7 @@ def main() -> None:
         action="store_true",
         help="re-join after the session dies (failed/closed, or no frame for --stall-s)",
     )
-    vw.add_argument("--stall-s", type=float, default=3.0, help="with --rejoin")
+    vw.add_argument("--stall-s", type=float, default=1.5, help="with --rejoin")
     args = parser.parse_args()
     asyncio.run(publish(args) if args.cmd == "publish" else view(args))
 

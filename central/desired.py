@@ -191,7 +191,13 @@ class StreamPlan:
                 # No answer in time: count it as a failure and back off.
                 self.start_finished(stream.stream_id, False, now)
             if now >= stream.next_try:
-                stream.start_sent = now
-                stream.starts += 1
-                actions.append(Action(ActionKind.START, stream, republish=stream.starts > 1))
+                republish = self.begin_start(stream, now)
+                actions.append(Action(ActionKind.START, stream, republish=republish))
         return actions
+
+    def begin_start(self, stream: DesiredStream, now: float) -> bool:
+        """A stream.start goes out now; True if the unit was asked before (so it should
+        rebuild whatever it has)."""
+        stream.start_sent = now
+        stream.starts += 1
+        return stream.starts > 1

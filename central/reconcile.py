@@ -141,9 +141,9 @@ class Reconciler:
     # ---- commands to units --------------------------------------------------------------
 
     async def start(self, stream: DesiredStream, republish: bool) -> None:
-        """Send stream.start with a fresh WHIP token; raises StreamStartFailed."""
+        """Send stream.start with a fresh WHIP token; raises StreamStartFailed. The caller
+        has marked the start (`StreamPlan.begin_start`)."""
         now = self._clock()
-        stream.start_sent = now
         ok = False
         try:
             result = await self._command(stream, republish, now)

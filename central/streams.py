@@ -148,7 +148,8 @@ class StreamService:
         deadline = started_at + self.settings.start_timeout_s
         try:
             if not stream.live and stream.start_sent is None:
-                await reconciler.start(stream, republish=not new)
+                republish = reconciler.plan.begin_start(stream, self._clock())
+                await reconciler.start(stream, republish)
             if not await reconciler.wait_live(stream.stream_id, deadline):
                 raise HTTPException(504, "the stream did not go live in time")
         except (StreamStartFailed, HTTPException, asyncio.CancelledError) as exc:

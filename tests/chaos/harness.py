@@ -1,0 +1,278 @@
+"""The whole system in the fault lab: `rtcc central` (its Mosquitto, relay worker) and a
+re-joining WHEP viewer in the core namespace, `rtcc agent` with a simulated body-cam in the
+vehicle namespace; and what a scenario measures of it."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from protocol import Topic, decode
+from tests.lab.lab import FaultLab
+from tests.lab.watch import Arrival, MqttWatch
+
+API_PORT = 8080
+BROKER_PORT = 1883
+UNIT = "unit-lab-1"
+KEEPALIVE_S = 6
+STARTUP_S = 40.0
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Site:
+    """The center and the unit, with their logs under `folder`."""
+
+    lab: FaultLab
+    folder: Path
+    center: subprocess.Popen[str] | None = None
+    agent: subprocess.Popen[str] | None = None
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://{self.lab.core_address}:{API_PORT}"
+
+    # ---- processes ----------------------------------------------------------------------
+
+    def start_center(self) -> None:
+        env = {
+            "RTCC_CENTER_ID": "lab-center",
+            "RTCC_DATA_DIR": str(self.folder / "center"),
+            "RTCC_HTTP__HOST": self.lab.core_address,
+            "RTCC_HTTP__PORT": str(API_PORT),
+            "RTCC_BROKER__HOST": self.lab.core_address,
+            "RTCC_BROKER__PORT": str(BROKER_PORT),
+            "RTCC_RELAY__WORKERS": "1",
+            "RTCC_RELAY__ICE__HOST_ADDRESSES": json.dumps([self.lab.core_address]),
+            "RTCC_LOG__FORMAT": "json",
+        }
+        self.center = self._spawn("core", "center", ["-m", "rtcc", "central"], env)
+        wait_until(self._healthy, STARTUP_S, "the center answers")
+
+    def stop_center(self) -> None:
+        assert self.center is not None
+        self.center.send_signal(signal.SIGTERM)
+        self.center.wait(30)
+
+    def start_agent(self) -> None:
+        env = {
+            "RTCC_UNIT_ID": UNIT,
+            "RTCC_DATA_DIR": str(self.folder / "agent"),
+            "RTCC_MQTT_URL": f"mqtt://{self.lab.core_address}:{BROKER_PORT}",
+            "RTCC_MQTT__KEEPALIVE_S": str(KEEPALIVE_S),
+            "RTCC_CENTER_URL": self.api,
+            "RTCC_POLL_INTERVAL_S": "0.5",
+            "RTCC_SIM__EVENT_INTERVAL_S": "1",
+            "RTCC_EVIDENCE__ENABLED": "false",
+            "RTCC_VIDEO__CODEC": "vp8",
+            "RTCC_VIDEO__WIDTH": "320",
+            "RTCC_VIDEO__HEIGHT": "240",
+            "RTCC_VIDEO__BITRATE": "300000",
+            "RTCC_LOG__FORMAT": "json",
+        }
+        self.agent = self._spawn("vehicle", "agent", ["-m", "rtcc", "agent"], env)
+
+    def kill_agent(self) -> None:
+        assert self.agent is not None
+        self.agent.kill()
+        self.agent.wait(10)
+
+    def relay_worker_pid(self) -> int:
+        assert self.center is not None
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.center.pid), "-f", "relay-worker"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        assert len(found) == 1, found
+        return int(found[0])
+
+    def _spawn(
+        self, where: Any, name: str, args: list[str], env: dict[str, str]
+    ) -> subprocess.Popen[str]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = (self.folder / f"{name}.log").open("a")
+        proc = self.lab.spawn_python(where, *args, env=env, stdout=log, stderr=log)
+        self.started.append(proc)
+        return proc
+
+    # ---- the API, from inside the core namespace ------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        def call() -> httpx.Response:
+            with httpx.Client(timeout=kwargs.pop("timeout", 15.0)) as http:
+                return http.request(method, self.api + path, **kwargs)
+
+        return self.lab.call("core", call)
+
+    def _healthy(self) -> bool:
+        try:
+            return self.request("GET", "/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def unit_online(self) -> bool:
+        try:
+            answer = self.request("GET", f"/api/v1/units/{UNIT}", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200 and answer.json()["online"] is True
+
+    def remote_start(self) -> dict[str, Any]:
+        wait_until(self.unit_online, STARTUP_S, "the unit is online")
+        answer = self.request("POST", f"/api/v1/units/{UNIT}/stream", json={"reason": "lab"})
+        assert answer.status_code == 200, answer.text
+        grant: dict[str, Any] = answer.json()
+        return grant
+
+    def streams(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/api/v1/streams").json()
+        return found
+
+    def log_events(self, name: str, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines of process `name` whose event is `event`."""
+        lines = (self.folder / f"{name}.log").read_text(errors="replace").splitlines()
+        found = []
+        for line in lines:
+            if f'"{event}"' in line:
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return found
+
+    def broker_watch(self, topic_filter: str) -> MqttWatch:
+        watch = MqttWatch(self.lab, "core", self.lab.core_address, BROKER_PORT, topic_filter)
+        watch.start()
+        self.lab.on_close(watch.close)
+        return watch
+
+
+@dataclass
+class ViewerRun:
+    """`bench.media_peers view --rejoin` in the core namespace, for `seconds`."""
+
+    proc: subprocess.Popen[str]
+    started: float
+
+    @classmethod
+    def start(cls, site: Site, grant: dict[str, Any], seconds: float) -> ViewerRun:
+        proc = site.lab.spawn_python(
+            "core",
+            "-m",
+            "bench.media_peers",
+            "view",
+            grant["whep_url"],
+            grant["token"],
+            "--codec",
+            "vp8",
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            "1",
+            "--ice-host",
+            site.lab.core_address,
+            "--rejoin",
+            stdout=subprocess.PIPE,
+            env={"RTCC_LOG__LEVEL": "warning"},
+        )
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["ready"]
+        return cls(proc, time.time())
+
+    def result(self) -> ViewerResult:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, "the viewer ended without a result"
+        return ViewerResult(json.loads(line), self.started)
+
+
+@dataclass
+class ViewerResult:
+    raw: dict[str, Any]
+    started: float
+
+    @property
+    def decoded(self) -> list[float]:
+        """Wall-clock times of decoded frames."""
+        return [self.started + t for t in self.raw["decoded_at"]]
+
+    @property
+    def joins(self) -> int:
+        return int(self.raw.get("joins", 0))
+
+    def back_after(self, t: float, frames: int = 5) -> float:
+        """Seconds from `t` until video decodes again (`frames` frames after `t`)."""
+        after = [d for d in self.decoded if d > t]
+        assert len(after) >= frames, f"no video after the fault ({len(after)} frames)"
+        return after[frames - 1] - t
+
+    def fps(self, start: float, end: float) -> float:
+        return sum(start <= d < end for d in self.decoded) / (end - start)
+
+    def longest_gap(self, start: float, end: float) -> float:
+        times = [start, *(d for d in self.decoded if start <= d < end), end]
+        return max(b - a for a, b in itertools.pairwise(times))
+
+
+def events_exactly_once(arrivals: list[Arrival]) -> tuple[int, int, int]:
+    """(events, lost, duplicated) among a unit's simulated events seen at the broker: the
+    simulator numbers them (`n`); a message repeated under the same id is the broker's
+    at-least-once redelivery (the center drops it), the same `n` under two ids a duplicate."""
+    ids_by_n: dict[int, set[str]] = {}
+    for arrival in arrivals:
+        envelope = decode(arrival.topic, arrival.payload).envelope
+        n = envelope.body.data.get("n")
+        if envelope.body.data.get("source") == "simulator" and isinstance(n, int):
+            ids_by_n.setdefault(n, set()).add(str(envelope.id))
+    if not ids_by_n:
+        return 0, 0, 0
+    expected = max(ids_by_n) + 1
+    lost = expected - len(ids_by_n)
+    duplicated = sum(len(ids) - 1 for ids in ids_by_n.values())
+    return expected, lost, duplicated
+
+
+def event_filter() -> str:
+    return str(Topic.event(UNIT, "x")).rsplit("/", 1)[0] + "/+"
+
+
+def outbox_rows(site: Site) -> int:
+    path = site.folder / "agent" / "agent.db"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+def collect(watch: MqttWatch, quiet_s: float = 1.0) -> list[Arrival]:
+    """Every message the watch has received, until it has been quiet for `quiet_s`."""
+    got: list[Arrival] = []
+
+    def keep(arrival: Arrival) -> bool:
+        got.append(arrival)
+        return False
+
+    with contextlib.suppress(AssertionError):
+        watch.next(keep, quiet_s)
+    return got
