@@ -17,7 +17,7 @@ test: setup
 
 # Network faults and crashes in a lab of network namespaces (needs root): a table at the end.
 chaos: setup
-	$(BIN)/pytest -q tests/chaos
+	$(BIN)/pytest -q -m chaos tests/chaos
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ from tests.lab.watch import Arrival, MqttWatch
 API_PORT = 8080
 BROKER_PORT = 1883
 UNIT = "unit-lab-1"
-KEEPALIVE_S = 6
+KEEPALIVE_S = 8
 STARTUP_S = 40.0
 
 

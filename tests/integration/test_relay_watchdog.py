@@ -52,7 +52,7 @@ async def test_viewers_stay_while_the_publisher_is_away_and_silent_viewers_go() 
             async def mute(*_args: object) -> None:
                 return None
 
-            receiver._send_rtcp = mute  # type: ignore[method-assign]
+            receiver._send_rtcp = mute  # type: ignore[method-assign,assignment]
 
             async def dropped() -> bool:
                 await relay.check_paths(time.time())
