@@ -43,6 +43,7 @@ from protocol.models import ContractModel
 from protocol.streams import StreamStartArgs
 from protocol.topics import TopicKind, parse_topic, unit_filter
 from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
+from runtime.netwatch import NetworkChange, NetworkWatch
 from runtime.supervise import TaskGroup
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class Agent:
             )
             self._tasks.spawn("evidence", self.evidence.run)
         self._tasks.spawn("commands", self._command_loop)
+        self._tasks.spawn("netwatch", NetworkWatch(self._on_network_change).run)
         self.streams.resume()
         self._log.info("agent_started", version=__version__, outbox_rows=self.outbox.rows)
 
@@ -364,6 +366,13 @@ class Agent:
 
     async def _cmd_stream_stop(self, _command: Command) -> dict[str, JsonValue]:
         return {"stopped": await self.streams.stop()}
+
+    def _on_network_change(self, changes: list[NetworkChange]) -> None:
+        """A handover (new address, route or link): reconnect and rebuild now rather than
+        wait ~30 s for timeouts to tell."""
+        self._log.warning("network_changed", changes=[str(c) for c in changes[:8]])
+        self.streams.path_changed("network changed")
+        self.link.reconnect("network changed")
 
     def _watched(self, watched: bool) -> None:
         self._tell_officer(watched)

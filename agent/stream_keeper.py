@@ -30,6 +30,7 @@ WANTED_KEY = "wanted_stream"
 # An order without an end time (an older center) lasts this long.
 DEFAULT_DURATION_S = 3600.0
 START_TIMEOUT_S = 10.0
+REBUILD_QUIET_S = 5.0
 
 
 class StreamNotLive(Exception):
@@ -52,6 +53,7 @@ class StreamKeeper:
         self._clock = clock
         self._stream: LiveStream | None = None
         self._wanted: StreamStartArgs | None = None
+        self._rebuilt_at = float("-inf")
 
     @property
     def live(self) -> bool:
@@ -117,10 +119,17 @@ class StreamKeeper:
             await self.stop()
 
     def path_changed(self, reason: str) -> None:
-        """The network or the MQTT link changed: a media path that is not proven alive is
-        rebuilt now (aiortc has no ICE restart; a fresh PeerConnection is the tool)."""
-        if self._stream is not None and self._stream.running:
-            self._stream.rebuild(reason)
+        """The network or the MQTT link changed: the media path is rebuilt now (aiortc has
+        no ICE restart; a fresh PeerConnection is the tool). One network change often
+        brings an MQTT reconnect a moment later: that does not rebuild again."""
+        now = self._clock()
+        if self._stream is None or not self._stream.running:
+            return
+        if now - self._rebuilt_at < REBUILD_QUIET_S:
+            log.info("rebuild_skipped", reason=reason, stream_id=self._stream.stream_id)
+            return
+        self._rebuilt_at = now
+        self._stream.rebuild(reason)
 
     async def close(self) -> None:
         """Stop publishing but keep the order: a restarted agent resumes it."""
@@ -130,7 +139,9 @@ class StreamKeeper:
 
     def _launch(self, wanted: StreamStartArgs) -> None:
         from agent.streaming import LiveStream  # noqa: PLC0415 (media stack loads only now)
+        from runtime import consent  # noqa: PLC0415 (it imports aioice)
 
+        consent.install()
         self._wanted = wanted
         self._stream = LiveStream(self._settings, wanted.stream_id, wanted.token, self._source())
         self._on_watched(True)

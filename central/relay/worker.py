@@ -13,6 +13,7 @@ from central.config import TokenKeys
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
+from runtime import consent
 from runtime.config import CommonSettings, IceSettings, Section
 from runtime.http import EmbeddedServer
 from runtime.webrtc import apply_ice
@@ -41,6 +42,7 @@ class RelayWorkerSettings(CommonSettings):
 async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
     passthrough.install()
     dtls.install()
+    consent.install()
     hosts = settings.ice.host_addresses
     loopback = hosts is not None and all(h.startswith("127.") or h == "::1" for h in hosts)
     relay = Relay(
