@@ -145,7 +145,9 @@ def test_handover(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) ->
     fault_lab.handover("10.200.0.3")
     moved = time.time()
     moved_mono = time.monotonic()
-    born = presence.next(lambda a: bool(decode(a.topic, a.payload).envelope.body.online), 30)
+    born = presence.next(
+        lambda a: a.at > moved_mono and bool(decode(a.topic, a.payload).envelope.body.online), 30
+    )
     result = viewer.result()
     back = result.back_after(moved)
     record_back(chaos_report, scenario, back, HANDOVER_LIMIT_S)
