@@ -208,8 +208,9 @@ class Agent:
         return Will(str(topic), encode(topic, envelope))
 
     async def _on_connected(self, _session_present: bool) -> None:
-        if self.link.connects > 1:
-            # The connection was lost: so, probably, is the media path.
+        if self.link.connects > 1 and not self.streams.live:
+            # The connection was lost and the stream is not up either: rebuild it now
+            # rather than wait for its own retry.
             self.streams.path_changed("mqtt reconnected")
         self._publish_presence("birth")
         self._publish_state(force=True)

@@ -96,7 +96,7 @@ class StreamKeeper:
             self._wanted = wanted
             stream.update_token(args.token)
             if args.republish:
-                stream.rebuild("the center sees no media")
+                self.path_changed("the center sees no media")
         else:
             await self._end()
             self._launch(wanted)

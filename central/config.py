@@ -70,7 +70,13 @@ class RelaySettings(Section):
         "(default: the API's own address).",
     )
     whip_token_ttl_s: float = Field(default=3600.0, gt=0, le=86_400)
-    viewer_token_ttl_s: float = Field(default=600.0, gt=0, le=86_400)
+    viewer_token_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="A viewer token also lets a page rejoin by itself: keep it as long as "
+        "streams last.",
+    )
     start_timeout_s: float = Field(default=10.0, gt=0, le=120)
     stream_duration_s: float = Field(
         default=3600.0,

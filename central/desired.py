@@ -15,14 +15,16 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from protocol.topics import check_id
 from runtime.backoff import Backoff
 
 # After a unit's birth, give the unit this long to resume publishing by itself (it keeps
 # what it was asked to stream across restarts) before telling it again.
-BIRTH_GRACE_S = 1.0
+BIRTH_GRACE_S = 3.0
 # After a stream.start succeeded, media should follow within this long.
 MEDIA_GRACE_S = 3.0
 # When media stops, the publisher's own watchdog usually rebuilds within this long.
@@ -35,12 +37,12 @@ class DesiredStreamRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    stream_id: str
-    unit_id: str
+    stream_id: Annotated[str, AfterValidator(check_id)]
+    unit_id: Annotated[str, AfterValidator(check_id)]
     requested_by: str = Field(max_length=128)
     reason: str = Field(default="", max_length=512)
-    created: float
-    until: float
+    created: float = Field(ge=0, le=32503680000, allow_inf_nan=False)
+    until: float = Field(ge=0, le=32503680000, allow_inf_nan=False)
 
 
 class ActionKind(StrEnum):
@@ -54,6 +56,8 @@ class DesiredStream:
     live: bool = False
     last_live: float | None = None
     start_sent: float | None = None
+    # Numbers each stream.start, so the answer to an earlier one cannot settle a later one.
+    attempt_id: int = 0
     attempts: int = 0
     next_try: float = 0.0
     starts: int = 0
@@ -71,6 +75,7 @@ class DesiredStream:
 class Action:
     kind: ActionKind
     stream: DesiredStream
+    attempt_id: int = 0
     # Whether the unit should rebuild even if it believes it is publishing.
     republish: bool = False
 
@@ -112,9 +117,10 @@ class StreamPlan:
         return stream, True
 
     def restore(self, records: Iterable[DesiredStreamRecord], now: float) -> None:
-        """Desired streams kept from before a restart (expired ones are dropped)."""
+        """Desired streams kept from before a restart (expired ones are dropped, and one
+        per unit is kept)."""
         for record in records:
-            if record.until > now:
+            if record.until > now and self.for_unit(record.unit_id) is None:
                 # Whatever the unit does now, it was for the center before the restart.
                 self._streams[record.stream_id] = DesiredStream(record, next_try=now, starts=1)
 
@@ -152,6 +158,7 @@ class StreamPlan:
         stream = self.for_unit(unit_id)
         if stream is not None and not stream.live:
             stream.start_sent, stream.attempts = None, 0
+            stream.attempt_id += 1
             stream.next_try = now + BIRTH_GRACE_S
 
     def relay_lost(self, stream_ids: Iterable[str], now: float) -> None:
@@ -160,11 +167,15 @@ class StreamPlan:
             stream = self._streams.get(stream_id)
             if stream is not None:
                 stream.live, stream.start_sent, stream.attempts = False, None, 0
+                stream.attempt_id += 1
                 stream.next_try = now
 
-    def start_finished(self, stream_id: str, ok: bool, now: float) -> None:
+    def start_finished(
+        self, stream_id: str, ok: bool, now: float, attempt_id: int | None = None
+    ) -> None:
+        """The unit's answer to stream.start number `attempt_id` (None: the latest)."""
         stream = self._streams.get(stream_id)
-        if stream is None:
+        if stream is None or (attempt_id is not None and attempt_id != stream.attempt_id):
             return
         stream.start_sent = None
         if ok:
@@ -188,16 +199,18 @@ class StreamPlan:
             if stream.start_sent is not None and now - stream.start_sent < self.start_timeout_s:
                 continue
             if stream.start_sent is not None:
-                # No answer in time: count it as a failure and back off.
+                # No answer in time: count it as a failure, back off, ignore a late answer.
                 self.start_finished(stream.stream_id, False, now)
+                stream.attempt_id += 1
             if now >= stream.next_try:
-                republish = self.begin_start(stream, now)
-                actions.append(Action(ActionKind.START, stream, republish=republish))
+                attempt_id, republish = self.begin_start(stream, now)
+                actions.append(Action(ActionKind.START, stream, attempt_id, republish))
         return actions
 
-    def begin_start(self, stream: DesiredStream, now: float) -> bool:
-        """A stream.start goes out now; True if the unit was asked before (so it should
-        rebuild whatever it has)."""
+    def begin_start(self, stream: DesiredStream, now: float) -> tuple[int, bool]:
+        """A stream.start goes out now: its attempt id, and whether the unit was asked
+        before (so it should rebuild whatever it has)."""
         stream.start_sent = now
         stream.starts += 1
-        return stream.starts > 1
+        stream.attempt_id += 1
+        return stream.attempt_id, stream.starts > 1

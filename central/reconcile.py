@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -30,12 +29,13 @@ from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
 from protocol import CommandResult, CommandStatus
 from protocol.tokens import TokenSigner
-from runtime.files import fsync_dir
+from runtime.files import write_atomic
 from runtime.mqtt import MqttError
 
 log = structlog.get_logger("rtcc.reconcile")
 RECONCILE_INTERVAL_S = 0.5
 WORKER_POLL_TIMEOUT_S = 2.0
+UNWANTED_CHECK_S = 3.0
 RECORDS = TypeAdapter(list[DesiredStreamRecord])
 
 
@@ -59,7 +59,6 @@ class Reconciler:
         self.settings = settings
         self.plan = StreamPlan(start_timeout_s=settings.start_timeout_s)
         self.reports: dict[str, StreamInfo] = {}
-        self.starts_sent = 0
         self._store = store
         self._clock = clock
         self._kick = asyncio.Event()
@@ -82,10 +81,13 @@ class Reconciler:
         self._kick.set()
 
     async def reconcile(self) -> None:
-        self.reports = await self.worker_streams()
+        reports, unreachable = await self.worker_streams()
+        self.reports = reports
         now = self._clock()
         for stream in self.plan.streams():
-            info = self.reports.get(stream.stream_id)
+            if self.pool.index_for(stream.stream_id) in unreachable:
+                continue  # unknown is not "no media": a busy worker is no reason to rebuild
+            info = reports.get(stream.stream_id)
             self.plan.observe(stream.stream_id, info is not None and info.live, now)
         actions = self.plan.due(now, self._online)
         for action in actions:
@@ -96,7 +98,9 @@ class Reconciler:
                     stream_id=action.stream.stream_id,
                     attempt=action.stream.attempts,
                 )
-                self._spawn(self._start_in_background(action.stream, action.republish))
+                self._spawn(
+                    self._start_in_background(action.stream, action.attempt_id, action.republish)
+                )
             else:
                 log.info("stream_expired", stream_id=action.stream.stream_id)
                 self._spawn(self.end(action.stream))
@@ -111,16 +115,25 @@ class Reconciler:
 
     # ---- what the relay says ------------------------------------------------------------
 
-    async def worker_streams(self) -> dict[str, StreamInfo]:
+    async def worker_streams(self) -> tuple[dict[str, StreamInfo], set[int]]:
+        """What every worker reports (asked in parallel), and which workers did not answer."""
+        answers = await asyncio.gather(
+            *(self._http.get(worker.url + "/streams") for worker in self.pool.workers),
+            return_exceptions=True,
+        )
         found: dict[str, StreamInfo] = {}
-        for worker in self.pool.workers:
+        unreachable: set[int] = set()
+        for worker, answer in zip(self.pool.workers, answers, strict=True):
             try:
-                answer = await self._http.get(worker.url + "/streams")
+                if isinstance(answer, BaseException):
+                    raise answer
                 infos = [StreamInfo.model_validate(s) for s in answer.json()]
-                found.update({info.stream_id: info for info in infos})
             except (httpx.HTTPError, ValueError):
+                unreachable.add(worker.index)
                 log.debug("relay_worker_unreachable", index=worker.index)
-        return found
+                continue
+            found.update({info.stream_id: info for info in infos})
+        return found, unreachable
 
     async def wait_live(self, stream_id: str, deadline: float) -> bool:
         """Until the relay sees media of the stream (a long poll on its worker)."""
@@ -136,22 +149,27 @@ class Reconciler:
                 self.reports[stream_id] = info
                 self.plan.observe(stream_id, True, self._clock())
                 return True
+            await asyncio.sleep(min(0.1, max(0.0, left)))
         return False
 
     # ---- commands to units --------------------------------------------------------------
 
-    async def start(self, stream: DesiredStream, republish: bool) -> None:
-        """Send stream.start with a fresh WHIP token; raises StreamStartFailed. The caller
-        has marked the start (`StreamPlan.begin_start`)."""
-        now = self._clock()
+    async def start_now(self, stream: DesiredStream) -> None:
+        """Ask the unit now (the API's remote start); raises StreamStartFailed."""
+        attempt_id, republish = self.plan.begin_start(stream, self._clock())
+        await self.start(stream, attempt_id, republish)
+
+    async def start(self, stream: DesiredStream, attempt_id: int, republish: bool) -> None:
+        """Send stream.start number `attempt_id` (see `StreamPlan.begin_start`) with a
+        fresh WHIP token; raises StreamStartFailed."""
         ok = False
         try:
-            result = await self._command(stream, republish, now)
+            result = await self._command(stream, republish, self._clock())
             if result.status is not CommandStatus.DONE:
                 raise StreamStartFailed(f"{result.status}: {result.detail}")
             ok = True
         finally:
-            self.plan.start_finished(stream.stream_id, ok, self._clock())
+            self.plan.start_finished(stream.stream_id, ok, self._clock(), attempt_id)
 
     async def _command(self, stream: DesiredStream, republish: bool, now: float) -> CommandResult:
         token = self.signer.issue(
@@ -164,7 +182,6 @@ class Reconciler:
             "until": stream.record.until,
             "republish": republish,
         }
-        self.starts_sent += 1
         try:
             pending = await self.fleet.send_command(stream.unit_id, "stream.start", args, timeout)
         except MqttError as exc:
@@ -176,9 +193,11 @@ class Reconciler:
         finally:
             self.fleet.commands.close(pending.cmd_id)
 
-    async def _start_in_background(self, stream: DesiredStream, republish: bool) -> None:
+    async def _start_in_background(
+        self, stream: DesiredStream, attempt_id: int, republish: bool
+    ) -> None:
         try:
-            await self.start(stream, republish)
+            await self.start(stream, attempt_id, republish)
         except StreamStartFailed as exc:
             log.warning("stream_start_failed", stream_id=stream.stream_id, error=str(exc))
 
@@ -199,11 +218,25 @@ class Reconciler:
         self, unit_id: str, requested_by: str, reason: str, duration_s: float
     ) -> tuple[DesiredStream, bool]:
         now = self._clock()
+        existing = self.plan.for_unit(unit_id)
+        until_before = existing.record.until if existing else None
         stream, new = self.plan.want(
             unit_id, requested_by, reason, now + duration_s, now, lambda: _stream_id(unit_id)
         )
         self.save()
+        if until_before is not None and stream.record.until > until_before:
+            # The unit keeps the order's end time itself: tell it the new one.
+            self._spawn(self._extend(stream))
         return stream, new
+
+    async def _extend(self, stream: DesiredStream) -> None:
+        if stream.start_sent is not None:
+            return  # the start in flight already carries the new end time
+        attempt_id, _ = self.plan.begin_start(stream, self._clock())
+        try:
+            await self.start(stream, attempt_id, republish=False)
+        except StreamStartFailed as exc:
+            log.warning("stream_extend_failed", stream_id=stream.stream_id, error=str(exc))
 
     def forget(self, stream_id: str) -> DesiredStream | None:
         stream = self.plan.remove(stream_id)
@@ -213,14 +246,7 @@ class Reconciler:
 
     def save(self) -> None:
         """Write the desired streams atomically (a crash leaves the old or the new file)."""
-        self._store.parent.mkdir(parents=True, exist_ok=True)
-        temp = self._store.with_suffix(".tmp")
-        with temp.open("wb") as f:
-            f.write(RECORDS.dump_json(self.plan.records()))
-            f.flush()
-            os.fsync(f.fileno())
-        temp.replace(self._store)
-        fsync_dir(self._store.parent)
+        write_atomic(self._store, RECORDS.dump_json(self.plan.records()))
 
     def _load(self) -> list[DesiredStreamRecord]:
         try:
@@ -243,6 +269,23 @@ class Reconciler:
     def _on_birth(self, unit_id: str) -> None:
         self.plan.unit_born(unit_id, self._clock())
         self.kick()
+        if self.plan.for_unit(unit_id) is None:
+            self._spawn(self._stop_unwanted(unit_id))
+
+    async def _stop_unwanted(self, unit_id: str) -> None:
+        """A unit that comes back publishing a stream the center no longer wants (it was
+        stopped while the unit was away) is told to stop."""
+        await asyncio.sleep(UNWANTED_CHECK_S)  # its state follows its birth
+        record = self.fleet.registry.get(unit_id)
+        state = record.state if record is not None else None
+        if self.plan.for_unit(unit_id) is not None or state is None or not state.camera.streaming:
+            return
+        log.warning("unwanted_stream_stopped", unit_id=unit_id)
+        with contextlib.suppress(MqttError):
+            pending = await self.fleet.send_command(
+                unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
+            )
+            self.fleet.commands.close(pending.cmd_id)
 
     def _on_worker_restart(self, index: int) -> None:
         homed = self.pool.index_for

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
-import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from central.metrics import Metrics
 from central.reconcile import Reconciler
 from central.relay.pool import WorkerPool
 from central.streams import StreamService, add_stream_routes
+from runtime.config import ConfigError
+from runtime.files import write_atomic
 from runtime.http import EmbeddedServer
 from runtime.supervise import TaskGroup
 
@@ -145,15 +146,10 @@ def kept_token_keys(data_dir: Path) -> TokenKeys:
         return TokenKeys.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         pass
+    except ValueError as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); restore it or remove it") from None
     keys = TokenKeys(keys={"k1": base64.b64encode(secrets.token_bytes(32)).decode()}, current="k1")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(keys.model_dump_json().encode())
-        f.flush()
-        os.fsync(f.fileno())
-    temp.replace(path)
+    write_atomic(path, keys.model_dump_json().encode(), mode=0o600)
     return keys
 
 

@@ -4,7 +4,6 @@ stream that `central.reconcile` keeps live), the list of streams and the viewer 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -148,11 +147,10 @@ class StreamService:
         deadline = started_at + self.settings.start_timeout_s
         try:
             if not stream.live and stream.start_sent is None:
-                republish = reconciler.plan.begin_start(stream, self._clock())
-                await reconciler.start(stream, republish)
+                await reconciler.start_now(stream)
             if not await reconciler.wait_live(stream.stream_id, deadline):
                 raise HTTPException(504, "the stream did not go live in time")
-        except (StreamStartFailed, HTTPException, asyncio.CancelledError) as exc:
+        except (StreamStartFailed, HTTPException) as exc:
             if new:
                 reconciler.forget(stream.stream_id)
                 await reconciler.end(stream)
@@ -265,7 +263,7 @@ def add_stream_routes(app: FastAPI, service: StreamService) -> None:
         return {"stopped": await service.stop(unit_id)}
 
     @app.get("/api/v1/streams", tags=["streams"])
-    def list_streams() -> list[StreamView]:
+    async def list_streams() -> list[StreamView]:
         return service.list()
 
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])

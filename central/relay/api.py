@@ -91,7 +91,7 @@ def create_relay_app(
         return Response(status_code=200)
 
     @app.get("/streams")
-    def streams() -> list[StreamInfo]:
+    async def streams() -> list[StreamInfo]:
         return [stream_info(s, clock()) for s in relay.streams.values() if s.publisher is not None]
 
     @app.get("/streams/{stream_id}/live")
@@ -129,7 +129,7 @@ def create_relay_app(
         return await stop("whip", stream_id, session, authorization)
 
     @app.get("/whep/{stream_id}/{session}")
-    def whep_session(
+    async def whep_session(
         stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
     ) -> ViewerSession:
         check("whep", stream_id, authorization)

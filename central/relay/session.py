@@ -102,6 +102,8 @@ class Stream:
     live_since: float | None = None
     publisher_joined: float | None = None
     last_media: float | None = None
+    # Since when nobody publishes or watches it (it is forgotten after a while).
+    idle_since: float | None = None
     # Set while frames arrive, cleared when the publisher goes: what a remote start waits on.
     media: asyncio.Event = field(default_factory=asyncio.Event)
     viewers: dict[str, Viewer] = field(default_factory=dict)
@@ -266,11 +268,17 @@ class Relay:
         return True
 
     async def wait_live(self, stream_id: str, timeout: float) -> bool:
-        """Wait until media of this stream arrives (at most `timeout` seconds)."""
-        stream = self._stream(stream_id)
+        """Wait until media of this stream arrives (at most `timeout` seconds). A stream
+        not published yet is waited for too, without creating it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (stream := self.streams.get(stream_id)) is None:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
         if not stream.live(self._clock()):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stream.media.wait(), timeout)
+                await asyncio.wait_for(stream.media.wait(), max(0.0, deadline - loop.time()))
         return stream.live(self._clock())
 
     async def watch(self) -> None:
@@ -279,7 +287,10 @@ class Relay:
         at once; the publisher's agent and the viewer reconnect by themselves."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
-            await self.check_paths(self._clock())
+            try:
+                await self.check_paths(self._clock())
+            except Exception:
+                log.exception("watchdog_failed")
 
     async def check_paths(self, now: float) -> None:
         for stream_id, stream in list(self.streams.items()):
@@ -300,12 +311,11 @@ class Relay:
                     log.warning("viewer_silent", stream_id=stream_id, session=viewer_session)
                     self.viewers_dropped += 1
                     await self._viewer_gone(stream_id, viewer_session)
-            idle_since = stream.last_media or stream.created
-            if (
-                stream.publisher is None
-                and not stream.viewers
-                and now - idle_since > FORGET_AFTER_S
-            ):
+            if stream.publisher is not None or stream.viewers:
+                stream.idle_since = None
+            elif stream.idle_since is None:
+                stream.idle_since = now
+            elif now - stream.idle_since > FORGET_AFTER_S and self.streams.get(stream_id) is stream:
                 del self.streams[stream_id]
 
     def _silent(

@@ -26,6 +26,7 @@ BROKER_PORT = 1883
 UNIT = "unit-lab-1"
 KEEPALIVE_S = 8
 STARTUP_S = 40.0
+FREEZE_S = 0.5
 
 
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -223,11 +224,22 @@ class ViewerResult:
     def joins(self) -> int:
         return int(self.raw.get("joins", 0))
 
-    def back_after(self, t: float, frames: int = 5) -> float:
-        """Seconds from `t` until video decodes again (`frames` frames after `t`)."""
-        after = [d for d in self.decoded if d > t]
-        assert len(after) >= frames, f"no video after the fault ({len(after)} frames)"
-        return after[frames - 1] - t
+    def back_after(self, t: float) -> float:
+        """Seconds from `t` until video decodes again: to the first frame after the first
+        freeze (> 0.5 s without a frame) that the fault caused, or to the first frame
+        after `t` if the video never froze. Video must have flowed just before `t`."""
+        times = self.decoded
+        assert any(t - 2.0 <= d <= t for d in times), "no video before the fault"
+        previous = max((d for d in times if d <= t), default=t)
+        for d in (d for d in times if d > t):
+            if d - previous > FREEZE_S:
+                return d - t
+            previous = d
+            if d - t > FREEZE_S:
+                break  # frames kept coming: no freeze
+        after = [d for d in times if d > t]
+        assert after, "no video after the fault"
+        return after[0] - t
 
     def fps(self, start: float, end: float) -> float:
         return sum(start <= d < end for d in self.decoded) / (end - start)

@@ -156,6 +156,7 @@ def test_handover(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) ->
     check_events(site, events, chaos_report, scenario)
 
 
+@pytest.mark.timeout(360)
 def test_slow_link_400ms_jitter_for_two_minutes(
     site: Site, fault_lab: FaultLab, chaos_report: ChaosReport
 ) -> None:
@@ -181,6 +182,7 @@ def test_slow_link_400ms_jitter_for_two_minutes(
     check_events(site, events, chaos_report, scenario)
 
 
+@pytest.mark.timeout(240)
 def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) -> None:
     scenario = "uplink 150 kbit/s"
     grant = site.remote_start()
@@ -210,6 +212,7 @@ def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: Cha
     check_events(site, events, chaos_report, scenario)
 
 
+@pytest.mark.timeout(360)
 def test_link_cut_two_minutes(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) -> None:
     scenario = "link cut 120 s"
     grant = site.remote_start()

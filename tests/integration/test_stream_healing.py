@@ -22,6 +22,13 @@ async def live_streams(http: httpx.AsyncClient) -> dict[str, Any]:
     return {s["stream_id"]: s for s in (await http.get("/api/v1/streams")).json() if s["live"]}
 
 
+async def started(http: httpx.AsyncClient, unit: str) -> dict[str, Any]:
+    answer = await http.post(f"/api/v1/units/{unit}/stream")
+    assert answer.status_code == 200, answer.text
+    grant: dict[str, Any] = answer.json()
+    return grant
+
+
 async def decoding_again(central: Central, stream_id: str, token: str) -> RelayViewer:
     """A viewer joined anew (as a page does after its session died) decodes frames."""
     while True:
@@ -53,7 +60,7 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
             httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
         ):
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
-            grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            grant = await started(http, unit)
             worker = central.pool.workers[0]
             assert worker.proc is not None
             worker.proc.kill()
@@ -84,7 +91,7 @@ async def test_agent_restart_resumes_its_stream(
         async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
             async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw):
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
-                grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+                grant = await started(http, unit)
             async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw) as again:
                 await wait_for(lambda: again.streams.live, timeout=10)
                 viewer = await asyncio.wait_for(
@@ -118,7 +125,7 @@ async def test_center_restart_keeps_desired_streams_and_tokens(
         ) as agent:
             async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
-                grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+                grant = await started(http, unit)
             await central.stop()
             central = Central(central_settings(broker_url, unique, tmp_path, port))
             await central.start()

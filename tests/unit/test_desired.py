@@ -2,8 +2,10 @@
 
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from central.desired import (
     BIRTH_GRACE_S,
@@ -11,6 +13,7 @@ from central.desired import (
     SELF_HEAL_GRACE_S,
     ActionKind,
     DesiredStream,
+    DesiredStreamRecord,
     StreamPlan,
 )
 from runtime.backoff import Backoff
@@ -106,6 +109,29 @@ def test_restored_streams_skip_expired_ones_and_ask_the_unit_to_rebuild() -> Non
     fresh.restore([old, expired], 200)
     assert [s.stream_id for s in fresh.streams()] == [old.stream_id]
     assert [a.republish for a in fresh.due(200, ONLINE)] == [True]
+
+
+def test_the_answer_to_an_older_start_settles_nothing() -> None:
+    plan, stream = plan_with_stream()
+    first = plan.due(100, ONLINE)[0]
+    plan.relay_lost([stream.stream_id], 101)  # the worker died meanwhile: ask again now
+    second = plan.due(101, ONLINE)[0]
+    assert second.attempt_id != first.attempt_id
+    plan.start_finished(stream.stream_id, False, 102, first.attempt_id)  # late failure
+    assert stream.start_sent == 101 and stream.attempts == 0
+    plan.start_finished(stream.stream_id, True, 102, second.attempt_id)
+    assert stream.start_sent is None
+
+
+def test_restore_keeps_one_stream_per_unit_and_refuses_bad_records() -> None:
+    _, stream = plan_with_stream()
+    twin = stream.record.model_copy(update={"stream_id": "u1-other"})
+    fresh = StreamPlan()
+    fresh.restore([stream.record, twin], 200)
+    assert [s.stream_id for s in fresh.streams()] == [stream.stream_id]
+    for bad in ({"stream_id": "../x"}, {"until": float("inf")}, {"unit_id": "a b"}):
+        with pytest.raises(ValidationError):
+            DesiredStreamRecord.model_validate({**stream.record.model_dump(), **bad})
 
 
 @given(
