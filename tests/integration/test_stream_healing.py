@@ -22,6 +22,15 @@ async def live_streams(http: httpx.AsyncClient) -> dict[str, Any]:
     return {s["stream_id"]: s for s in (await http.get("/api/v1/streams")).json() if s["live"]}
 
 
+async def wait_for_live(http: httpx.AsyncClient, stream_id: str) -> dict[str, Any]:
+    """The API's view catches up with the relay within a reconcile pass or two."""
+    deadline = time.monotonic() + 10
+    while (streams := await live_streams(http)).keys() != {stream_id}:
+        assert time.monotonic() < deadline, streams
+        await asyncio.sleep(0.1)
+    return streams
+
+
 async def started(http: httpx.AsyncClient, unit: str) -> dict[str, Any]:
     answer = await http.post(f"/api/v1/units/{unit}/stream")
     assert answer.status_code == 200, answer.text
@@ -71,8 +80,7 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
             )
             back = time.monotonic() - killed
             print(f"relay worker kill -9: video decoding again after {back:.2f} s")
-            streams = await live_streams(http)
-            assert list(streams) == [grant["stream_id"]]
+            streams = await wait_for_live(http, grant["stream_id"])
             assert streams[grant["stream_id"]]["restarts"] >= 1
             await viewer.close()
 
@@ -97,7 +105,7 @@ async def test_agent_restart_resumes_its_stream(
                 viewer = await asyncio.wait_for(
                     decoding_again(central, grant["stream_id"], grant["token"]), 20
                 )
-                assert list(await live_streams(http)) == [grant["stream_id"]]
+                assert list(await wait_for_live(http, grant["stream_id"])) == [grant["stream_id"]]
                 await viewer.close()
                 stopped = await http.delete(f"/api/v1/units/{unit}/stream")
                 assert stopped.json() == {"stopped": [grant["stream_id"]]}
