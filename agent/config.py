@@ -27,6 +27,33 @@ class SimSettings(Section):
     seed: int | None = Field(default=None, description="Defaults to a hash of the unit id.")
 
 
+class StreamSettings(Section):
+    """Live publishing over a failing or thin uplink."""
+
+    watchdog_s: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=60.0,
+        description="No RTCP from the relay this long while connected: rebuild the session.",
+    )
+    adapt: bool = Field(
+        default=True,
+        description="Step video down (bitrate, substream, keyframes only) on a thin uplink.",
+    )
+    min_bitrate: int = Field(
+        default=64_000,
+        ge=16_000,
+        le=20_000_000,
+        description="Lowest bitrate asked of an encoding source before the next step down.",
+    )
+    media_dscp: int = Field(
+        default=18,
+        ge=0,
+        le=63,
+        description="DiffServ code point of the media socket (AF21, below MQTT's AF31).",
+    )
+
+
 class VideoSettings(Section):
     """The body-cam video: the simulator's test pattern, a file, an RTSP camera or a V4L2 /
     UVC device that encodes H.264."""
@@ -34,6 +61,10 @@ class VideoSettings(Section):
     source: Literal["simulator", "file", "rtsp", "v4l2"] = "simulator"
     file: Path | None = Field(default=None, description="H.264/VP8 file for source=file.")
     url: str | None = Field(default=None, description="rtsp://... for source=rtsp.")
+    substream_url: str | None = Field(
+        default=None,
+        description="rtsp://... low-rate substream of the same camera, for a thin uplink.",
+    )
     device: str = Field(default="/dev/video0", description="Device for source=v4l2.")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     codec: Literal["h264", "vp8"] = "h264"
@@ -42,6 +73,7 @@ class VideoSettings(Section):
     fps: float = Field(default=30.0, ge=1, le=60)
     keyframe_interval_s: float = Field(default=2.0, gt=0, le=60)
     bitrate: int = Field(default=1_000_000, ge=100_000, le=20_000_000)
+    live: StreamSettings = StreamSettings()
 
     @model_validator(mode="after")
     def _file_given(self) -> VideoSettings:
@@ -49,6 +81,10 @@ class VideoSettings(Section):
             raise ValueError("video.file is required when video.source is file")
         if self.source == "rtsp" and not (self.url or "").startswith(("rtsp://", "rtsps://")):
             raise ValueError("video.url (rtsp://...) is required when video.source is rtsp")
+        if self.substream_url is not None and (
+            self.source != "rtsp" or not self.substream_url.startswith(("rtsp://", "rtsps://"))
+        ):
+            raise ValueError("video.substream_url must be rtsp://... with video.source rtsp")
         return self
 
 

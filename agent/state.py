@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.uplink import UplinkReport
 from firmware_bridge import DeviceStatus
 from protocol import (
     CameraStatus,
@@ -15,6 +16,7 @@ from protocol import (
     UnitState,
     Versions,
 )
+from protocol.models import UplinkStatus
 
 LINK_TYPES = {"lte", "5g", "wifi", "ethernet"}
 
@@ -30,6 +32,21 @@ class AgentFacts:
     storage_full: bool
     health: Health
     config: RuntimeConfig
+    uplink: UplinkReport | None = None
+
+
+def uplink_status(report: UplinkReport | None) -> UplinkStatus | None:
+    if report is None:
+        return None
+    return UplinkStatus(
+        degraded=report.degraded,
+        level=report.level,
+        estimate_bps=None
+        if report.estimate_bps is None
+        else min(10_000_000_000, max(0, report.estimate_bps)),
+        loss_pct=None if report.loss is None else round(100 * min(1.0, report.loss), 1),
+        rtt_ms=None if report.rtt_s is None else min(600_000, max(0, round(1000 * report.rtt_s))),
+    )
 
 
 def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
@@ -60,6 +77,7 @@ def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
             full=facts.storage_full,
         ),
         link=LinkStatus(type=link_type, signal_dbm=device.signal_dbm),
+        uplink=uplink_status(facts.uplink),
         versions=Versions(agent=facts.version, firmware=device.firmware),
         uptime_s=facts.uptime_s,
         health=facts.health,
@@ -78,6 +96,7 @@ def _significant(state: UnitState) -> tuple[object, ...]:
         None if state.battery_pct is None else int(state.battery_pct),
         state.camera,
         state.link.type,
+        None if state.uplink is None else (state.uplink.degraded, state.uplink.level),
         state.versions,
         state.config,
         storage_pct,

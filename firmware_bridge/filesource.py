@@ -54,6 +54,14 @@ class FileVideoSource:
     def request_keyframe(self) -> None:
         """Pass-through cannot make keyframes; the file's own keyframes come in time."""
 
+    @property
+    def nominal_bitrate(self) -> int | None:
+        """The file's bitrate is what it is: pass-through cannot change it."""
+        return None
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """Pass-through cannot re-encode; the live stream steps down by other means."""
+
     async def frames(self) -> AsyncIterator[EncodedFrame]:
         loop = asyncio.get_running_loop()
         offset = 0

@@ -2,7 +2,8 @@
 devices that deliver H.264. Packets pass through as received, no decode, no encode.
 Demuxing blocks, so it runs in a thread of its own that hands frames to the event loop;
 when the camera goes away the source reconnects with the caller's backoff, for as long as
-it is read."""
+it is read. `SubstreamSwitch` serves a live stream from a camera's main stream or its
+low-rate substream, switching between them while running."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import av
@@ -21,10 +23,12 @@ from firmware_bridge.media import (
     EncodedAudio,
     EncodedFrame,
     VideoCodec,
+    VideoSource,
     audio_format,
 )
 
 FRAME_QUEUE = 120
+SWITCH_QUEUE = 8
 OPEN_TIMEOUT_US = 5_000_000
 NAL_SPS = 7
 
@@ -183,3 +187,133 @@ def v4l2_source(
         "framerate": f"{fps:g}",
     }
     return LiveVideoSource(device, retry_delay, container_format="v4l2", options=options)
+
+
+class _Timeline:
+    """Timestamps that continue across a switch: the new stream's first keyframe follows the
+    last frame sent by the capture time between them."""
+
+    def __init__(self) -> None:
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._last_at: float | None = None
+
+    def is_after_last(self, frame: EncodedFrame) -> bool:
+        return self._last_at is None or frame.captured_at >= self._last_at
+
+    def place(self, frame: EncodedFrame) -> EncodedFrame:
+        self._last_pts, self._last_at = frame.pts + self._offset, frame.captured_at
+        return replace(frame, pts=self._last_pts) if self._offset else frame
+
+    def rebase(self, frame: EncodedFrame) -> EncodedFrame:
+        if self._last_pts is not None and self._last_at is not None:
+            gap = max(1, round((frame.captured_at - self._last_at) * CLOCK_RATE))
+            self._offset = self._last_pts + gap - frame.pts
+        return self.place(frame)
+
+
+_Item = tuple[bool, EncodedFrame | None] | None  # (from the substream?, frame or end); None: wake
+
+
+class SubstreamSwitch:
+    """A live stream from a camera's main stream, or from its low-rate substream while
+    `use_substream(True)`. A switch takes effect at the other stream's first keyframe
+    captured after the last frame sent (the old stream flows until then), so a viewer never
+    gets a broken picture; timestamps continue across it. Only the stream in use is read,
+    both during a switch, so the substream's connection exists only while it is wanted."""
+
+    def __init__(self, main: VideoSource, sub: VideoSource) -> None:
+        if sub.codec != main.codec:
+            raise LiveSourceError(f"substream codec {sub.codec} differs from {main.codec}")
+        self.codec: VideoCodec = main.codec
+        self._main, self._sub = main, sub
+        self._want_sub = False
+        self._wake: Callable[[], None] | None = None
+        self.on_substream = False
+        self.switches = 0
+
+    def _current(self) -> VideoSource:
+        return self._sub if self.on_substream else self._main
+
+    @property
+    def width(self) -> int:
+        return self._current().width
+
+    @property
+    def height(self) -> int:
+        return self._current().height
+
+    @property
+    def fps(self) -> float:
+        return self._current().fps
+
+    def request_keyframe(self) -> None:
+        self._current().request_keyframe()
+
+    def use_substream(self, on: bool) -> None:
+        self._want_sub = on
+        if self._wake is not None:
+            self._wake()
+
+    async def _pump(self, on_sub: bool, queue: asyncio.Queue[_Item]) -> None:
+        frames = (self._sub if on_sub else self._main).frames()
+        try:
+            async for frame in frames:
+                await queue.put((on_sub, frame))
+            await queue.put((on_sub, None))
+        finally:
+            closer = getattr(frames, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def frames(self) -> AsyncIterator[EncodedFrame]:
+        queue: asyncio.Queue[_Item] = asyncio.Queue(SWITCH_QUEUE)
+        pumps: dict[bool, asyncio.Task[None]] = {}
+
+        def start(on_sub: bool) -> None:
+            name = "substream" if on_sub else "main-stream"
+            pumps[on_sub] = asyncio.create_task(self._pump(on_sub, queue), name=name)
+
+        async def stop(on_sub: bool) -> None:
+            task = pumps.pop(on_sub, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+        def wake() -> None:
+            if not queue.full():
+                queue.put_nowait(None)
+
+        current = self.on_substream = self._want_sub
+        timeline = _Timeline()
+        start(current)
+        self._wake = wake
+        try:
+            while True:
+                want, other = self._want_sub, not current
+                if want == other and other not in pumps:
+                    start(other)
+                    (self._sub if other else self._main).request_keyframe()
+                elif want == current and other in pumps:
+                    await stop(other)
+                item = await queue.get()
+                if item is None or item[0] not in pumps:
+                    continue
+                on_sub, frame = item
+                if frame is None:
+                    if on_sub == current:
+                        return
+                    # The other stream is gone: stay on this one until asked again.
+                    await stop(on_sub)
+                    self._want_sub = current
+                elif on_sub == current:
+                    yield timeline.place(frame)
+                elif frame.keyframe and timeline.is_after_last(frame):
+                    await stop(current)
+                    current = self.on_substream = on_sub
+                    self.switches += 1
+                    yield timeline.rebase(frame)
+        finally:
+            self._wake = None
+            for on_sub in list(pumps):
+                await stop(on_sub)

@@ -82,6 +82,23 @@ class VideoSource(Protocol):
 
 
 @runtime_checkable
+class RateControl(Protocol):
+    """Optional capability of a video source: change the bitrate while running, without a
+    restart (a thin uplink). Only a source that encodes itself can; pass-through sources
+    (files, RTSP and V4L2 cameras) report `nominal_bitrate` None and ignore `set_bitrate`."""
+
+    @property
+    def nominal_bitrate(self) -> int | None:
+        """The configured bitrate (bits per second), or None if the rate cannot change."""
+        ...
+
+    def set_bitrate(self, bitrate: int) -> None:
+        """Aim at `bitrate` (capped at the nominal one) from the next frame on; the source
+        picks a frame rate to suit and avoids a keyframe where its encoder allows."""
+        ...
+
+
+@runtime_checkable
 class AudioSource(Protocol):
     """A source that also has sound: it hands each audio packet, as read, to `audio_sink`
     (set by the consumer before reading frames; None: the source drops its audio)."""

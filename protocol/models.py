@@ -62,6 +62,18 @@ class LinkStatus(ContractModel):
     signal_dbm: int | None = Field(default=None, ge=-200, le=0)
 
 
+class UplinkStatus(ContractModel):
+    """The live stream's uplink as the unit judges it from the relay's reports; present only
+    while the unit streams. `degraded`: the unit sends less video than configured (`level`)
+    so that status keeps flowing."""
+
+    degraded: bool = False
+    level: Literal["normal", "reduced", "substream", "keyframes"] = "normal"
+    estimate_bps: int | None = Field(default=None, ge=0, le=10_000_000_000)
+    loss_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    rtt_ms: int | None = Field(default=None, ge=0, le=600_000)
+
+
 class Versions(ContractModel):
     agent: ShortText
     firmware: ShortText | None = None
@@ -94,6 +106,7 @@ class UnitState(ContractModel):
     camera: CameraStatus
     storage: StorageStatus | None = None
     link: LinkStatus = LinkStatus()
+    uplink: UplinkStatus | None = None
     versions: Versions
     uptime_s: float = Field(ge=0, allow_inf_nan=False)
     health: Health

@@ -1,0 +1,232 @@
+"""The degrade ladder: how much video the uplink gets, so that video never starves status
+(pure: no clock of its own; fed one estimator sample per receiver report).
+
+Steps, each only where the source offers it:
+  normal    -> the camera as configured;
+  reduced   -> a lower bitrate where the agent encodes (the simulator), adjusted within the
+               step: down to a share of the estimate, up by a factor while the link is clean;
+  substream -> the camera's own low-rate stream (RTSP cameras usually offer one);
+  keyframes -> keyframes only, every other frame dropped before the packetizer.
+
+Down: congestion (smoothed loss, queueing delay over the session's floor RTT, or REMB well
+below what we send) on consecutive reports, once the previous change had time to show. The
+estimate at that moment is the link's ceiling.
+Up: a clean link for a hold time. Within the reduced step the bitrate climbs up to a share
+(`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
+Going past the ceiling, or to a higher step, is a probe: it waits for the probe hold. A probe
+the link carries clears the ceiling; a probe soon undone doubles the probe hold (so a link
+that carries only the lower rate is probed less and less often); a step up that holds for
+`stable_s` resets it. The down and up thresholds differ, so a link between them stays put.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.uplink import LEVELS, Level, UplinkSample
+
+
+@dataclass(frozen=True, slots=True)
+class LadderConfig:
+    loss_bad: float = 0.08
+    loss_ok: float = 0.02
+    queueing_bad_s: float = 0.3
+    queueing_ok_s: float = 0.1
+    remb_overuse: float = 0.75
+    bad_samples: int = 2
+    settle_s: float = 2.5
+    up_hold_s: float = 4.0
+    up_hold_max_s: float = 60.0
+    stable_s: float = 30.0
+    headroom: float = 0.7
+    increase: float = 1.3
+    probe_past: float = 1.15
+    decrease: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.loss_ok < self.loss_bad <= 1:
+            raise ValueError("need 0 <= loss_ok < loss_bad <= 1")
+        if not 0 <= self.queueing_ok_s < self.queueing_bad_s:
+            raise ValueError("need 0 <= queueing_ok_s < queueing_bad_s")
+        if not (0 < self.headroom <= 1 and 0 < self.decrease < 1 < self.increase):
+            raise ValueError("need 0 < headroom <= 1 and 0 < decrease < 1 < increase")
+        if self.probe_past <= 1:
+            raise ValueError("need probe_past > 1")
+        if not 0 < self.up_hold_s <= self.up_hold_max_s or self.bad_samples < 1:
+            raise ValueError("need 0 < up_hold_s <= up_hold_max_s and bad_samples >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What the publisher sends. `target_bps` is the encoder's bitrate on the reduced step,
+    and stays at its floor on the steps below it when the source has no substream."""
+
+    level: Level = "normal"
+    target_bps: int | None = None
+
+
+class DegradeLadder:
+    def __init__(
+        self,
+        levels: Sequence[Level],
+        nominal_bps: int | None = None,
+        min_bps: int = 64_000,
+        config: LadderConfig = LadderConfig(),
+    ) -> None:
+        wanted = set(levels) | {"normal", "keyframes"}
+        if "reduced" in wanted and (nominal_bps is None or nominal_bps <= min_bps):
+            wanted.discard("reduced")
+        self.levels: tuple[Level, ...] = tuple(level for level in LEVELS if level in wanted)
+        self.nominal_bps = nominal_bps
+        self.min_bps = min_bps
+        self.config = config
+        self.setting = Setting()
+        self.hold_s = config.up_hold_s
+        self.reason: str | None = None
+        self.ceiling_bps: int | None = None
+        self._changed_at: float | None = None
+        self._went_up_at: float | None = None
+        self._bad = 0
+        self._good_since: float | None = None
+
+    def congestion(self, sample: UplinkSample) -> str | None:
+        """Judged on the latest report alone (consecutive ones make it stick); `clean` uses
+        the smoothed loss, so a link just back from a loss burst is not probed at once."""
+        c = self.config
+        if sample.last_loss is not None and sample.last_loss >= c.loss_bad:
+            return "loss"
+        if sample.queueing_s is not None and sample.queueing_s >= c.queueing_bad_s:
+            return "queueing"
+        if (
+            sample.remb_bps is not None
+            and sample.sent_bps > 0
+            and sample.remb_bps < c.remb_overuse * sample.sent_bps
+        ):
+            return "remb"
+        return None
+
+    def clean(self, sample: UplinkSample) -> bool:
+        c = self.config
+        return (
+            sample.loss is not None
+            and sample.loss <= c.loss_ok
+            and (sample.queueing_s is None or sample.queueing_s <= c.queueing_ok_s)
+            and (sample.remb_bps is None or sample.remb_bps >= sample.sent_bps)
+        )
+
+    def update(self, now: float, sample: UplinkSample) -> Setting | None:
+        """The new setting, or None if it stays."""
+        if self._changed_at is not None and now - self._changed_at < self.config.settle_s:
+            return None  # what the link does now still shows the previous setting
+        congested = self.congestion(sample)
+        self._bad = self._bad + 1 if congested else 0
+        if self.clean(sample):
+            self._good_since = now if self._good_since is None else self._good_since
+        else:
+            self._good_since = None
+        if (
+            self._went_up_at is not None
+            and congested is None
+            and now - self._went_up_at >= self.config.stable_s
+        ):
+            self._went_up_at = None
+            self.hold_s = self.config.up_hold_s
+        if congested is not None and self._bad >= self.config.bad_samples:
+            down = self._change(now, self._down(sample), congested, up=False)
+            if down is not None and sample.estimate_bps is not None:
+                self.ceiling_bps = sample.estimate_bps
+            return down
+        step = self._up(sample)
+        if step is None or self._good_since is None:
+            return None
+        setting, probe = step
+        if now - self._good_since < (self.hold_s if probe else self.config.up_hold_s):
+            return None
+        target = self.setting.target_bps
+        if (
+            self.setting.level == "reduced"
+            and self.ceiling_bps is not None
+            and target is not None
+            and target > self.ceiling_bps
+        ):
+            self.ceiling_bps = None  # the last probe held: the link carries more than that
+        return self._change(now, setting, "clean", up=probe)
+
+    def _change(self, now: float, new: Setting | None, reason: str, up: bool) -> Setting | None:
+        if new is None or new == self.setting:
+            return None
+        if up:
+            self._went_up_at = now
+        elif self._went_up_at is not None:
+            # The link did not carry the probe: wait longer before the next one.
+            self._went_up_at = None
+            self.hold_s = min(self.config.up_hold_max_s, 2 * self.hold_s)
+        self.setting, self.reason = new, reason
+        self._changed_at, self._bad, self._good_since = now, 0, None
+        return new
+
+    def forget(self) -> None:
+        """A new network: its ceiling is unknown, and probing starts afresh."""
+        self.ceiling_bps = None
+        self.hold_s = self.config.up_hold_s
+        self._went_up_at = None
+
+    def _below(self, level: Level) -> Level | None:
+        index = self.levels.index(level)
+        return self.levels[index + 1] if index + 1 < len(self.levels) else None
+
+    def _above(self, level: Level) -> Level | None:
+        index = self.levels.index(level)
+        return self.levels[index - 1] if index > 0 else None
+
+    def _fit(self, sample: UplinkSample, ceiling: int) -> int:
+        """A bitrate that leaves the rest of the estimate to status and overhead."""
+        fit = ceiling
+        if sample.estimate_bps is not None:
+            fit = min(fit, round(self.config.headroom * sample.estimate_bps))
+        return max(self.min_bps, fit)
+
+    def _floor_target(self) -> int | None:
+        return self.min_bps if "reduced" in self.levels else None
+
+    def _down(self, sample: UplinkSample) -> Setting | None:
+        level, target = self.setting.level, self.setting.target_bps
+        decrease = self.config.decrease
+        if level == "reduced" and target is not None and target > self.min_bps:
+            return Setting("reduced", self._fit(sample, round(decrease * target)))
+        below = self._below(level)
+        if below is None:
+            return None
+        if below == "reduced":
+            assert self.nominal_bps is not None
+            return Setting("reduced", self._fit(sample, round(decrease * self.nominal_bps)))
+        return Setting(below, self._floor_target())
+
+    def _up(self, sample: UplinkSample) -> tuple[Setting, bool] | None:
+        """The next step up, and whether it is a probe."""
+        level, target = self.setting.level, self.setting.target_bps
+        if level == "reduced" and target is not None and self.nominal_bps is not None:
+            c = self.config
+            ceiling = self.ceiling_bps
+            raised, probe = round(c.increase * target), False
+            if ceiling is not None and target <= ceiling:
+                cap = round(c.headroom * ceiling)
+                if target < cap:
+                    raised = min(raised, cap)
+                else:
+                    raised, probe = max(raised, round(c.probe_past * ceiling)), True
+            if raised >= self.nominal_bps:
+                return Setting("normal"), probe
+            return Setting("reduced", raised), probe
+        above = self._above(level)
+        if above is None:
+            return None
+        if above == "reduced":
+            # Coming back to the main stream: start near what the link carried below.
+            assert self.nominal_bps is not None
+            start = max(self.min_bps, round(self.config.increase * sample.sent_bps))
+            return Setting("reduced", min(start, self.nominal_bps)), True
+        if above == "normal":
+            return Setting("normal"), True
+        return Setting(above, self._floor_target()), True

@@ -1,0 +1,64 @@
+"""Is the media path to the relay alive? (pure: the caller passes the time in)
+
+The relay's receiver sends an RTCP receiver report about every second for as long as it
+holds our stream, so silence means the path or the relay is gone, long before ICE gives up
+(a cut past ~30 s only ever shows as "closed", never "failed"). Reports that keep coming
+while the highest sequence number they acknowledge stands still mean the path towards the
+relay is gone while the one back still works (a one-way cut).
+
+Both clocks start with the first frame sent: a relay that has received nothing reports
+nothing, and a camera that delivers nothing is not a dead path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Expiry = Literal["no_rtcp", "no_progress"]
+
+
+class MediaWatchdog:
+    def __init__(self, timeout_s: float = 3.0) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.timeout_s = timeout_s
+        self._first_sent: float | None = None
+        self._last_rtcp: float | None = None
+        # The first frame sent since the relay last acknowledged new packets.
+        self._unacknowledged_since: float | None = None
+
+    @property
+    def heard(self) -> bool:
+        """The relay has reported at least once on this session."""
+        return self._last_rtcp is not None
+
+    def sent(self, now: float) -> None:
+        """A frame went to the packetizer."""
+        if self._first_sent is None:
+            self._first_sent = now
+        if self._unacknowledged_since is None:
+            self._unacknowledged_since = now
+
+    def rtcp(self, now: float) -> None:
+        """Any RTCP packet from the relay (report, REMB, NACK, PLI) arrived."""
+        self._last_rtcp = now
+
+    def progress(self, now: float) -> None:
+        """A receiver report acknowledged packets beyond the previous report's."""
+        self._last_rtcp = now
+        self._unacknowledged_since = None
+
+    def expired(self, now: float) -> Expiry | None:
+        if self._first_sent is None:
+            return None
+        quiet_since = max(self._first_sent, self._last_rtcp or self._first_sent)
+        if now - quiet_since > self.timeout_s:
+            return "no_rtcp"
+        # Before the first report the silence rule above decides alone.
+        if (
+            self._last_rtcp is not None
+            and self._unacknowledged_since is not None
+            and now - self._unacknowledged_since > self.timeout_s
+        ):
+            return "no_progress"
+        return None

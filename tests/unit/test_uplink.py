@@ -1,0 +1,267 @@
+"""The uplink estimate and the degrade ladder, fed synthetic report sequences."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from agent.ladder import DegradeLadder, LadderConfig, Setting
+from agent.state import uplink_status
+from agent.uplink import Level, UplinkEstimator, UplinkReport, UplinkSample
+from protocol.models import UnitState
+
+FPS = 30
+NOMINAL = 280_000
+
+
+def sample(
+    sent: int = NOMINAL,
+    loss: float | None = 0.0,
+    queueing: float | None = 0.0,
+    remb: int | None = None,
+    estimate: int | None = None,
+) -> UplinkSample:
+    return UplinkSample(
+        sent_bps=sent,
+        loss=loss,
+        last_loss=loss,
+        queueing_s=queueing,
+        remb_bps=remb,
+        estimate_bps=estimate if estimate is not None else sent,
+    )
+
+
+def feed(
+    ladder: DegradeLadder, samples: Sequence[UplinkSample], start: float = 0.0
+) -> list[tuple[float, Setting]]:
+    changes = []
+    for i, s in enumerate(samples):
+        now = start + i
+        new = ladder.update(now, s)
+        if new is not None:
+            changes.append((now, new))
+    return changes
+
+
+# ---- estimator ---------------------------------------------------------------------------
+
+
+def test_sent_rate_over_the_window() -> None:
+    est = UplinkEstimator(window_s=2.0)
+    assert est.sent_bps(0.0) == 0
+    for i in range(60):  # 2 s of 1000-byte frames at 30 fps: 240 kbit/s
+        est.sent(i / FPS, 1000)
+    assert est.sent_bps(59 / FPS) == pytest.approx(240_000, rel=0.05)
+    assert est.sent_bps(10.0) == 0  # nothing sent lately
+
+
+def test_loss_is_smoothed_and_rtt_growth_is_queueing() -> None:
+    est = UplinkEstimator(loss_weight=0.5)
+    est.report(1.0, 0.0, 0.001, 0.050)
+    est.report(2.0, 0.4, 0.002, 0.090)
+    s = est.sample(2.0)
+    assert s.loss == pytest.approx(0.2) and s.last_loss == pytest.approx(0.4)
+    assert s.rtt_s == pytest.approx(0.090) and s.queueing_s == pytest.approx(0.040)
+    est.report(3.0, 0.0, 0.001, None)  # no RTT in this report: the last one stands
+    assert est.sample(3.0).rtt_s == pytest.approx(0.090)
+
+
+def test_estimate_is_remb_when_clean_and_what_arrives_when_lossy() -> None:
+    est = UplinkEstimator(window_s=1.0, remb_fresh_s=2.0)
+    for i in range(30):
+        est.sent(i / FPS, 1250)  # 300 kbit/s
+    est.report(1.0, 0.0, 0.0, 0.05)
+    assert est.sample(1.0).estimate_bps == pytest.approx(300_000, rel=0.05)
+    est.remb(1.0, 420_000)
+    assert est.sample(1.0).estimate_bps == 420_000
+    est.report(1.0, 0.5, 0.0, 0.05)  # half lost: what arrives is half of what was sent
+    assert est.sample(1.0).estimate_bps == pytest.approx(150_000, rel=0.05)
+    assert est.sample(5.0).remb_bps is None  # stale
+
+
+# ---- ladder ------------------------------------------------------------------------------
+
+
+def simulator_ladder(**overrides: Any) -> DegradeLadder:
+    return DegradeLadder(
+        ("normal", "reduced", "keyframes"), NOMINAL, 64_000, LadderConfig(**overrides)
+    )
+
+
+def test_a_clean_link_stays_normal() -> None:
+    ladder = simulator_ladder()
+    assert feed(ladder, [sample()] * 120) == []
+    assert ladder.setting == Setting("normal")
+
+
+def test_one_bad_report_is_not_congestion() -> None:
+    ladder = simulator_ladder()
+    assert feed(ladder, [sample(), sample(loss=0.5), sample(), sample()]) == []
+
+
+def test_losses_between_the_thresholds_change_nothing() -> None:
+    """Hysteresis: 5 % is not bad enough to step down, nor clean enough to step up."""
+    ladder = simulator_ladder()
+    assert feed(ladder, [sample(loss=0.05)] * 60) == []
+    ladder.setting = Setting("reduced", 100_000)
+    assert feed(ladder, [sample(sent=100_000, loss=0.05)] * 60) == []
+
+
+def test_thin_link_steps_down_to_a_share_of_what_arrives() -> None:
+    ladder = simulator_ladder()
+    changes = feed(ladder, [sample(loss=0.46, estimate=150_000)] * 3)
+    assert [c.level for _, c in changes] == ["reduced"]
+    target = changes[0][1].target_bps
+    assert target is not None and target <= 0.7 * 150_000
+    assert ladder.reason == "loss"
+
+
+def test_still_congested_goes_lower_then_to_keyframes_only() -> None:
+    ladder = simulator_ladder(settle_s=2.0)
+    changes = feed(ladder, [sample(loss=0.3, estimate=40_000)] * 40)
+    levels = [c.level for _, c in changes]
+    assert levels[0] == "reduced" and levels[-1] == "keyframes"
+    targets = [c.target_bps or 0 for _, c in changes if c.level == "reduced"]
+    assert targets == sorted(targets, reverse=True) and targets[-1] == 64_000
+    times = [t for t, _ in changes]
+    assert all(b - a >= 2.0 for a, b in itertools.pairwise(times))  # settles
+
+
+def test_queueing_delay_and_low_remb_are_congestion_too() -> None:
+    assert simulator_ladder().congestion(sample(queueing=0.5)) == "queueing"
+    assert simulator_ladder().congestion(sample(remb=150_000)) == "remb"
+    assert simulator_ladder().congestion(sample(remb=300_000, queueing=0.05)) is None
+
+
+def test_recovery_raises_the_bitrate_then_returns_to_normal() -> None:
+    ladder = simulator_ladder(up_hold_s=4.0, settle_s=2.0)
+    ladder.setting = Setting("reduced", 90_000)
+    changes = feed(ladder, [sample(sent=90_000, remb=200_000)] * 60)
+    levels = [c.level for _, c in changes]
+    assert levels[-1] == "normal" and set(levels[:-1]) == {"reduced"}
+    targets = [c.target_bps or 0 for _, c in changes[:-1]]
+    assert targets == sorted(targets) and all(0 < t < NOMINAL for t in targets)
+    assert changes[1][0] - changes[0][0] >= 4.0  # held clean before each step
+
+
+def test_a_step_up_the_link_cannot_carry_doubles_the_hold() -> None:
+    ladder = DegradeLadder(("normal", "keyframes"), None, config=LadderConfig(up_hold_s=4.0))
+    ladder.setting = Setting("keyframes")
+    assert ladder.levels == ("normal", "keyframes")
+    clean, lossy = sample(sent=40_000), sample(loss=0.4)
+    first = feed(ladder, [clean] * 6)
+    assert [c.level for _, c in first] == ["normal"]
+    down = feed(ladder, [lossy] * 4, start=10)
+    assert [c.level for _, c in down] == ["keyframes"] and ladder.hold_s == 8.0
+    # Now it waits 8 s of clean reports, not 4, before trying again.
+    again = feed(ladder, [clean] * 12, start=20)
+    assert again and again[0][0] - 20 >= 8.0
+    # Holding the step up for `stable_s` forgets the failures.
+    feed(ladder, [clean] * 40, start=40)
+    assert ladder.hold_s == 4.0
+
+
+def test_a_camera_with_a_substream_uses_it_before_keyframes_only() -> None:
+    ladder = DegradeLadder(("normal", "substream", "keyframes"), None)
+    assert ladder.levels == ("normal", "substream", "keyframes")
+    down = feed(ladder, [sample(loss=0.3)] * 12)
+    assert [c.level for _, c in down] == ["substream", "keyframes"]
+    up = feed(ladder, [sample(sent=60_000)] * 30, start=20)
+    assert [c.level for _, c in up] == ["substream", "normal"]
+
+
+def test_reduced_needs_a_nominal_rate_above_the_floor() -> None:
+    assert DegradeLadder(("normal", "reduced"), None).levels == ("normal", "keyframes")
+    assert DegradeLadder(("normal", "reduced"), 50_000, 64_000).levels == (
+        "normal",
+        "keyframes",
+    )
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        LadderConfig(loss_ok=0.1, loss_bad=0.05)
+    with pytest.raises(ValueError):
+        LadderConfig(increase=0.9)
+
+
+# ---- the ladder closing the loop over a simulated thin link --------------------------------
+
+
+def run_link(
+    ladder: DegradeLadder, capacity: Sequence[int], seconds_each: int
+) -> list[tuple[float, Level, int]]:
+    """A link of `capacity` bit/s (one value per phase) under an encoder that hits its
+    target exactly; the relay reports once a second. Returns (time, level, rate sent)."""
+    est = UplinkEstimator()
+    trace: list[tuple[float, Level, int]] = []
+    now = 0.0
+    queue_s = 0.0
+    for cap in capacity:
+        for _ in range(seconds_each):
+            setting = ladder.setting
+            rate = setting.target_bps if setting.level == "reduced" else NOMINAL
+            assert rate is not None
+            if setting.level == "keyframes":
+                rate = rate // 10
+            for i in range(FPS):
+                est.sent(now + i / FPS, rate // 8 // FPS)
+            now += 1.0
+            loss = max(0.0, 1 - cap / rate) if rate > cap else 0.0
+            queue_s = min(0.4, queue_s + 0.2) if rate > cap else max(0.0, queue_s - 0.2)
+            est.report(now, loss, 0.002, 0.05 + queue_s)
+            ladder.update(now, est.sample(now))
+            trace.append((now, ladder.setting.level, rate))
+    return trace
+
+
+def test_at_150_kbits_video_fits_with_room_to_spare_and_does_not_flap() -> None:
+    capacity = 150_000
+    ladder = simulator_ladder()
+    trace = run_link(ladder, [1_000_000, capacity, 1_000_000], seconds_each=120)
+    thin = trace[150:240]  # the second half of the thin phase: settled
+    assert {level for _, level, _ in thin} == {"reduced"}
+    rates = sorted(rate for _, _, rate in thin)
+    assert rates[len(rates) // 2] <= 0.75 * capacity  # it rests with room for status
+    over = [rate for rate in rates if rate > capacity]
+    assert len(over) <= 0.1 * len(thin)  # probes past the ceiling are short and rare
+    probes = [t for (t, _, a), (_, _, b) in itertools.pairwise(thin) if b > a]
+    assert all(b - a > 10 for a, b in itertools.pairwise(probes))  # holds doubled
+    assert trace[-1][1] == "normal"  # and back to full quality once the link recovers
+
+
+def test_a_new_network_forgets_the_ceiling_and_the_probe_hold() -> None:
+    ladder = simulator_ladder()
+    run_link(ladder, [150_000], seconds_each=90)
+    assert ladder.ceiling_bps is not None and ladder.hold_s > 4.0
+    ladder.forget()
+    assert ladder.ceiling_bps is None and ladder.hold_s == 4.0
+    assert ladder.setting.level == "reduced"  # the step stays until reports say otherwise
+
+
+def test_reports_map_to_the_state_contract() -> None:
+    report = UplinkReport("reduced", estimate_bps=140_000, loss=0.123, rtt_s=0.0814)
+    status = uplink_status(report)
+    assert status is not None and status.degraded and status.level == "reduced"
+    assert status.loss_pct == 12.3 and status.rtt_ms == 81 and status.estimate_bps == 140_000
+    assert uplink_status(None) is None
+    assert not UplinkReport().degraded
+    old = {
+        "camera": {"connected": True},
+        "versions": {"agent": "1"},
+        "uptime_s": 1.0,
+        "health": {
+            "outbox_rows": 0,
+            "outbox_dropped": 0,
+            "mqtt_connects": 1,
+            "commands_rejected": 0,
+        },
+    }
+    assert UnitState.model_validate(old).uplink is None  # older units still validate
+    new = UnitState.model_validate({**old, "uplink": {"degraded": True, "level": "keyframes"}})
+    assert new.uplink is not None and new.uplink.estimate_bps is None
+    with pytest.raises(ValueError):
+        UnitState.model_validate({**old, "uplink": {"degraded": True, "colour": "red"}})
