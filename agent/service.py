@@ -228,6 +228,7 @@ class Agent:
             version=__version__,
             uptime_s=max(0.0, self._clock() - self._started),
             streaming=self.streams.live,
+            uplink=self.streams.uplink,
             recording=self.evidence is not None and self.evidence.recording,
             storage_full=self.evidence is not None and self.evidence.storage_full,
             health=Health(
