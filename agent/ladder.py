@@ -8,15 +8,16 @@ Steps, each only where the source offers it:
   substream -> the camera's own low-rate stream (RTSP cameras usually offer one);
   keyframes -> keyframes only, every other frame dropped before the packetizer.
 
-Down: congestion (smoothed loss, queueing delay over the session's floor RTT, or REMB well
-below what we send) on consecutive reports, once the previous change had time to show. The
-estimate at that moment is the link's ceiling.
+Down: congestion (loss in the latest report, queueing delay over the session's floor RTT,
+or REMB well below what we send) on consecutive reports, once the previous change had time
+to show. The estimate at that moment is the link's ceiling.
 Up: a clean link for a hold time. Within the reduced step the bitrate climbs up to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
 Going past the ceiling, or to a higher step, is a probe: it waits for the probe hold. A probe
 the link carries clears the ceiling; a probe soon undone doubles the probe hold (so a link
 that carries only the lower rate is probed less and less often); a step up that holds for
-`stable_s` resets it. The down and up thresholds differ, so a link between them stays put.
+`stable_s` resets it. Clean means low smoothed loss, so a link just out of a loss burst is
+not probed at once; a link between the down and up thresholds stays put.
 """
 
 from __future__ import annotations
@@ -91,8 +92,7 @@ class DegradeLadder:
         self._good_since: float | None = None
 
     def congestion(self, sample: UplinkSample) -> str | None:
-        """Judged on the latest report alone (consecutive ones make it stick); `clean` uses
-        the smoothed loss, so a link just back from a loss burst is not probed at once."""
+        """Judged on the latest report alone; consecutive ones make it stick."""
         c = self.config
         if sample.last_loss is not None and sample.last_loss >= c.loss_bad:
             return "loss"
@@ -180,9 +180,9 @@ class DegradeLadder:
         index = self.levels.index(level)
         return self.levels[index - 1] if index > 0 else None
 
-    def _fit(self, sample: UplinkSample, ceiling: int) -> int:
+    def _fit(self, sample: UplinkSample, at_most: int) -> int:
         """A bitrate that leaves the rest of the estimate to status and overhead."""
-        fit = ceiling
+        fit = at_most
         if sample.estimate_bps is not None:
             fit = min(fit, round(self.config.headroom * sample.estimate_bps))
         return max(self.min_bps, fit)

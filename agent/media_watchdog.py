@@ -8,6 +8,8 @@ relay is gone while the one back still works (a one-way cut).
 
 Both clocks start with the first frame sent: a relay that has received nothing reports
 nothing, and a camera that delivers nothing is not a dead path.
+
+`SessionEnds` turns how a session ended into what comes next: at once, or after backoff.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from __future__ import annotations
 from typing import Literal
 
 Expiry = Literal["no_rtcp", "no_progress"]
+Outcome = Literal["rebuild", "lasted", "failed"]
+EXPIRIES: tuple[Expiry, ...] = ("no_rtcp", "no_progress")
+REBUILD = "rebuild"
 
 
 class MediaWatchdog:
@@ -62,3 +67,30 @@ class MediaWatchdog:
         ):
             return "no_progress"
         return None
+
+
+class SessionEnds:
+    """A session ended for `reason` ("rebuild: why" when asked, an expiry, or the
+    connection's final state): "rebuild" means a new session at once, "lasted" a short
+    jittered pause, "failed" the growing backoff. A rebuild that was asked for is at once;
+    so is the watchdog ending a session that the relay had answered, unless that keeps
+    happening to sessions younger than `healthy_s` (a path that keeps dying is not
+    hammered)."""
+
+    def __init__(self, healthy_s: float = 10.0) -> None:
+        self.healthy_s = healthy_s
+        self._quick_deaths = 0
+
+    def outcome(self, reason: str, lived_s: float | None, heard: bool) -> Outcome:
+        """`lived_s`: how long it was connected (None: never)."""
+        quick = lived_s is None or lived_s < self.healthy_s
+        if reason.startswith(REBUILD):
+            return "rebuild"
+        if reason in EXPIRIES:
+            if not heard:
+                return "failed"  # the relay never answered: not a path that died
+            self._quick_deaths = self._quick_deaths + 1 if quick else 0
+            return "rebuild" if self._quick_deaths <= 1 else "failed"
+        if not quick:
+            self._quick_deaths = 0
+        return "failed" if lived_s is None else "lasted"

@@ -7,9 +7,10 @@ session ends, and a new PeerConnection is signalled, when:
 - the media watchdog expires: no RTCP from the relay for `watchdog_s`, or reports that no
   longer acknowledge what we send (agent/media_watchdog.py);
 - the agent asks (`rebuild`: a network change, an MQTT reconnect).
-A session that had been healthy is rebuilt at once; failures back off with jitter. 401/403
-stop the publisher until `update_token`; 404 (the center does not know the stream, perhaps
-after a restart) is retried, as the center re-creates it.
+A session that had been healthy is rebuilt at once; failures back off with jitter, and so do
+sessions the watchdog ends again and again within seconds (a path that keeps dying is not
+hammered). 401/403 stop the publisher until `update_token`; 404 (the center does not know
+the stream, perhaps after a restart) is retried, as the center re-creates it.
 
 The relay's receiver reports and REMB feed the uplink estimate and the degrade ladder
 (agent/uplink.py, agent/ladder.py), applied to the camera through the MediaPlan.
@@ -22,7 +23,6 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import httpx
 import structlog
@@ -37,7 +37,7 @@ from agent.aiortc_hooks import (
 )
 from agent.ladder import DegradeLadder, LadderConfig, Setting
 from agent.media_feed import EncodedVideoTrack, MediaPlan
-from agent.media_watchdog import MediaWatchdog
+from agent.media_watchdog import REBUILD, MediaWatchdog, Outcome, SessionEnds
 from agent.uplink import UplinkEstimator, UplinkReport
 from firmware_bridge.media import EncodedFrame, RateControl, VideoSource
 from runtime.backoff import Backoff
@@ -47,8 +47,6 @@ from runtime.webrtc import prefer_codec
 log = structlog.get_logger("rtcc.agent.publisher")
 WATCH_TICK_S = 0.25
 DELETE_TIMEOUT_S = 3.0
-
-Outcome = Literal["rebuild", "lasted", "failed"]
 
 
 class PublishRefused(Exception):
@@ -72,8 +70,11 @@ class _Session:
         self.estimator = UplinkEstimator()
         self.ended = asyncio.Event()
         self.reason = ""
-        self.connected = False
+        self.connected_at: float | None = None
         self.last_sequence: int | None = None
+
+    def lived(self, now: float) -> float | None:
+        return None if self.connected_at is None else now - self.connected_at
 
     def end(self, reason: str) -> None:
         if not self.ended.is_set():
@@ -114,6 +115,7 @@ class WhipPublisher:
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
         self._session: _Session | None = None
+        self._ends = SessionEnds()
         self._report = UplinkReport()
         self._deletes: set[asyncio.Task[None]] = set()
         stream_id = stream_id or whip_url.rstrip("/").rsplit("/", 1)[-1]
@@ -129,7 +131,7 @@ class WhipPublisher:
         self.ladder.forget()
         self._wake.set()
         if self._session is not None:
-            self._session.end(f"rebuild: {reason}")
+            self._session.end(f"{REBUILD}: {reason}")
 
     def update_token(self, token: str) -> None:
         """Use `token` from the next signalling on; a publisher waiting to retry tries now."""
@@ -183,11 +185,8 @@ class WhipPublisher:
             await self._watch(session)
             self.last_end = session.reason
             self._log.warning("whip_session_ended", reason=session.reason, state=pc.connectionState)
-            if session.reason.startswith("rebuild"):
-                return "rebuild"
-            if session.reason in ("no_rtcp", "no_progress") and session.watchdog.heard:
-                return "rebuild"
-            return "lasted" if session.connected else "failed"
+            lived = session.lived(asyncio.get_running_loop().time())
+            return self._ends.outcome(session.reason, lived, session.watchdog.heard)
         finally:
             self._session = None
             self.connected.clear()
@@ -219,7 +218,7 @@ class WhipPublisher:
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState == "connected":
-                session.connected = True
+                session.connected_at = loop.time()
                 self.connected.set()
             elif pc.connectionState in ("failed", "closed"):
                 session.end(pc.connectionState)
@@ -278,6 +277,8 @@ class WhipPublisher:
         task.add_done_callback(self._deletes.discard)
 
     def _feedback(self, session: _Session, feedback: RtcpFeedback) -> None:
+        if session is not self._session:
+            return  # a late packet for a session already over
         now = asyncio.get_running_loop().time()
         session.watchdog.rtcp(now)
         if feedback.remb_bps is not None:

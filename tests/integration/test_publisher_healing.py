@@ -1,7 +1,8 @@
 """The publisher heals itself against a real relay on loopback: a relay that falls silent,
 or stops receiving, is left for a new session within the watchdog's time; `rebuild()` brings
 a new session at once; the degrade ladder steps down under a throttled receive path at the
-relay and back up when it opens; a refused token waits for a new one; a 404 is retried."""
+relay and back up when it opens; a camera's substream is switched to and back; a refused
+token waits for a new one; a 404 is retried."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from aiortc import RTCRtpReceiver, clock
 from aiortc.rtp import RtpPacket
 
 from agent.config import AgentSettings
-from agent.ladder import LadderConfig
+from agent.ladder import LadderConfig, Setting
 from agent.publisher import PublishOptions, WhipPublisher
 from agent.streaming import LiveStream
 from central.relay.session import Relay, RelayError
+from firmware_bridge.filesource import FileVideoSource
+from firmware_bridge.live import SubstreamSwitch
+from firmware_bridge.pattern import PatternRenderer
 from firmware_bridge.synthetic import SyntheticCamera
 from runtime.backoff import Backoff
 from runtime.config import load_settings
@@ -201,6 +207,54 @@ async def test_the_ladder_steps_down_on_a_thin_path_and_back_up_when_it_opens() 
         assert camera.fps == 30 and bottleneck.dropped > 0
         await decodes_on(viewer)
         await viewer.close()
+
+
+def write_clip(path: Path, width: int, height: int, frames: int = 30) -> None:
+    """One second of the pattern, H.264; each loop of it starts with a keyframe."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        renderer = PatternRenderer(width, height)
+        for n in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane, data in zip(frame.planes, renderer.render(n, n), strict=True):
+                plane.update(data)
+            frame.pts = n
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+async def test_a_camera_substream_is_switched_to_and_back_while_the_viewer_watches(
+    tmp_path: Path,
+) -> None:
+    write_clip(tmp_path / "main.mp4", 320, 240)
+    write_clip(tmp_path / "sub.mp4", 192, 112)
+    main, sub = FileVideoSource(tmp_path / "main.mp4"), FileVideoSource(tmp_path / "sub.mp4")
+    options = PublishOptions(adapt=False)
+    token = SIGNER.issue("whip", "s", time.time(), 300)
+    async with relay_server() as (base, _relay):
+        pub = WhipPublisher(f"{base}/whip/s", token, main, CONFIG, substream=sub, options=options)
+        task = asyncio.create_task(pub.run())
+        try:
+            await wait_for(pub.connected.is_set, timeout=10)
+            assert pub.plan.levels == ("normal", "substream", "keyframes")
+            switch = pub.plan.source
+            assert isinstance(switch, SubstreamSwitch)
+            viewer = RelayViewer("h264")
+            assert (await viewer.join(base, "s", viewer_token("s"))).status_code == 201
+            await wait_for(lambda: viewer.frames > 15, timeout=15)
+            pub.plan.apply(Setting("substream"))
+            await wait_for(lambda: (192, 112) in viewer.sizes, timeout=10)
+            assert switch.on_substream
+            pub.plan.apply(Setting("normal"))
+            await wait_for(lambda: not switch.on_substream, timeout=10)
+            seen = viewer.frames
+            await wait_for(lambda: viewer.frames > seen + 15, timeout=10)
+            assert viewer.sizes == {(320, 240), (192, 112)} and pub.sessions == 1
+            await viewer.close()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def settings_for(base: str) -> AgentSettings:

@@ -28,7 +28,7 @@ from agent.aiortc_hooks import (
     send_backlog,
     tap_rtcp,
 )
-from agent.media_watchdog import MediaWatchdog
+from agent.media_watchdog import MediaWatchdog, SessionEnds
 from runtime.config import IceSettings
 from runtime.dscp import DSCP_AF21, set_dscp
 from runtime.webrtc import apply_ice
@@ -104,6 +104,23 @@ def test_slow_reports_within_the_timeout_are_fine() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MediaWatchdog(0)
+
+
+def test_what_a_session_end_means_for_the_next() -> None:
+    ends = SessionEnds(healthy_s=10.0)
+    assert ends.outcome("rebuild: network change", 0.5, heard=False) == "rebuild"
+    assert ends.outcome("closed", 120.0, heard=True) == "lasted"
+    assert ends.outcome("failed", None, heard=False) == "failed"  # never connected
+    # The watchdog: at once after a session the relay had answered...
+    assert ends.outcome("no_rtcp", 60.0, heard=True) == "rebuild"
+    assert ends.outcome("no_rtcp", 4.0, heard=True) == "rebuild"
+    # ...but a path that dies again within seconds backs off, until a session lasts.
+    assert ends.outcome("no_progress", 4.0, heard=True) == "failed"
+    assert ends.outcome("no_rtcp", 3.0, heard=True) == "failed"
+    assert ends.outcome("closed", 30.0, heard=True) == "lasted"
+    assert ends.outcome("no_rtcp", 3.0, heard=True) == "rebuild"
+    # A relay that never answered at all is not a dead path found: it is a failure.
+    assert SessionEnds().outcome("no_rtcp", 3.5, heard=False) == "failed"
 
 
 # ---- the aiortc hooks ------------------------------------------------------------------------
