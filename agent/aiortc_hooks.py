@@ -5,10 +5,9 @@ aiortc, and the publisher's integration tests exercise them with real peers.
 - RTCP addressed to a sender (receiver reports, REMB, NACK, PLI/FIR) reaches it through
   `RTCRtpSender._handle_rtcp_packet`, which the DTLS transport's router calls by attribute on
   the sender instance. Wrapping that attribute on our own sender sees every packet after
-  aiortc has handled it (aiortc still retransmits, and still measures the RTT); nothing
-  process-wide changes.
-- aiortc's round-trip time, from the report's LSR/DLSR against the time it sent that sender
-  report, smoothed: the private `__rtt` (aiortc publishes it only through getStats()).
+  aiortc has handled it (aiortc still retransmits); nothing process-wide changes.
+- The sender's reports leave through `RTCRtpSender._send_rtcp`, also called by attribute:
+  wrapping it notes when each sender report left, for the round trip (agent/uplink.py).
 - A PLI/FIR only sets aiortc's own force-keyframe flag (`_send_keyframe`); pass-through
   media must ask the camera instead.
 - The media UDP sockets: sender.transport (DTLS) .transport (ICE) .iceGatherer, then aioice's
@@ -39,12 +38,13 @@ CLOCK_RATE = 90_000
 
 @dataclass(frozen=True, slots=True)
 class ReceiverReport:
-    """The relay's report block for our stream."""
+    """The relay's report block for our stream; `lsr`/`dlsr` as RFC 3550 has them."""
 
     fraction_lost: float
     highest_sequence: int
     jitter_s: float
-    rtt_s: float | None
+    lsr: int
+    dlsr: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +53,6 @@ class RtcpFeedback:
 
     report: ReceiverReport | None = None
     remb_bps: int | None = None
-
-
-def _rtt(sender: RTCRtpSender) -> float | None:
-    value = getattr(sender, "_RTCRtpSender__rtt", None)
-    return value if isinstance(value, float) else None
 
 
 def feedback_of(sender: RTCRtpSender, packet: AnyRtcpPacket) -> RtcpFeedback:
@@ -69,7 +64,8 @@ def feedback_of(sender: RTCRtpSender, packet: AnyRtcpPacket) -> RtcpFeedback:
                         fraction_lost=block.fraction_lost / 256,
                         highest_sequence=block.highest_sequence,
                         jitter_s=block.jitter / CLOCK_RATE,
-                        rtt_s=_rtt(sender),
+                        lsr=block.lsr,
+                        dlsr=block.dlsr,
                     )
                 )
     elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
@@ -91,6 +87,20 @@ def tap_rtcp(sender: RTCRtpSender, listener: Callable[[RtcpFeedback], None]) -> 
         listener(feedback_of(sender, packet))
 
     setattr(sender, "_handle_rtcp_packet", tapped)  # noqa: B010
+
+
+def tap_sender_reports(sender: RTCRtpSender, listener: Callable[[int], None]) -> None:
+    """Call `listener` with the LSR (middle 32 bits of the NTP time) of each sender report
+    `sender` sends, as it leaves."""
+    original: Callable[[list[AnyRtcpPacket]], Awaitable[None]] = sender._send_rtcp
+
+    async def tapped(packets: list[AnyRtcpPacket]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                listener((packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF)
+        await original(packets)
+
+    setattr(sender, "_send_rtcp", tapped)  # noqa: B010
 
 
 def keyframes_from(sender: RTCRtpSender, request: Callable[[], object]) -> None:

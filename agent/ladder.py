@@ -9,15 +9,18 @@ Steps, each only where the source offers it:
   keyframes -> keyframes only, every other frame dropped before the packetizer.
 
 Down: congestion (loss in the latest report, queueing delay over the session's floor RTT,
-or REMB well below what we send) on consecutive reports, once the previous change had time
-to show. The estimate at that moment is the link's ceiling.
-Up: a clean link for a hold time. Within the reduced step the bitrate climbs up to a share
+or a REMB that just fell well below what we send) on consecutive reports, once the previous
+change had time to show. The estimate at that moment is the link's ceiling.
+Up: a clean link for a hold time. Within the reduced step the bitrate climbs to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
-Going past the ceiling, or to a higher step, is a probe: it waits for the probe hold. A probe
-the link carries clears the ceiling; a probe soon undone doubles the probe hold (so a link
-that carries only the lower rate is probed less and less often); a step up that holds for
-`stable_s` resets it. Clean means low smoothed loss, so a link just out of a loss burst is
-not probed at once; a link between the down and up thresholds stays put.
+Once what is sent reaches that share, a step up is a probe past the ceiling and waits for
+the probe hold, as does a step to a higher level. Sending more than the ceiling on a clean
+link clears it; a probe soon undone doubles the probe hold (so a link that carries only the
+lower rate is probed less and less often); a step up that holds for `stable_s` resets it.
+Decisions look at what is sent, not at the target: an encoder with little to encode stays
+below its target, which must still climb for full quality to return. Clean means a low
+smoothed loss, so a link just out of a loss burst is not probed at once; a link between the
+down and up thresholds stays put.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.uplink import LEVELS, Level, UplinkSample
+
+# What is sent counts as having reached a bitrate within this share of it (encoders wander).
+REACHED = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,7 @@ class LadderConfig:
     bad_samples: int = 2
     settle_s: float = 2.5
     up_hold_s: float = 4.0
-    up_hold_max_s: float = 60.0
+    up_hold_max_s: float = 30.0
     stable_s: float = 30.0
     headroom: float = 0.7
     increase: float = 1.3
@@ -98,13 +104,18 @@ class DegradeLadder:
             return "loss"
         if sample.queueing_s is not None and sample.queueing_s >= c.queueing_bad_s:
             return "queueing"
-        if (
-            sample.remb_bps is not None
-            and sample.sent_bps > 0
-            and sample.remb_bps < c.remb_overuse * sample.sent_bps
-        ):
+        if self._remb_overuse(sample):
             return "remb"
         return None
+
+    def _remb_overuse(self, sample: UplinkSample) -> bool:
+        """REMB just fell well below what we send. A low REMB that is merely held (aiortc
+        keeps one for a while after congestion) is no news."""
+        return (
+            sample.remb_bps is not None
+            and sample.remb_falling
+            and sample.remb_bps < self.config.remb_overuse * sample.sent_bps
+        )
 
     def clean(self, sample: UplinkSample) -> bool:
         c = self.config
@@ -112,7 +123,7 @@ class DegradeLadder:
             sample.loss is not None
             and sample.loss <= c.loss_ok
             and (sample.queueing_s is None or sample.queueing_s <= c.queueing_ok_s)
-            and (sample.remb_bps is None or sample.remb_bps >= sample.sent_bps)
+            and not self._remb_overuse(sample)
         )
 
     def update(self, now: float, sample: UplinkSample) -> Setting | None:
@@ -143,14 +154,8 @@ class DegradeLadder:
         setting, probe = step
         if now - self._good_since < (self.hold_s if probe else self.config.up_hold_s):
             return None
-        target = self.setting.target_bps
-        if (
-            self.setting.level == "reduced"
-            and self.ceiling_bps is not None
-            and target is not None
-            and target > self.ceiling_bps
-        ):
-            self.ceiling_bps = None  # the last probe held: the link carries more than that
+        if self.ceiling_bps is not None and sample.sent_bps > self.ceiling_bps:
+            self.ceiling_bps = None  # the link carries more than it did: the probe held
         return self._change(now, setting, "clean", up=probe)
 
     def _change(self, now: float, new: Setting | None, reason: str, up: bool) -> Setting | None:
@@ -207,15 +212,14 @@ class DegradeLadder:
         """The next step up, and whether it is a probe."""
         level, target = self.setting.level, self.setting.target_bps
         if level == "reduced" and target is not None and self.nominal_bps is not None:
-            c = self.config
-            ceiling = self.ceiling_bps
+            c, ceiling = self.config, self.ceiling_bps
             raised, probe = round(c.increase * target), False
-            if ceiling is not None and target <= ceiling:
+            if ceiling is not None:
                 cap = round(c.headroom * ceiling)
-                if target < cap:
-                    raised = min(raised, cap)
-                else:
+                if sample.sent_bps >= REACHED * cap:
                     raised, probe = max(raised, round(c.probe_past * ceiling)), True
+                elif target < cap:
+                    raised = min(raised, cap)
             if raised >= self.nominal_bps:
                 return Setting("normal"), probe
             return Setting("reduced", raised), probe

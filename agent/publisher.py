@@ -34,11 +34,12 @@ from agent.aiortc_hooks import (
     media_sockets,
     send_backlog,
     tap_rtcp,
+    tap_sender_reports,
 )
 from agent.ladder import DegradeLadder, LadderConfig, Setting
 from agent.media_feed import EncodedVideoTrack, MediaPlan
 from agent.media_watchdog import REBUILD, MediaWatchdog, Outcome, SessionEnds
-from agent.uplink import UplinkEstimator, UplinkReport
+from agent.uplink import RoundTrip, UplinkEstimator, UplinkReport
 from firmware_bridge.media import EncodedFrame, RateControl, VideoSource
 from runtime.backoff import Backoff
 from runtime.dscp import DSCP_AF21, set_dscp
@@ -68,6 +69,7 @@ class _Session:
     def __init__(self, options: PublishOptions) -> None:
         self.watchdog = MediaWatchdog(options.watchdog_s)
         self.estimator = UplinkEstimator()
+        self.round_trip = RoundTrip()
         self.ended = asyncio.Event()
         self.reason = ""
         self.connected_at: float | None = None
@@ -213,6 +215,7 @@ class WhipPublisher:
         sender = transceiver.sender
         keyframes_from(sender, lambda: self.plan.keyframe_wanted(loop.time()))
         tap_rtcp(sender, lambda feedback: self._feedback(session, feedback))
+        tap_sender_reports(sender, lambda lsr: session.round_trip.sender_report(lsr, loop.time()))
         track.backlog = lambda: send_backlog(sender)
 
         @pc.on("connectionstatechange")
@@ -289,7 +292,8 @@ class WhipPublisher:
         if report.highest_sequence != session.last_sequence:
             session.last_sequence = report.highest_sequence
             session.watchdog.progress(now)
-        session.estimator.report(now, report.fraction_lost, report.jitter_s, report.rtt_s)
+        rtt = session.round_trip.rtt(report.lsr, report.dlsr, now)
+        session.estimator.report(now, report.fraction_lost, report.jitter_s, rtt)
         sample = session.estimator.sample(now)
         if self._options.adapt:
             setting = self.ladder.update(now, sample)
@@ -313,4 +317,5 @@ class WhipPublisher:
             loss=sample.loss,
             rtt_s=sample.rtt_s,
             jitter_s=sample.jitter_s,
+            remb_bps=sample.remb_bps,
         )

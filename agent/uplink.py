@@ -3,11 +3,15 @@ passes the time in).
 
 Inputs, per session:
 - receiver reports for our SSRC, about one a second: the fraction lost since the previous
-  report, interarrival jitter, and the round-trip time aiortc derives from LSR/DLSR;
+  report, interarrival jitter, and the round trip from LSR/DLSR (`RoundTrip`: against the
+  time each of our sender reports left, so a report that answers an older one, as happens
+  once a queue delays them, still counts; aiortc's own figure skips those, and is blind to
+  exactly the queueing that matters);
 - REMB: our sessions negotiate `goog-remb` and `abs-send-time`, and the relay's aiortc
   receiver runs its delay-based estimator and sends REMB every ~0.5 s after a 3 s warm-up.
   On overuse it falls to 0.85x the rate received; otherwise it climbs, capped near 1.5x that
-  rate. So REMB says how much less to send, never how much more the link would carry;
+  rate, and after a congestion it may hold a low value for many seconds. So REMB says how
+  much less to send when it falls, never how much more the link would carry;
 - what we sent: encoded frame sizes over a short window.
 
 All rates are media payload rates, as REMB and the encoder's bitrate are; packet overhead
@@ -27,6 +31,8 @@ Level = Literal["normal", "reduced", "substream", "keyframes"]
 LEVELS: tuple[Level, ...] = ("normal", "reduced", "substream", "keyframes")
 
 LOSSY = 0.05
+# A REMB this much below the previous one is the receiver seeing overuse now.
+REMB_FALL = 0.95
 SENT_WINDOW_S = 2.0
 MAX_SENT_ENTRIES = 1024
 
@@ -42,12 +48,15 @@ class UplinkSample:
     queueing_s: float | None = None
     jitter_s: float | None = None
     remb_bps: int | None = None
+    remb_falling: bool = False
     estimate_bps: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UplinkReport:
-    """The publisher's uplink as the rest of the agent sees it (read-only)."""
+    """The publisher's uplink as the rest of the agent sees it (read-only). Rates in media
+    bits per second; `loss` a smoothed fraction (0..1); times in seconds; `target_bps` the
+    encoder's bitrate on the reduced step."""
 
     level: Level = "normal"
     estimate_bps: int | None = None
@@ -56,10 +65,32 @@ class UplinkReport:
     loss: float | None = None
     rtt_s: float | None = None
     jitter_s: float | None = None
+    remb_bps: int | None = None
 
     @property
     def degraded(self) -> bool:
         return self.level != "normal"
+
+
+class RoundTrip:
+    """RFC 3550 round trip: a receiver report names our sender report (LSR, the middle 32
+    bits of its NTP time) and how long the relay held it (DLSR, 1/65536 s)."""
+
+    def __init__(self, remembered: int = 16) -> None:
+        self._sent: dict[int, float] = {}
+        self._remembered = remembered
+
+    def sender_report(self, lsr: int, now: float) -> None:
+        self._sent[lsr] = now
+        while len(self._sent) > self._remembered:
+            del self._sent[next(iter(self._sent))]
+
+    def rtt(self, lsr: int, dlsr: int, now: float) -> float | None:
+        sent = self._sent.get(lsr)
+        if sent is None or lsr == 0:
+            return None
+        rtt = now - sent - dlsr / 65536
+        return rtt if rtt >= 0 else None
 
 
 class UplinkEstimator:
@@ -82,6 +113,7 @@ class UplinkEstimator:
         self._jitter: float | None = None
         self._remb: int | None = None
         self._remb_at = -math.inf
+        self._remb_fell_at = -math.inf
 
     def sent(self, now: float, nbytes: int) -> None:
         if self._first_sent is None:
@@ -105,6 +137,8 @@ class UplinkEstimator:
             self._rtt_floor = rtt_s if self._rtt_floor is None else min(self._rtt_floor, rtt_s)
 
     def remb(self, now: float, bps: int) -> None:
+        if self._remb is not None and bps < REMB_FALL * self._remb:
+            self._remb_fell_at = now
         self._remb, self._remb_at = bps, now
 
     def sent_bps(self, now: float) -> int:
@@ -140,5 +174,6 @@ class UplinkEstimator:
             queueing_s=queueing,
             jitter_s=self._jitter,
             remb_bps=remb,
+            remb_falling=now - self._remb_fell_at <= self._remb_fresh_s,
             estimate_bps=estimate,
         )

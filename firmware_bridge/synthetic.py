@@ -9,6 +9,11 @@ cannot reconfigure) on a change of more than 10 %, the encoder reopens, which co
 keyframe. Below half the nominal bitrate the frame rate drops too (fewer, better pictures);
 x264 budgets bits per frame at the rate it was opened with, so the bitrate asked of it is
 scaled up by the ratio (libvpx reads the timestamps and needs no such help).
+
+One encoder serves every reader in turn: a live stream rebuilt at once starts reading while
+the old reader's last frame may still be encoding in its thread (a thread cannot be
+cancelled), so encoding is serialized, and picture numbers and timestamps carry on from one
+reader to the next instead of starting again at zero.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ class SyntheticCamera:
         self._applied_bitrate = bitrate
         self._applied_fps = fps
         self._rate_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        # Where the next reader of frames() starts: picture number and timestamp.
+        self._next_no = 0
+        self._next_pts = 0
         self._vbv_bits = bitrate
         self._encoder = self._open(bitrate, fps)
 
@@ -138,10 +147,12 @@ class SyntheticCamera:
         the frame's place at the nominal frame rate."""
         if pts is None:
             pts = round(frame_no * CLOCK_RATE / self._nominal_fps)
-        self._apply_rate()
+        with self._encode_lock:
+            self._apply_rate()
+            packets = self._encode(frame_no, wall, pts)
         return [
             EncodedFrame(self.codec, bytes(packet), pts, packet.is_keyframe, wall)
-            for packet in self._encode(frame_no, wall, pts)
+            for packet in packets
         ]
 
     def _encode(self, frame_no: int, wall: float, pts: int) -> list[av.Packet[Any]]:
@@ -160,8 +171,8 @@ class SyntheticCamera:
         loop = asyncio.get_running_loop()
         # Pacing and timestamps restart from each change of frame rate, so both stay exact.
         fps = self.fps
-        started, first_no, first_pts = loop.time(), 0, 0
-        frame_no = 0
+        started, first_no, first_pts = loop.time(), self._next_no, self._next_pts
+        frame_no = first_no
         while True:
             if self.fps != fps:
                 first_pts += round((frame_no - first_no) * CLOCK_RATE / fps)
@@ -174,6 +185,7 @@ class SyntheticCamera:
                 # Fell far behind (a stalled loop): skip ahead rather than burst.
                 started = loop.time() - (frame_no - first_no) / fps
             pts = first_pts + round((frame_no - first_no) * CLOCK_RATE / fps)
+            self._next_no, self._next_pts = frame_no + 1, pts + round(CLOCK_RATE / fps)
             for frame in await asyncio.to_thread(self.encode_at, frame_no, self._clock(), pts):
                 yield frame
             frame_no += 1

@@ -17,7 +17,7 @@ from typing import Any
 import av
 import pytest
 from aiortc import RTCRtpReceiver, clock
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from agent.config import AgentSettings
 from agent.ladder import LadderConfig, Setting
@@ -135,31 +135,47 @@ class Bottleneck:
     """The relay's receive path squeezed to `rate_bps` behind a bounded queue, as a token
     bucket on the path would: packets keep their order, the excess is dropped at the tail,
     and each is handed to aiortc when the link would have delivered it (arrival times on
-    aiortc's own clock, which counts from 1900)."""
+    aiortc's own clock, which counts from 1900). Sender reports wait in the same queue, so
+    the round trip the publisher measures grows with it, as on a real link."""
 
     def __init__(self, receiver: RTCRtpReceiver, rate_bps: int, queue_s: float = 0.5) -> None:
         self._receiver = receiver
-        self._deliver: Any = receiver._handle_rtp_packet
+        self._rtp: Any = receiver._handle_rtp_packet
+        self._rtcp: Any = receiver._handle_rtcp_packet
         self._rate = rate_bps / 8
         self._limit = self._rate * queue_s
-        self._queue: deque[RtpPacket] = deque()
+        self._queue: deque[RtpPacket | RtcpSrPacket] = deque()
         self._queued = 0
         self._ready = asyncio.Event()
         self.dropped = 0
         setattr(receiver, "_handle_rtp_packet", self._arrive)  # noqa: B010
+        setattr(receiver, "_handle_rtcp_packet", self._arrive_rtcp)  # noqa: B010
         self._task = asyncio.create_task(self._drain(), name="bottleneck")
 
     @staticmethod
-    def _size(packet: RtpPacket) -> int:
-        return len(packet.payload) + 50  # RTP, SRTP, UDP and IP headers
+    def _size(packet: RtpPacket | RtcpSrPacket) -> int:
+        payload = len(packet.payload) if isinstance(packet, RtpPacket) else 40
+        return payload + 50  # RTP, SRTP, UDP and IP headers
 
-    async def _arrive(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    async def _arrive(self, packet: RtpPacket | RtcpSrPacket, arrival_time_ms: int = 0) -> None:
         if self._queued + self._size(packet) > self._limit:
             self.dropped += 1
             return
         self._queue.append(packet)
         self._queued += self._size(packet)
         self._ready.set()
+
+    async def _arrive_rtcp(self, packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            await self._arrive(packet)
+        else:
+            await self._rtcp(packet)
+
+    async def _deliver(self, packet: RtpPacket | RtcpSrPacket) -> None:
+        if isinstance(packet, RtpPacket):
+            await self._rtp(packet, arrival_time_ms=clock.current_ms())
+        else:
+            await self._rtcp(packet)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -173,26 +189,29 @@ class Bottleneck:
             await asyncio.sleep(free_at - loop.time())
             self._queue.popleft()
             self._queued -= self._size(packet)
-            await self._deliver(packet, arrival_time_ms=clock.current_ms())
+            await self._deliver(packet)
 
     async def open(self) -> None:
         """The link recovers: everything queued is delivered, then packets pass untouched."""
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         while self._queue:
-            await self._deliver(self._queue.popleft(), arrival_time_ms=clock.current_ms())
+            await self._deliver(self._queue.popleft())
         delattr(self._receiver, "_handle_rtp_packet")
+        delattr(self._receiver, "_handle_rtcp_packet")
 
 
 async def test_the_ladder_steps_down_on_a_thin_path_and_back_up_when_it_opens() -> None:
     camera = SyntheticCamera("h264", 640, 480, fps=30, keyframe_interval_s=2, bitrate=600_000)
-    ladder = LadderConfig(settle_s=1.5, up_hold_s=1.0, up_hold_max_s=3.0, increase=1.5)
+    ladder = LadderConfig(settle_s=1.5, up_hold_s=1.0, up_hold_max_s=3.0, increase=2.0)
     options = PublishOptions(watchdog_s=5.0, ladder=ladder)
     async with relay_server() as (base, relay), published(base, "t", camera, options) as pub:
         viewer = RelayViewer("h264")
         assert (await viewer.join(base, "t", viewer_token("t"))).status_code == 201
         await wait_for(lambda: len(viewer.stamps) > 15, timeout=15)
         await wait_for(lambda: (pub.uplink.sent_bps or 0) > 100_000, timeout=10)
+        # Our sessions negotiate REMB (goog-remb, abs-send-time): the relay's estimate comes.
+        await wait_for(lambda: pub.uplink.remb_bps is not None, timeout=10)
         capacity = (pub.uplink.sent_bps or 0) // 2
         bottleneck = Bottleneck(receiver_of(relay, "t"), capacity)
         await wait_for(lambda: pub.uplink.degraded, timeout=20, interval=0.2)

@@ -288,6 +288,23 @@ def test_vp8_reopens_its_encoder_only_for_a_real_change() -> None:
     assert not any(f.keyframe for f in same)
 
 
+async def test_a_new_reader_carries_on_while_the_old_one_finishes() -> None:
+    """A rebuilt stream reads the camera again while the old reader's last frame may still
+    be encoding: one encoder, used in turn, and a timeline that carries on."""
+    camera = SyntheticCamera("h264", 192, 96, fps=30, keyframe_interval_s=1)
+    old = camera.frames()
+    before = [await next_frame(old) for _ in range(3)]
+    in_flight = asyncio.create_task(next_frame(old))
+    await asyncio.sleep(0)
+    new = camera.frames()
+    after = [await next_frame(new) for _ in range(3)]
+    await in_flight
+    await old.aclose()  # type: ignore[attr-defined]
+    await new.aclose()  # type: ignore[attr-defined]
+    assert after[0].pts > before[-1].pts
+    assert [f.pts for f in after] == sorted(f.pts for f in after)
+
+
 async def test_frames_keep_time_across_a_frame_rate_change() -> None:
     camera = SyntheticCamera("h264", 192, 96, fps=30, keyframe_interval_s=1, bitrate=400_000)
     frames = camera.frames()

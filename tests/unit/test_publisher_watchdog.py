@@ -16,6 +16,8 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
     pack_remb_fci,
 )
 
@@ -27,6 +29,7 @@ from agent.aiortc_hooks import (
     media_sockets,
     send_backlog,
     tap_rtcp,
+    tap_sender_reports,
 )
 from agent.media_watchdog import MediaWatchdog, SessionEnds
 from runtime.config import IceSettings
@@ -179,14 +182,24 @@ async def test_rtcp_reaches_the_tap_after_aiortc(sender: RTCRtpSender) -> None:
     await sender._handle_rtcp_packet(remb)
     await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=7, media_ssrc=ssrc))
     assert heard == [
-        RtcpFeedback(report=ReceiverReport(0.25, 1234, 0.01, None)),
+        RtcpFeedback(report=ReceiverReport(0.25, 1234, 0.01, lsr=0, dlsr=0)),
         RtcpFeedback(),  # a report about another stream: heard, but nothing for us
         RtcpFeedback(remb_bps=150_000),
         RtcpFeedback(),
     ]
     assert asked == [True]
-    # aiortc's own bookkeeping of the round trip is where the tap reads it.
-    assert hasattr(sender, "_RTCRtpSender__rtt")
+
+
+async def test_sender_reports_are_noted_as_they_leave(sender: RTCRtpSender) -> None:
+    source = inspect.getsource(RTCRtpSender._run_rtcp)
+    assert "await self._send_rtcp(packets)" in source  # called by attribute
+    left: list[int] = []
+    tap_sender_reports(sender, left.append)
+    info = RtcpSenderInfo(
+        ntp_timestamp=0x0123456789ABCDEF, rtp_timestamp=0, packet_count=0, octet_count=0
+    )
+    await sender._send_rtcp([RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)])
+    assert left == [0x456789AB]  # the middle 32 bits, as a receiver report's LSR has them
 
 
 async def test_media_sockets_are_found_and_marked(sender: RTCRtpSender) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from agent.ladder import DegradeLadder, LadderConfig, Setting
 from agent.state import uplink_status
-from agent.uplink import Level, UplinkEstimator, UplinkReport, UplinkSample
+from agent.uplink import Level, RoundTrip, UplinkEstimator, UplinkReport, UplinkSample
 from protocol.models import UnitState
 
 FPS = 30
@@ -23,6 +23,7 @@ def sample(
     queueing: float | None = 0.0,
     remb: int | None = None,
     estimate: int | None = None,
+    remb_falling: bool = True,
 ) -> UplinkSample:
     return UplinkSample(
         sent_bps=sent,
@@ -30,6 +31,7 @@ def sample(
         last_loss=loss,
         queueing_s=queueing,
         remb_bps=remb,
+        remb_falling=remb_falling,
         estimate_bps=estimate if estimate is not None else sent,
     )
 
@@ -67,6 +69,21 @@ def test_loss_is_smoothed_and_rtt_growth_is_queueing() -> None:
     assert s.rtt_s == pytest.approx(0.090) and s.queueing_s == pytest.approx(0.040)
     est.report(3.0, 0.0, 0.001, None)  # no RTT in this report: the last one stands
     assert est.sample(3.0).rtt_s == pytest.approx(0.090)
+
+
+def test_round_trip_counts_reports_answering_older_sender_reports() -> None:
+    """Once a queue delays our sender reports, the relay answers an older one than the last
+    sent: that answer still measures the round trip, queue included."""
+    rt = RoundTrip(remembered=4)
+    rt.sender_report(0x1000, 10.0)
+    rt.sender_report(0x2000, 11.0)
+    # The relay got the first one 0.4 s late, held it 0.25 s, and its answer took 0.05 s.
+    assert rt.rtt(0x1000, int(0.25 * 65536), 10.7) == pytest.approx(0.45, abs=1e-4)
+    assert rt.rtt(0x3000, 0, 12.0) is None  # not one of ours
+    assert rt.rtt(0, 0, 12.0) is None  # the relay had no sender report yet
+    for i in range(4):
+        rt.sender_report(0x4000 + i, 12.0 + i)
+    assert rt.rtt(0x1000, 0, 20.0) is None  # forgotten: bounded memory
 
 
 def test_estimate_is_remb_when_clean_and_what_arrives_when_lossy() -> None:
@@ -134,6 +151,20 @@ def test_queueing_delay_and_low_remb_are_congestion_too() -> None:
     assert simulator_ladder().congestion(sample(queueing=0.5)) == "queueing"
     assert simulator_ladder().congestion(sample(remb=150_000)) == "remb"
     assert simulator_ladder().congestion(sample(remb=300_000, queueing=0.05)) is None
+    # A low REMB held after congestion, not falling any more, is no news.
+    held = sample(sent=200_000, remb=100_000, remb_falling=False)
+    assert simulator_ladder().congestion(held) is None and simulator_ladder().clean(held)
+
+
+def test_remb_that_falls_is_noticed_and_one_that_holds_is_not() -> None:
+    est = UplinkEstimator(remb_fresh_s=2.0)
+    est.remb(1.0, 300_000)
+    est.remb(1.5, 310_000)
+    assert not est.sample(1.5).remb_falling
+    est.remb(2.0, 250_000)
+    assert est.sample(2.0).remb_falling
+    est.remb(4.5, 250_000)
+    assert not est.sample(4.5).remb_falling
 
 
 def test_recovery_raises_the_bitrate_then_returns_to_normal() -> None:
@@ -145,6 +176,27 @@ def test_recovery_raises_the_bitrate_then_returns_to_normal() -> None:
     targets = [c.target_bps or 0 for _, c in changes[:-1]]
     assert targets == sorted(targets) and all(0 < t < NOMINAL for t in targets)
     assert changes[1][0] - changes[0][0] >= 4.0  # held clean before each step
+
+
+def test_at_the_ceilings_share_a_step_up_probes_past_the_ceiling() -> None:
+    ladder = simulator_ladder(up_hold_s=4.0)
+    feed(ladder, [sample(loss=0.4, estimate=150_000)] * 3)
+    assert ladder.ceiling_bps == 150_000
+    assert ladder.setting == Setting("reduced", 105_000)  # 0.7 of the ceiling
+    up = feed(ladder, [sample(sent=105_000)] * 10, start=10)
+    assert [c for _, c in up] == [Setting("reduced", 172_500)]  # 1.15 x the ceiling
+    # It held, sending more than the ceiling: the ceiling is gone, and it climbs on.
+    feed(ladder, [sample(sent=172_500)] * 10, start=20)
+    assert ladder.ceiling_bps is None and ladder.setting == Setting("normal")
+
+
+def test_an_encoder_below_its_target_still_climbs_back_to_normal() -> None:
+    """The simulator's pattern needs less than it is given: its target must climb anyway."""
+    ladder = simulator_ladder(up_hold_s=2.0)
+    feed(ladder, [sample(loss=0.4, estimate=150_000)] * 3)
+    changes = feed(ladder, [sample(sent=50_000)] * 40, start=10)
+    assert changes and changes[-1][1] == Setting("normal")
+    assert ladder.ceiling_bps == 150_000  # nothing sent ever showed the link carries more
 
 
 def test_a_step_up_the_link_cannot_carry_doubles_the_hold() -> None:
