@@ -174,11 +174,12 @@ class StreamService:
         await self.reconciler.end(stream)
         return [stream.stream_id]
 
-    def list(self) -> list[StreamView]:
+    async def list(self) -> list[StreamView]:
+        reports, _ = await self.reconciler.worker_streams()
         views = []
         for stream in self.reconciler.plan.streams():
-            info = self.reconciler.reports.get(stream.stream_id)
-            live = stream.live and info is not None
+            info = reports.get(stream.stream_id)
+            live = info is not None and info.live
             state: Literal["live", "starting", "reconnecting"] = (
                 "live" if live else "reconnecting" if stream.last_live else "starting"
             )
@@ -264,7 +265,7 @@ def add_stream_routes(app: FastAPI, service: StreamService) -> None:
 
     @app.get("/api/v1/streams", tags=["streams"])
     async def list_streams() -> list[StreamView]:
-        return service.list()
+        return await service.list()
 
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
     def view(stream_id: StreamId) -> HTMLResponse:

@@ -28,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from runtime.backoff import Backoff
 from runtime.config import BrokerUrl, MqttTuning
+from runtime.dscp import DSCP_AF31, set_dscp
 from runtime.keepalive import ping_check_interval_s, wire_keepalive_s
 
 MAX_PACKETS_PER_READ = 500
@@ -302,6 +303,7 @@ class MqttLink:
         if sock is None:
             raise ConnectFailed("socket closed during connect")
         cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_dscp(cast(socket.socket, sock), DSCP_AF31)  # status before media (media is AF21)
         # paho reads each packet with 3-4 recv() calls of a few bytes; serve them from one
         # large read instead (paho 2.2 private attribute, pinned and covered by tests).
         self._buffered = _BufferedSocket(sock)

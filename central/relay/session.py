@@ -102,6 +102,7 @@ class Stream:
     live_since: float | None = None
     publisher_joined: float | None = None
     last_media: float | None = None
+    last_rtcp: float | None = None
     # Since when nobody publishes or watches it (it is forgotten after a while).
     idle_since: float | None = None
     # Set while frames arrive, cleared when the publisher goes: what a remote start waits on.
@@ -200,7 +201,8 @@ class Relay:
             stream.pump.cancel()
         stream.publisher, stream.publisher_session, stream.codec = pc, session_id, codec
         stream.receiver, stream.publisher_joined = receiver, self._clock()
-        stream.last_media = None
+        self._hear_rtcp(stream, receiver)
+        stream.last_media = stream.last_rtcp = None
         stream.media.clear()
         stream.fanout.publisher_restarted()
         stream.pump = asyncio.create_task(self._pump(stream, receiver.track))
@@ -297,7 +299,8 @@ class Relay:
             if stream.last_media is not None and now - stream.last_media > LIVE_WINDOW_S:
                 stream.media.clear()
             session, joined = stream.publisher_session, stream.publisher_joined
-            if session is not None and self._silent(stream.last_media, joined, now):
+            heard = max(stream.last_media or 0.0, stream.last_rtcp or 0.0) or None
+            if session is not None and self._silent(heard, joined, now):
                 log.warning("publisher_silent", stream_id=stream_id)
                 self.publishers_dropped += 1
                 await self._publisher_gone(stream_id, session)
@@ -317,6 +320,17 @@ class Relay:
                 stream.idle_since = now
             elif now - stream.idle_since > FORGET_AFTER_S and self.streams.get(stream_id) is stream:
                 del self.streams[stream_id]
+
+    def _hear_rtcp(self, stream: Stream, receiver: RTCRtpReceiver) -> None:
+        """A publisher's sender reports prove its path alive between sparse frames (a unit
+        sending keyframes only on a thin link)."""
+        handle_rtcp = receiver._handle_rtcp_packet
+
+        async def on_rtcp(packet: Any) -> None:
+            stream.last_rtcp = self._clock()
+            await handle_rtcp(packet)
+
+        receiver._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
 
     def _silent(
         self, heard: float | None, since: float | None, now: float, timeout: float | None = None
@@ -407,7 +421,7 @@ class Relay:
             return
         pc, stream.publisher, stream.publisher_session = stream.publisher, None, None
         stream.receiver, stream.live_since = None, None
-        stream.publisher_joined, stream.last_media = None, None
+        stream.publisher_joined, stream.last_media, stream.last_rtcp = None, None, None
         stream.media.clear()
         if stream.pump is not None:
             stream.pump.cancel()
