@@ -48,6 +48,11 @@ from runtime.webrtc import prefer_codec
 log = structlog.get_logger("rtcc.agent.publisher")
 WATCH_TICK_S = 0.25
 DELETE_TIMEOUT_S = 3.0
+# While a unit should be streaming it retries often: video must be back within seconds of
+# coverage returning (a dead center refuses connections cheaply). A short connect timeout
+# keeps one attempt from hanging on a link that is still gone.
+SIGNAL_RETRY = Backoff(initial_s=0.25, max_s=2.0)
+SIGNAL_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
 
 
 class PublishRefused(Exception):
@@ -91,7 +96,7 @@ class WhipPublisher:
         token: str,
         source: VideoSource,
         configuration: RTCConfiguration,
-        backoff: Backoff = Backoff(initial_s=0.5, max_s=10.0),
+        backoff: Backoff = SIGNAL_RETRY,
         rand: Callable[[], float] = random.random,
         *,
         rate: RateControl | None = None,
@@ -144,7 +149,7 @@ class WhipPublisher:
         """Publish until cancelled; raises PublishRefused when the center refuses the token."""
         attempt = 0
         try:
-            async with httpx.AsyncClient(timeout=10.0) as http:
+            async with httpx.AsyncClient(timeout=SIGNAL_TIMEOUT) as http:
                 try:
                     while True:
                         try:
