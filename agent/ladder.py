@@ -38,8 +38,10 @@ REACHED = 0.9
 class LadderConfig:
     loss_bad: float = 0.08
     loss_ok: float = 0.02
-    queueing_bad_s: float = 0.3
-    queueing_ok_s: float = 0.1
+    # Above the session's floor RTT. Jitter alone moves it too (a 400 +- 100 ms link each
+    # way spans 400 ms): only more than that is a queue building up.
+    queueing_bad_s: float = 0.6
+    queueing_ok_s: float = 0.25
     remb_overuse: float = 0.75
     bad_samples: int = 2
     settle_s: float = 2.5

@@ -224,12 +224,14 @@ class ViewerResult:
     def joins(self) -> int:
         return int(self.raw.get("joins", 0))
 
-    def back_after(self, t: float) -> float:
-        """Seconds from `t` until video decodes again: to the first frame after the first
-        freeze (> 0.5 s without a frame) that the fault caused, or to the first frame
-        after `t` if the video never froze. Video must have flowed just before `t`."""
+    def back_after(self, t: float, fault: float | None = None) -> float:
+        """Seconds from `t` (the fault, or when the network or process came back) until
+        video decodes again: to the first frame after the first freeze (> 0.5 s without a
+        frame) from `t` on, or to the first frame after `t` if the video never froze.
+        Video must have flowed just before the fault (at `t` unless given)."""
         times = self.decoded
-        assert any(t - 2.0 <= d <= t for d in times), "no video before the fault"
+        start = t if fault is None else fault
+        assert any(start - 2.0 <= d <= start for d in times), "no video before the fault"
         previous = max((d for d in times if d <= t), default=t)
         for d in (d for d in times if d > t):
             if d - previous > FREEZE_S:
@@ -261,7 +263,8 @@ def events_exactly_once(arrivals: list[Arrival]) -> tuple[int, int, int]:
             ids_by_n.setdefault(n, set()).add(str(envelope.id))
     if not ids_by_n:
         return 0, 0, 0
-    expected = max(ids_by_n) + 1
+    # The watch subscribes after the unit started: count from the first event it saw.
+    expected = max(ids_by_n) - min(ids_by_n) + 1
     lost = expected - len(ids_by_n)
     duplicated = sum(len(ids) - 1 for ids in ids_by_n.values())
     return expected, lost, duplicated
