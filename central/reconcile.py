@@ -58,7 +58,6 @@ class Reconciler:
         self.signer = signer
         self.settings = settings
         self.plan = StreamPlan(start_timeout_s=settings.start_timeout_s)
-        self.reports: dict[str, StreamInfo] = {}
         self._store = store
         self._clock = clock
         self._kick = asyncio.Event()
@@ -82,7 +81,6 @@ class Reconciler:
 
     async def reconcile(self) -> None:
         reports, unreachable = await self.worker_streams()
-        self.reports = reports
         now = self._clock()
         for stream in self.plan.streams():
             if self.pool.index_for(stream.stream_id) in unreachable:
@@ -145,8 +143,6 @@ class Reconciler:
                 await asyncio.sleep(min(0.1, max(0.0, left)))
                 continue
             if answer.status_code == 200:
-                info = StreamInfo.model_validate_json(answer.content)
-                self.reports[stream_id] = info
                 self.plan.observe(stream_id, True, self._clock())
                 return True
             await asyncio.sleep(min(0.1, max(0.0, left)))
