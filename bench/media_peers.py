@@ -25,7 +25,7 @@ from runtime.backoff import Backoff
 from runtime.config import IceSettings
 from runtime.webrtc import apply_ice
 
-REJOIN_BACKOFF = Backoff(initial_s=0.5, max_s=8.0)
+REJOIN_BACKOFF = Backoff(initial_s=0.5, max_s=2.0)  # like the page
 # A session the relay answered but that never brought a frame is given up after this long.
 FIRST_FRAME_S = 10.0
 PROBE_EVERY_S = 1.5
