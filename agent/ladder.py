@@ -13,10 +13,12 @@ or a REMB that just fell well below what we send) on consecutive reports, once t
 change had time to show. The estimate at that moment is the link's ceiling.
 Up: a clean link for a hold time. Within the reduced step the bitrate climbs to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
-Once what is sent reaches that share, a step up is a probe past the ceiling and waits for
-the probe hold, as does a step to a higher level. Sending more than the ceiling on a clean
-link clears it; a probe soon undone doubles the probe hold (so a link that carries only the
-lower rate is probed less and less often); a step up that holds for `stable_s` resets it.
+Once what is sent reaches that share, a step up is a probe to `probe_past` times the
+ceiling, never more (overshooting a thin link by a third loses enough packets to stall the
+status connection), and waits for the probe hold, as does a step to a higher level. What a
+clean link carries raises the ceiling; a probe soon undone doubles the probe hold (so a link
+that carries only the lower rate is probed less and less often); a step up that holds for
+`stable_s` resets it.
 Decisions look at what is sent, not at the target: an encoder with little to encode stays
 below its target, which must still climb for full quality to return. Clean means a low
 smoothed loss, so a link just out of a loss burst is not probed at once; a link between the
@@ -136,6 +138,8 @@ class DegradeLadder:
         self._bad = self._bad + 1 if congested else 0
         if self.clean(sample):
             self._good_since = now if self._good_since is None else self._good_since
+            if self.ceiling_bps is not None and sample.sent_bps > self.ceiling_bps:
+                self.ceiling_bps = sample.sent_bps  # the link carries more than it did
         else:
             self._good_since = None
         if (
@@ -156,8 +160,6 @@ class DegradeLadder:
         setting, probe = step
         if now - self._good_since < (self.hold_s if probe else self.config.up_hold_s):
             return None
-        if self.ceiling_bps is not None and sample.sent_bps > self.ceiling_bps:
-            self.ceiling_bps = None  # the link carries more than it did: the probe held
         return self._change(now, setting, "clean", up=probe)
 
     def _change(self, now: float, new: Setting | None, reason: str, up: bool) -> Setting | None:
@@ -216,12 +218,16 @@ class DegradeLadder:
         if level == "reduced" and target is not None and self.nominal_bps is not None:
             c, ceiling = self.config, self.ceiling_bps
             raised, probe = round(c.increase * target), False
-            if ceiling is not None:
-                cap = round(c.headroom * ceiling)
-                if sample.sent_bps >= REACHED * cap:
-                    raised, probe = max(raised, round(c.probe_past * ceiling)), True
-                elif target < cap:
+            if ceiling is not None and target < round(c.probe_past * ceiling):
+                cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
+                if target < cap:
                     raised = min(raised, cap)
+                elif sample.sent_bps >= REACHED * cap:
+                    raised, probe = probe_at, True
+                else:
+                    # The encoder leaves what it has unused: a higher target costs nothing
+                    # until it is used, and then the ceiling follows what gets through.
+                    raised = min(raised, probe_at)
             if raised >= self.nominal_bps:
                 return Setting("normal"), probe
             return Setting("reduced", raised), probe

@@ -306,13 +306,15 @@ class WhipPublisher:
                 self.plan.apply(setting)
                 self._log.info(
                     "uplink_level",
-                    level=setting.level,
+                    step=setting.level,
                     target_bps=setting.target_bps,
                     reason=self.ladder.reason,
                     estimate_bps=sample.estimate_bps,
                     sent_bps=sample.sent_bps,
                     loss=None if sample.loss is None else round(sample.loss, 3),
                     rtt_s=None if sample.rtt_s is None else round(sample.rtt_s, 3),
+                    queueing_s=None if sample.queueing_s is None else round(sample.queueing_s, 3),
+                    remb_bps=sample.remb_bps,
                 )
         self._report = UplinkReport(
             level=self.plan.setting.level,

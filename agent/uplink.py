@@ -35,6 +35,12 @@ LOSSY = 0.05
 REMB_FALL = 0.95
 SENT_WINDOW_S = 2.0
 MAX_SENT_ENTRIES = 1024
+# The path's own round trip is the least seen over this window, so a longer path (a
+# handover, a satellite hop) becomes the new floor within it instead of reading as a queue.
+RTT_FLOOR_WINDOW_S = 10.0
+# The round trip judged is the median of the latest reports: jitter moves single ones.
+RTT_MEDIAN_OF = 3
+MAX_RTT_ENTRIES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +114,7 @@ class UplinkEstimator:
         self._first_sent: float | None = None
         self._loss: float | None = None
         self._last_loss: float | None = None
-        self._rtt: float | None = None
-        self._rtt_floor: float | None = None
+        self._rtts: deque[tuple[float, float]] = deque(maxlen=MAX_RTT_ENTRIES)
         self._jitter: float | None = None
         self._remb: int | None = None
         self._remb_at = -math.inf
@@ -133,8 +138,7 @@ class UplinkEstimator:
         self._loss = lost if self._loss is None else w * lost + (1 - w) * self._loss
         self._jitter = jitter_s
         if rtt_s is not None and rtt_s >= 0:
-            self._rtt = rtt_s
-            self._rtt_floor = rtt_s if self._rtt_floor is None else min(self._rtt_floor, rtt_s)
+            self._rtts.append((now, rtt_s))
 
     def remb(self, now: float, bps: int) -> None:
         if self._remb is not None and bps < REMB_FALL * self._remb:
@@ -163,17 +167,25 @@ class UplinkEstimator:
             estimate = remb
         else:
             estimate = delivered
-        queueing = (
-            None if self._rtt is None or self._rtt_floor is None else self._rtt - self._rtt_floor
-        )
+        rtt, queueing = self._round_trip(now)
         return UplinkSample(
             sent_bps=sent,
             loss=self._loss,
             last_loss=self._last_loss,
-            rtt_s=self._rtt,
+            rtt_s=rtt,
             queueing_s=queueing,
             jitter_s=self._jitter,
             remb_bps=remb,
             remb_falling=now - self._remb_fell_at <= self._remb_fresh_s,
             estimate_bps=estimate,
         )
+
+    def _round_trip(self, now: float) -> tuple[float | None, float | None]:
+        """The smoothed round trip, and how far it lies above the path's floor."""
+        while len(self._rtts) > RTT_MEDIAN_OF and self._rtts[0][0] < now - RTT_FLOOR_WINDOW_S:
+            self._rtts.popleft()
+        if not self._rtts:
+            return None, None
+        latest = sorted(rtt for _, rtt in list(self._rtts)[-RTT_MEDIAN_OF:])
+        smoothed = latest[len(latest) // 2]
+        return smoothed, smoothed - min(rtt for _, rtt in self._rtts)

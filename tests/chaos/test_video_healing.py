@@ -64,6 +64,18 @@ def check_events(
     assert events > 0 and lost == 0 and duplicated == 0, (events, lost, duplicated)
 
 
+def record_ladder(site: Site, report: ChaosReport, scenario: str) -> None:
+    """What the unit's degrade ladder did, and why: the cause when a scenario misses."""
+    steps = site.log_events("agent", "uplink_level")
+    reasons = sorted({str(step.get("reason")) for step in steps})
+    lowest = min((LEVEL_RANK[str(s["step"])] for s in steps), default=0)
+    report.record(scenario, f"ladder steps ({', '.join(reasons) or 'none'})", len(steps), "")
+    report.record(scenario, "ladder lowest level (0 normal .. 3 keyframes)", lowest, "")
+
+
+LEVEL_RANK = {"normal": 0, "reduced": 1, "substream": 2, "keyframes": 3}
+
+
 def split_by_process(arrivals: list[Arrival], epochs: int) -> list[list[Arrival]]:
     """The simulator numbers events from 0 in each agent process: one group per process,
     told apart by a restart of the numbering."""
@@ -179,6 +191,7 @@ def test_slow_link_400ms_jitter_for_two_minutes(
     chaos_report.record(scenario, "viewer sessions", result.joins, "", limit=1)
     chaos_report.record(scenario, "video fps during", round(result.fps(start + 5, end), 1), "fps")
     chaos_report.record(scenario, "longest freeze", round(result.longest_gap(start + 5, end), 2))
+    record_ladder(site, chaos_report, scenario)
     assert teardowns == 0 and result.joins == 1 and not offline
     check_events(site, events, chaos_report, scenario)
 
@@ -209,9 +222,8 @@ def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: Cha
     chaos_report.record(scenario, "state delay p99", round(p99, 2), "s", limit=3.0)
     chaos_report.record(scenario, "video fps (after 20 s)", round(fps, 1), "fps")
     chaos_report.record(scenario, "times offline", len(offline), "", limit=0)
-    # The state p99 is reported against its 3 s limit but not yet enforced: it held in
-    # four runs (0.03-2.76 s) and missed in one (5.4 s); the ladder must keep it.
-    assert not offline and fps >= 1.0, (len(offline), p99, fps)
+    record_ladder(site, chaos_report, scenario)
+    assert not offline and p99 <= 3.0 and fps >= 1.0, (len(offline), p99, fps)
     check_events(site, events, chaos_report, scenario)
 
 

@@ -71,6 +71,21 @@ def test_loss_is_smoothed_and_rtt_growth_is_queueing() -> None:
     assert est.sample(3.0).rtt_s == pytest.approx(0.090)
 
 
+def test_a_longer_path_becomes_the_new_floor_and_one_late_report_is_not_a_queue() -> None:
+    est = UplinkEstimator()
+    for t in range(5):
+        est.report(float(t), 0.0, 0.001, 0.002)
+    est.report(5.0, 0.0, 0.001, 0.900)  # one report delayed by jitter
+    assert est.sample(5.0).queueing_s == pytest.approx(0.0)
+    for t in range(6, 10):  # the path now takes 0.8 s (a handover, a delay put in)
+        est.report(float(t), 0.0, 0.001, 0.800)
+    assert est.sample(9.0).queueing_s == pytest.approx(0.798)  # within the window: a queue
+    for t in range(10, 21):
+        est.report(float(t), 0.0, 0.001, 0.800 + 0.1 * (t % 2))
+    late = est.sample(20.0)
+    assert late.rtt_s == pytest.approx(0.8) and late.queueing_s == pytest.approx(0.0)
+
+
 def test_round_trip_counts_reports_answering_older_sender_reports() -> None:
     """Once a queue delays our sender reports, the relay answers an older one than the last
     sent: that answer still measures the round trip, queue included."""
@@ -187,9 +202,16 @@ def test_at_the_ceilings_share_a_step_up_probes_past_the_ceiling() -> None:
     assert ladder.setting == Setting("reduced", 105_000)  # 0.7 of the ceiling
     up = feed(ladder, [sample(sent=105_000)] * 10, start=10)
     assert [c for _, c in up] == [Setting("reduced", 172_500)]  # 1.15 x the ceiling
-    # It held, sending more than the ceiling: the ceiling is gone, and it climbs on.
-    feed(ladder, [sample(sent=172_500)] * 10, start=20)
-    assert ladder.ceiling_bps is None and ladder.setting == Setting("normal")
+    # It held: the ceiling is what got through, and each probe goes 15 % past it.
+    feed(ladder, [sample(sent=172_500)] * 7, start=20)
+    assert ladder.ceiling_bps == 172_500 and ladder.setting == Setting("reduced", 198_375)
+    targets = [198_375]
+    for now in range(30, 90):  # an encoder that sends what it is given
+        sent = ladder.setting.target_bps or NOMINAL
+        if ladder.update(float(now), sample(sent=sent)) is not None:
+            targets.append(ladder.setting.target_bps or NOMINAL)
+    assert all(b <= 1.15 * a + 1 for a, b in itertools.pairwise(targets))
+    assert ladder.setting == Setting("normal")
 
 
 def test_an_encoder_below_its_target_still_climbs_back_to_normal() -> None:
