@@ -14,11 +14,11 @@ change had time to show. The estimate at that moment is the link's ceiling.
 Up: a clean link for a hold time. Within the reduced step the bitrate climbs to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
 Once what is sent reaches that share, a step up is a probe to `probe_past` times the
-ceiling, never more (overshooting a thin link by a third loses enough packets to stall the
-status connection), and waits for the probe hold, as does a step to a higher level. What a
-clean link carries raises the ceiling; a probe soon undone doubles the probe hold (so a link
-that carries only the lower rate is probed less and less often); a step up that holds for
-`stable_s` resets it.
+ceiling, never more and never past a fresh REMB (overshooting a thin link by a third loses
+enough packets to stall the status connection), and waits for the probe hold, as does a step
+to a higher level. The least sent over a clean hold raises the ceiling; a probe soon
+undone doubles the probe hold (so a link that carries only the lower rate is probed less and
+less often); a step up that holds for `stable_s` resets it.
 Decisions look at what is sent, not at the target: an encoder with little to encode stays
 below its target, which must still climb for full quality to return. Clean means a low
 smoothed loss, so a link just out of a loss burst is not probed at once; a link between the
@@ -27,6 +27,7 @@ down and up thresholds stays put.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from agent.uplink import LEVELS, Level, UplinkSample
 
 # What is sent counts as having reached a bitrate within this share of it (encoders wander).
 REACHED = 0.9
+MAX_CLEAN_REPORTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class DegradeLadder:
         self._went_up_at: float | None = None
         self._bad = 0
         self._good_since: float | None = None
+        self._clean_sent: deque[tuple[float, int]] = deque(maxlen=MAX_CLEAN_REPORTS)
 
     def congestion(self, sample: UplinkSample) -> str | None:
         """Judged on the latest report alone; consecutive ones make it stick."""
@@ -137,9 +140,7 @@ class DegradeLadder:
         congested = self.congestion(sample)
         self._bad = self._bad + 1 if congested else 0
         if self.clean(sample):
-            self._good_since = now if self._good_since is None else self._good_since
-            if self.ceiling_bps is not None and sample.sent_bps > self.ceiling_bps:
-                self.ceiling_bps = sample.sent_bps  # the link carries more than it did
+            self._clean_report(now, sample.sent_bps)
         else:
             self._good_since = None
         if (
@@ -161,6 +162,19 @@ class DegradeLadder:
         if now - self._good_since < (self.hold_s if probe else self.config.up_hold_s):
             return None
         return self._change(now, setting, "clean", up=probe)
+
+    def _clean_report(self, now: float, sent_bps: int) -> None:
+        if self._good_since is None:
+            self._good_since = now
+            self._clean_sent.clear()
+        self._clean_sent.append((now, sent_bps))
+        hold = self.config.up_hold_s
+        while self._clean_sent[0][0] < now - hold:
+            self._clean_sent.popleft()
+        carried = min(sent for _, sent in self._clean_sent)
+        if now - self._good_since >= hold and self.ceiling_bps is not None:
+            # The least sent over a clean hold: what the link carries, not a keyframe's peak.
+            self.ceiling_bps = max(self.ceiling_bps, carried)
 
     def _change(self, now: float, new: Setting | None, reason: str, up: bool) -> Setting | None:
         if new is None or new == self.setting:
@@ -218,16 +232,19 @@ class DegradeLadder:
         if level == "reduced" and target is not None and self.nominal_bps is not None:
             c, ceiling = self.config, self.ceiling_bps
             raised, probe = round(c.increase * target), False
-            if ceiling is not None and target < round(c.probe_past * ceiling):
+            if ceiling is not None:
                 cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
+                if sample.remb_bps is not None:
+                    # The relay's delay-based estimate rises ahead of loss: no probe past it.
+                    probe_at = min(probe_at, sample.remb_bps)
                 if target < cap:
                     raised = min(raised, cap)
-                elif sample.sent_bps >= REACHED * cap:
-                    raised, probe = probe_at, True
+                elif sample.sent_bps < REACHED * cap:
+                    pass  # unused by the encoder: a higher target costs nothing until used
+                elif probe_at <= target:
+                    return None  # until a clean hold at this rate raises the ceiling
                 else:
-                    # The encoder leaves what it has unused: a higher target costs nothing
-                    # until it is used, and then the ceiling follows what gets through.
-                    raised = min(raised, probe_at)
+                    raised, probe = probe_at, True
             if raised >= self.nominal_bps:
                 return Setting("normal"), probe
             return Setting("reduced", raised), probe

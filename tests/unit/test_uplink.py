@@ -203,7 +203,7 @@ def test_at_the_ceilings_share_a_step_up_probes_past_the_ceiling() -> None:
     up = feed(ladder, [sample(sent=105_000)] * 10, start=10)
     assert [c for _, c in up] == [Setting("reduced", 172_500)]  # 1.15 x the ceiling
     # It held: the ceiling is what got through, and each probe goes 15 % past it.
-    feed(ladder, [sample(sent=172_500)] * 7, start=20)
+    feed(ladder, [sample(sent=172_500)] * 10, start=20)
     assert ladder.ceiling_bps == 172_500 and ladder.setting == Setting("reduced", 198_375)
     targets = [198_375]
     for now in range(30, 90):  # an encoder that sends what it is given
@@ -212,6 +212,14 @@ def test_at_the_ceilings_share_a_step_up_probes_past_the_ceiling() -> None:
             targets.append(ladder.setting.target_bps or NOMINAL)
     assert all(b <= 1.15 * a + 1 for a, b in itertools.pairwise(targets))
     assert ladder.setting == Setting("normal")
+
+
+def test_a_probe_goes_no_further_than_the_relays_remb() -> None:
+    ladder = simulator_ladder(up_hold_s=4.0)
+    feed(ladder, [sample(loss=0.4, estimate=150_000)] * 3)
+    assert feed(ladder, [sample(sent=105_000, remb=100_000, remb_falling=False)] * 10) == []
+    up = feed(ladder, [sample(sent=105_000, remb=130_000, remb_falling=False)] * 10, start=20)
+    assert [c for _, c in up] == [Setting("reduced", 130_000)]
 
 
 def test_an_encoder_below_its_target_still_climbs_back_to_normal() -> None:
