@@ -1,41 +1,34 @@
-"""Import direction, enforced on every test run (import-linter enforces it in lint too)."""
+"""The import rules, enforced on every test run from their one source: the import-linter
+contracts in pyproject.toml (which `make lint` checks too)."""
 
-import ast
-import sys
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
+from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).parents[2]
-OURS = {"protocol", "agent", "central", "firmware_bridge", "runtime", "rtcc"}
-ALLOWED = {
-    "protocol": {"protocol"},
-    "firmware_bridge": {"firmware_bridge"},
-    "runtime": {"runtime", "protocol"},
-    "agent": {"agent", "protocol", "firmware_bridge", "runtime"},
-    "central": {"central", "protocol", "runtime"},
-    "rtcc": OURS,
-}
 
 
-def imports(package: str) -> set[tuple[str, str]]:
-    found = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {(str(path.relative_to(ROOT)), a.name.split(".")[0]) for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add((str(path.relative_to(ROOT)), node.module.split(".")[0]))
-    return found
+def lint(config: Path) -> int:
+    return lint_imports(config_filename=str(config), no_cache=True, no_logo=True)
 
 
-@pytest.mark.parametrize("package", sorted(ALLOWED))
-def test_imports_flow_one_way(package: str) -> None:
-    bad = {(f, m) for f, m in imports(package) if m in OURS and m not in ALLOWED[package]}
-    assert not bad, f"{package} imports what it must not: {sorted(bad)}"
+def test_every_import_contract_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert lint(ROOT / "pyproject.toml") == 0
 
 
-def test_protocol_needs_only_pydantic_and_ed25519() -> None:
-    """The contract is models; the evidence manifest's signatures add one crypto library."""
-    third_party = {m for _, m in imports("protocol")} - set(sys.stdlib_module_names) - OURS
-    assert third_party <= {"pydantic", "cryptography"}, third_party
+def test_a_third_party_import_outside_the_allow_list_breaks_the_contract(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The allow-list contract is ours: prove it can fail (protocol does use cryptography)."""
+    monkeypatch.chdir(ROOT)
+    config = (ROOT / "pyproject.toml").read_text()
+    narrowed = config.replace(
+        'allowed_externals = ["pydantic", "cryptography"]', 'allowed_externals = ["pydantic"]'
+    )
+    assert narrowed != config
+    (tmp_path / "pyproject.toml").write_text(narrowed)
+    assert lint(tmp_path / "pyproject.toml") != 0

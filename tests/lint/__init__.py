@@ -1,0 +1,1 @@
+"""Checks that `make lint` runs besides ruff, mypy and import-linter's own contracts."""
