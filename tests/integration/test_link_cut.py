@@ -84,6 +84,27 @@ def in_ns(
     )
 
 
+def get_status(ns: str, url: str, timeout: float) -> int | None:
+    """GET `url` from inside namespace `ns`; its status, or None if nothing answered."""
+    probe = (
+        "import sys, httpx; print(httpx.get(sys.argv[1], timeout=float(sys.argv[2])).status_code)"
+    )
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", probe, url, str(timeout)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout + 10,
+    )
+    return int(done.stdout) if done.returncode == 0 else None
+
+
+def wait_until_answers(ns: str, url: str, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while get_status(ns, url, 1.0) != 200:
+        assert time.monotonic() < deadline, f"{url} did not answer within {within_s} s"
+
+
 def test_stream_survives_a_cut_of_the_vehicle_link(lab: dict[str, str]) -> None:
     base = "http://10.200.7.1:8000"
     now = time.time()
@@ -104,7 +125,7 @@ def test_stream_survives_a_cut_of_the_vehicle_link(lab: dict[str, str]) -> None:
         )
     ]
     try:
-        time.sleep(2.0)
+        wait_until_answers(lab["core"], f"{base}/healthz", 20)
         procs.append(
             in_ns(
                 lab["veh"],
@@ -123,7 +144,8 @@ def test_stream_survives_a_cut_of_the_vehicle_link(lab: dict[str, str]) -> None:
                 "10.200.7.2",
             )
         )
-        time.sleep(3.0)
+        # The worker answers once the publisher's media arrives (a long poll).
+        assert get_status(lab["core"], f"{base}/streams/cut/live?timeout=20", 25) == 200
         viewer = in_ns(
             lab["core"],
             "-m",
@@ -145,7 +167,7 @@ def test_stream_survives_a_cut_of_the_vehicle_link(lab: dict[str, str]) -> None:
         assert viewer.stdout is not None
         assert json.loads(viewer.stdout.readline())["ready"]
         started = time.monotonic()
-        time.sleep(4.0)
+        time.sleep(4.0)  # the schedule: video flows steadily before the cut
         bridge = (
             "ip",
             "netns",
