@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from importlinter.cli import lint_imports
 
+from tests.lint.sizes import oversized
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -32,3 +34,10 @@ def test_a_third_party_import_outside_the_allow_list_breaks_the_contract(
     assert narrowed != config
     (tmp_path / "pyproject.toml").write_text(narrowed)
     assert lint(tmp_path / "pyproject.toml") != 0
+
+
+def test_size_check_names_a_module_over_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "big.py").write_text("x = 1\n" * 401)
+    (tmp_path / "agent" / "small.py").write_text("x = 1\n" * 400)
+    assert oversized(tmp_path) == [("agent/big.py", 401)]
