@@ -41,7 +41,7 @@ from agent.media_feed import EncodedVideoTrack, MediaPlan
 from agent.media_watchdog import REBUILD, MediaWatchdog, Outcome, SessionEnds
 from agent.uplink import RoundTrip, UplinkEstimator, UplinkReport
 from firmware_bridge.media import EncodedFrame, RateControl, VideoSource
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 from runtime.dscp import DSCP_AF21, set_dscp
 from runtime.webrtc import prefer_codec
 
@@ -107,8 +107,7 @@ class WhipPublisher:
         self.whip_url = whip_url
         self._token = token
         self._configuration = configuration
-        self._backoff = backoff
-        self._rand = rand
+        self._retry = Retry(backoff, rand=rand)
         self._options = options
         if rate is None and isinstance(source, RateControl):
             rate = source
@@ -147,7 +146,7 @@ class WhipPublisher:
 
     async def run(self) -> None:
         """Publish until cancelled; raises PublishRefused when the center refuses the token."""
-        attempt = 0
+        self._retry.reset()
         try:
             async with httpx.AsyncClient(timeout=SIGNAL_TIMEOUT) as http:
                 try:
@@ -159,10 +158,13 @@ class WhipPublisher:
                             outcome = "failed"
                         if outcome == "rebuild":
                             self.rebuilds += 1
-                            attempt = 0
+                            self._retry.reset()
                             continue
-                        attempt = 0 if outcome == "lasted" else attempt + 1
-                        await self._pause(self._backoff.delay(attempt, self._rand))
+                        if outcome == "lasted":
+                            self._retry.reset()
+                        else:
+                            self._retry.failed()
+                        await self._pause(self._retry.delay())
                 finally:
                     # Tell the center the last session is over (each try is bounded).
                     await asyncio.gather(*self._deletes, return_exceptions=True)

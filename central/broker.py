@@ -18,8 +18,8 @@ from pathlib import Path
 
 import structlog
 
-from runtime.backoff import Backoff
-from runtime.process import die_with_parent
+from runtime.backoff import Backoff, Retry
+from runtime.process import die_with_parent, keep_running
 
 log = structlog.get_logger("rtcc.broker")
 
@@ -134,6 +134,11 @@ class MosquittoProcess:
             proc.kill()
             proc.wait()
 
+    def wait(self) -> int:
+        """Block until the running broker exits; its return code."""
+        assert self._proc is not None
+        return self._proc.wait()
+
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
@@ -147,25 +152,42 @@ class MosquittoProcess:
 
     async def supervise(self, backoff: Backoff = Backoff(initial_s=0.2, max_s=10.0)) -> None:
         """Keep the broker running on the same port until cancelled; then stop it."""
-        attempt = 0
-        try:
-            while True:
-                if not self.running:
-                    try:
-                        await asyncio.to_thread(self.start)
-                        attempt = 0
-                    except BrokerError as exc:
-                        log.error("broker_start_failed", error=str(exc))
-                        attempt += 1
-                        await asyncio.sleep(backoff.delay(attempt))
-                        continue
-                proc = self._proc
-                assert proc is not None
-                code = await asyncio.to_thread(proc.wait)
-                self.restarts += 1
-                log.error(
-                    "broker_died", returncode=code, restarts=self.restarts, log=self.log_tail()
-                )
-                await asyncio.sleep(backoff.delay(attempt))
-        finally:
-            await asyncio.to_thread(self.stop)
+
+        def died(code: int) -> None:
+            log.error("broker_died", returncode=code, restarts=self.restarts, log=self.log_tail())
+
+        def start_failed(exc: Exception) -> None:
+            log.error("broker_start_failed", error=str(exc))
+
+        # Every death after a good start waits the shortest delay; failed starts back off.
+        await keep_running(
+            _SupervisedBroker(self),
+            Retry(backoff, healthy_after_s=0.0),
+            died,
+            on_start_failed=start_failed,
+        )
+
+
+class _SupervisedBroker:
+    """The broker's blocking start, wait and stop, run off the event loop."""
+
+    def __init__(self, broker: MosquittoProcess) -> None:
+        self._broker = broker
+
+    @property
+    def restarts(self) -> int:
+        return self._broker.restarts
+
+    @restarts.setter
+    def restarts(self, value: int) -> None:
+        self._broker.restarts = value
+
+    async def start(self) -> None:
+        if not self._broker.running:
+            await asyncio.to_thread(self._broker.start)
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self._broker.wait)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._broker.stop)

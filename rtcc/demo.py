@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
 import sys
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.backoff import Backoff
-from runtime.process import die_with_parent
+from runtime.backoff import Backoff, Retry
+from runtime.process import ChildProcess, keep_running
 
 REFRESH_S = 3.0
 STREAMING_UNITS = 2
@@ -36,58 +34,30 @@ def _port_or_free(preferred: int) -> int:
         return port
 
 
-@dataclass
-class Child:
-    name: str
-    env: dict[str, str]
-    log_path: Path
-    args: list[str] = field(default_factory=list)
-    proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
-    stopping: bool = field(default=False)
+class Child(ChildProcess):
+    """One `rtcc` subcommand of the demo (`name` is "agent:unit-01" for an agent)."""
 
-    async def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "rtcc",
-            self.name.split(":")[0],
-            *self.args,
-            env={**os.environ, **self.env},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            # Own sessions: Ctrl-C reaches only the demo, which stops its children in order.
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+    def __init__(self, name: str, env: dict[str, str], log_path: Path, args: Sequence[str] = ()):
+        super().__init__(
+            [sys.executable, "-m", "rtcc", name.split(":", maxsplit=1)[0], *args],
+            env,
+            log_path,
+            stop_grace_s=STOP_GRACE_S,
         )
-        log.close()
+        self.name = name
+        self.stopping = False
 
     async def keep_running(self) -> None:
-        backoff = Backoff(initial_s=0.5, max_s=10.0)
-        while not self.stopping:
-            if self.proc is None:
-                await self.start()
-            assert self.proc is not None
-            code = await self.proc.wait()
-            if self.stopping:
-                return
-            self.restarts += 1
+        def exited(code: int) -> None:
             print(f"  ! {self.name} exited ({code}); restarting (see {self.log_path})")
-            self.proc = None
-            await asyncio.sleep(backoff.delay(min(self.restarts, 5)))
+
+        await keep_running(
+            self, Retry(Backoff(initial_s=0.5, max_s=10.0)), exited, stopping=lambda: self.stopping
+        )
 
     async def stop(self) -> None:
         self.stopping = True
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await super().stop()
 
 
 class Demo:

@@ -1,10 +1,11 @@
-"""Retry delays: exponential growth, capped, with full jitter (a value object, no clock)."""
+"""Retry delays: exponential growth, capped, with full jitter (value objects, no clock)."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,32 @@ class Backoff:
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         return rand() * self.ceiling(attempt)
+
+
+@dataclass(slots=True)
+class Retry:
+    """The attempt count of one retry loop on a `Backoff`: failures grow the next delay, a
+    success (or a run that lasted `healthy_after_s`) starts it over. The loop measures
+    how long a run lasted and does the waiting itself (some waits are cut short)."""
+
+    backoff: Backoff
+    healthy_after_s: float = math.inf
+    rand: Callable[[], float] = random.random
+    attempt: int = field(default=0, init=False)
+
+    def failed(self) -> None:
+        self.attempt += 1
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def ended(self, lasted_s: float) -> None:
+        """A run ended after `lasted_s`: a long one was healthy, a short one failed."""
+        if lasted_s >= self.healthy_after_s:
+            self.reset()
+        else:
+            self.failed()
+
+    def delay(self) -> float:
+        """The wait before the next attempt."""
+        return self.backoff.delay(self.attempt, self.rand)

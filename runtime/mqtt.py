@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 from runtime.config import BrokerUrl, MqttTuning
 from runtime.dscp import DSCP_AF31, set_dscp
 from runtime.keepalive import ping_check_interval_s, wire_keepalive_s
@@ -94,8 +94,7 @@ class MqttLink:
         self._on_connected = on_connected
         self._will = will
         self._username = username
-        self._rand = rand
-        self._backoff = Backoff(tuning.reconnect_initial_s, tuning.reconnect_max_s)
+        self._retry = Retry(Backoff(tuning.reconnect_initial_s, tuning.reconnect_max_s), rand=rand)
         self._log = structlog.get_logger("rtcc.mqtt").bind(client_id=client_id)
         wire = wire_keepalive_s(tuning.keepalive_s)
         if wire is None and tuning.keepalive_s not in _WARNED_KEEPALIVES:
@@ -129,26 +128,26 @@ class MqttLink:
         """Keep connected until cancelled or `close()`d. Each new connection goes to the
         next broker in the list. May be run again after `close()`."""
         self._stopping = False
-        attempt, index = 0, 0
+        index = 0
         while not self._stopping:
             url = self._urls[index % len(self._urls)]
             index += 1
             try:
                 await self._session(url)
-                attempt = 0
+                self._retry.reset()
             except ConnectFailed as exc:
                 self._log.warning("mqtt_connect_failed", broker=str(url), error=str(exc))
-                attempt += 1
+                self._retry.failed()
             except NotConnected:
                 self._log.warning("mqtt_connection_lost_during_setup", broker=str(url))
-                attempt += 1
+                self._retry.failed()
             except Exception:
                 self._log.exception("mqtt_session_crashed", broker=str(url))
-                attempt += 1
+                self._retry.failed()
             finally:
                 self._teardown()
             if not self._stopping:
-                await self._pause(self._backoff.delay(attempt, self._rand))
+                await self._pause(self._retry.delay())
 
     def reconnect(self, reason: str) -> None:
         """Give up the current connection and make a new one now, skipping any wait between

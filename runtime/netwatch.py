@@ -34,7 +34,7 @@ from typing import Literal
 
 import structlog
 
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 
 log = structlog.get_logger("rtcc.netwatch")
 
@@ -359,8 +359,7 @@ class NetworkWatch:
         self.max_delay_s = max_delay_s
         self.ignore_loopback = ignore_loopback
         self.watching = asyncio.Event()
-        self._backoff = backoff
-        self._healthy_after_s = healthy_after_s
+        self._retry = Retry(backoff, healthy_after_s)
         self._open_socket = open_socket
         self._snapshot = snapshot
         self._pending: list[NetworkChange] = []
@@ -368,7 +367,6 @@ class NetworkWatch:
         self._timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
-        attempt = 0
         while True:
             started = time.monotonic()
             try:
@@ -381,8 +379,8 @@ class NetworkWatch:
                 finally:
                     self.watching.clear()
                     sock.close()
-            attempt = 0 if time.monotonic() - started >= self._healthy_after_s else attempt + 1
-            delay = self._backoff.delay(attempt)
+            self._retry.ended(time.monotonic() - started)
+            delay = self._retry.delay()
             log.warning("netwatch_unavailable", reason=reason, retry_in_s=round(delay, 2))
             await asyncio.sleep(delay)
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 
 log = structlog.get_logger("rtcc.supervise")
 
@@ -21,7 +21,7 @@ async def supervised(
     """Run `run()` forever; if it returns or raises, log it and start it again after a
     jittered delay. A run that lasted `healthy_after_s` resets the backoff."""
     loop = asyncio.get_running_loop()
-    attempt = 0
+    retry = Retry(backoff, healthy_after_s)
     while True:
         started = loop.time()
         try:
@@ -31,8 +31,8 @@ async def supervised(
             raise
         except Exception:
             log.exception("task_crashed", task=name)
-        attempt = 0 if loop.time() - started >= healthy_after_s else attempt + 1
-        await asyncio.sleep(backoff.delay(attempt))
+        retry.ended(loop.time() - started)
+        await asyncio.sleep(retry.delay())
 
 
 class TaskGroup:

@@ -8,30 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import structlog
 
 from central.broker import free_port
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 from runtime.config import IceSettings
-from runtime.process import die_with_parent
+from runtime.process import ChildProcess, keep_running
 
 log = structlog.get_logger("rtcc.relay.pool")
 
 
-@dataclass
-class WorkerProcess:
-    index: int
-    port: int
-    env: dict[str, str]
-    proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
+class WorkerProcess(ChildProcess):
+    """One `rtcc relay-worker` process, listening on `port`."""
+
+    def __init__(self, index: int, port: int, env: dict[str, str]) -> None:
+        super().__init__([sys.executable, "-m", "rtcc", "relay-worker"], env)
+        self.index = index
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -39,6 +37,8 @@ class WorkerProcess:
 
 
 READY_POLL_S = 0.02
+# A worker that ran this long before it died was healthy: restart it soon.
+HEALTHY_AFTER_S = 60.0
 
 
 class WorkerPool:
@@ -80,7 +80,7 @@ class WorkerPool:
         try:
             await asyncio.gather(*(self._keep(w) for w in self.workers))
         finally:
-            await asyncio.gather(*(self._stop(w) for w in self.workers))
+            await asyncio.gather(*(w.stop() for w in self.workers))
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
         for worker in self.workers:
@@ -102,35 +102,17 @@ class WorkerPool:
                 await asyncio.sleep(READY_POLL_S)
 
     async def _keep(self, worker: WorkerProcess) -> None:
-        backoff = Backoff(initial_s=0.2, max_s=10.0)
-        attempt = 0
-        while True:
-            worker.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "rtcc",
-                "relay-worker",
-                env={**os.environ, **worker.env},
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-            started = asyncio.get_running_loop().time()
-            announce = None
-            if worker.restarts:
-                announce = asyncio.create_task(self._announce_restart(worker))
-            try:
-                code = await worker.proc.wait()
-            finally:
-                if announce is not None:
-                    announce.cancel()
-                    await asyncio.gather(announce, return_exceptions=True)
-            worker.restarts += 1
-            attempt = 0 if asyncio.get_running_loop().time() - started > 60 else attempt + 1
+        def died(code: int) -> None:
             log.error(
                 "relay_worker_died", index=worker.index, returncode=code, restarts=worker.restarts
             )
-            await asyncio.sleep(backoff.delay(attempt))
+
+        await keep_running(
+            worker,
+            Retry(Backoff(initial_s=0.2, max_s=10.0), healthy_after_s=HEALTHY_AFTER_S),
+            died,
+            after_restart=lambda: self._announce_restart(worker),
+        )
 
     async def _announce_restart(self, worker: WorkerProcess) -> None:
         try:
@@ -141,15 +123,3 @@ class WorkerPool:
         log.info("relay_worker_restarted", index=worker.index, restarts=worker.restarts)
         for listener in self.on_restart:
             listener(worker.index)
-
-    @staticmethod
-    async def _stop(worker: WorkerProcess) -> None:
-        proc = worker.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
