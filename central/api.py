@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
-from central.commands import TooManyPending
+from central.errors import UnknownUnit
 from central.fleet import FleetService
+from central.http_errors import install_error_handlers
 from central.registry import UnitRecord
 from protocol import CommandStatus, UnitState
 from protocol.topics import check_id, check_name
-from runtime.mqtt import MqttError
 
 UnitIdPath = Annotated[str, AfterValidator(check_id)]
 
@@ -68,6 +67,7 @@ class Health(ApiModel):
 
 def create_app(fleet: FleetService) -> FastAPI:
     app = FastAPI(title="rtcc center", version="0.1.0")
+    install_error_handlers(app)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -92,7 +92,7 @@ def create_app(fleet: FleetService) -> FastAPI:
     def get_unit(unit_id: UnitIdPath) -> UnitView:
         record = fleet.registry.get(unit_id)
         if record is None:
-            raise HTTPException(404, f"unknown unit {unit_id}")
+            raise UnknownUnit(unit_id)
         return UnitView.of(record)
 
     @app.post(
@@ -101,42 +101,24 @@ def create_app(fleet: FleetService) -> FastAPI:
             404: {"description": "Unknown unit"},
             409: {"description": "Unit offline"},
             503: {"description": "Broker unreachable"},
-            504: {"description": "No final result in time"},
+            504: {"description": "No final result in time (with cmd_id and accepted)"},
         },
     )
     async def post_command(unit_id: UnitIdPath, request: CommandRequest) -> CommandResponse:
-        record = fleet.registry.get(unit_id)
-        if record is None:
-            raise HTTPException(404, f"unknown unit {unit_id}")
-        if not record.online:
-            raise HTTPException(409, f"unit {unit_id} is offline")
-        try:
-            pending = await fleet.send_command(
-                unit_id, request.name, request.args, fleet.settings.fleet.command_ttl_s
-            )
-        except (MqttError, TooManyPending) as exc:
-            raise HTTPException(503, f"cannot send command: {exc}") from None
-        try:
-            result = await asyncio.wait_for(asyncio.shield(pending.result), request.timeout_s)
-        except TimeoutError:
-            fleet.metrics.commands.labels("timeout").inc()
-            return JSONResponse(  # type: ignore[return-value]
-                {
-                    "detail": "no final result in time",
-                    "cmd_id": pending.cmd_id,
-                    "accepted": pending.accepted,
-                },
-                status_code=504,
-            )
-        finally:
-            fleet.commands.close(pending.cmd_id)
-        rtt_ms = (fleet.clock() - pending.sent_at) * 1000.0
+        fleet.online_unit(unit_id)
+        answer = await fleet.call(
+            unit_id,
+            request.name,
+            request.args,
+            request.timeout_s,
+            ttl_s=fleet.settings.fleet.command_ttl_s,
+        )
         return CommandResponse(
-            cmd_id=pending.cmd_id,
-            status=result.status,
-            detail=result.detail,
-            data=result.data,
-            rtt_ms=round(rtt_ms, 2),
+            cmd_id=answer.cmd_id,
+            status=answer.result.status,
+            detail=answer.result.detail,
+            data=answer.result.data,
+            rtt_ms=round(answer.rtt_s * 1000.0, 2),
         )
 
     return app

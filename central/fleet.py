@@ -14,13 +14,15 @@ from typing import Any
 import structlog
 from pydantic import JsonValue
 
-from central.commands import CommandTracker, PendingCommand
+from central.commands import CommandTracker, PendingCommand, TooManyPending
 from central.config import CentralSettings
+from central.errors import TimedOut, Unavailable, UnitOffline, UnknownUnit
 from central.metrics import Metrics
-from central.registry import Outcome, Partition, Registry
+from central.registry import Outcome, Partition, Registry, UnitRecord
 from protocol import (
     CenterStatus,
     Command,
+    CommandResult,
     Envelope,
     Event,
     ProtocolError,
@@ -37,6 +39,23 @@ VERSION = "0.1.0"
 RECENT_EVENTS = 1000
 GAP_CHECK_S = 0.5
 LOGS_PER_REASON_PER_MINUTE = 10
+
+
+class CommandNotSent(Unavailable):
+    """The broker did not take the command (unreachable, or too many in flight)."""
+
+
+class NoResultInTime(TimedOut):
+    """The unit gave no final result in time (it may still have accepted the command)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A command's final result and how long it took, sent to answered."""
+
+    cmd_id: str
+    result: CommandResult
+    rtt_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,18 +261,59 @@ class FleetService:
 
     async def _send_quietly(self, unit_id: str, name: str, ttl_s: float) -> None:
         try:
-            pending = await self.send_command(unit_id, name, {}, ttl_s)
-        except Exception as exc:
+            await self.call(unit_id, name, {}, ttl_s)
+        except CommandNotSent as exc:
             self._log.warning("command_send_failed", unit_id=unit_id, command=name, error=str(exc))
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(pending.result), ttl_s)
-        except (TimeoutError, asyncio.CancelledError):
-            self._log.warning("command_unanswered", unit_id=unit_id, cmd_id=pending.cmd_id)
-        finally:
-            self.commands.close(pending.cmd_id)
+        except NoResultInTime as exc:
+            self._log.warning("command_unanswered", unit_id=unit_id, cmd_id=exc.context["cmd_id"])
 
     # ---- commands ---------------------------------------------------------------------
+
+    def online_unit(self, unit_id: str) -> UnitRecord:
+        """The unit's record; UnknownUnit or UnitOffline when it cannot be commanded."""
+        record = self.registry.get(unit_id)
+        if record is None:
+            raise UnknownUnit(unit_id)
+        if not record.online:
+            raise UnitOffline(unit_id)
+        return record
+
+    async def call(
+        self,
+        unit_id: str,
+        name: str,
+        args: dict[str, JsonValue],
+        timeout_s: float,
+        ttl_s: float | None = None,
+    ) -> Answer:
+        """Send a command (valid at the unit for `ttl_s`, default `timeout_s`) and wait up
+        to `timeout_s` for its final result. Raises CommandNotSent or NoResultInTime."""
+        try:
+            pending = await self.send_command(
+                unit_id, name, args, timeout_s if ttl_s is None else ttl_s
+            )
+        except (MqttError, TooManyPending) as exc:
+            raise CommandNotSent(f"cannot send command: {exc}") from None
+        try:
+            result = await asyncio.wait_for(asyncio.shield(pending.result), timeout_s)
+        except TimeoutError:
+            self.metrics.commands.labels("timeout").inc()
+            raise NoResultInTime(
+                "no final result in time", cmd_id=pending.cmd_id, accepted=pending.accepted
+            ) from None
+        finally:
+            self.commands.close(pending.cmd_id)
+        return Answer(pending.cmd_id, result, self.clock() - pending.sent_at)
+
+    async def tell(self, unit_id: str, name: str) -> None:
+        """Send a command nobody waits on the result of; one the broker does not take is
+        given up quietly (the center asks again when it matters)."""
+        try:
+            pending = await self.send_command(unit_id, name, {}, self.settings.fleet.command_ttl_s)
+        except (MqttError, TooManyPending) as exc:
+            self._log.info("command_not_sent", unit_id=unit_id, command=name, error=str(exc))
+            return
+        self.commands.close(pending.cmd_id)
 
     async def send_command(
         self, unit_id: str, name: str, args: dict[str, JsonValue], ttl_s: float

@@ -18,28 +18,25 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from central.config import RelaySettings
 from central.desired import ActionKind, DesiredStream, DesiredStreamRecord, StreamPlan
-from central.fleet import FleetService
-from central.relay.models import StreamInfo
-from central.relay.pool import WorkerPool
+from central.errors import Failed
+from central.fleet import CommandNotSent, FleetService, NoResultInTime
+from central.relay_front import RelayFront, WorkerReports
 from protocol import CommandResult, CommandStatus
-from protocol.tokens import TokenSigner
+from protocol.streams import StreamStartArgs
 from runtime.files import write_atomic
-from runtime.mqtt import MqttError
 
 log = structlog.get_logger("rtcc.reconcile")
 RECONCILE_INTERVAL_S = 0.5
-WORKER_POLL_TIMEOUT_S = 2.0
 UNWANTED_CHECK_S = 3.0
 RECORDS = TypeAdapter(list[DesiredStreamRecord])
 
 
-class StreamStartFailed(Exception):
+class StreamStartFailed(Failed):
     """The unit did not take the stream.start (offline, refused, no answer in time)."""
 
 
@@ -47,25 +44,22 @@ class Reconciler:
     def __init__(
         self,
         fleet: FleetService,
-        pool: WorkerPool,
-        signer: TokenSigner,
+        relay: RelayFront,
         settings: RelaySettings,
         store: Path,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
-        self.pool = pool
-        self.signer = signer
+        self.relay = relay
         self.settings = settings
         self.plan = StreamPlan(start_timeout_s=settings.start_timeout_s)
         self._store = store
         self._clock = clock
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
         self.plan.restore(self._load(), clock())
         fleet.birth_listeners.append(self._on_birth)
-        pool.on_restart.append(self._on_worker_restart)
+        relay.on_restart.append(self._on_worker_restart)
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -83,7 +77,7 @@ class Reconciler:
         reports, unreachable = await self.worker_streams()
         now = self._clock()
         for stream in self.plan.streams():
-            if self.pool.index_for(stream.stream_id) in unreachable:
+            if self.relay.home_of(stream.stream_id) in unreachable:
                 continue  # unknown is not "no media": a busy worker is no reason to rebuild
             info = reports.get(stream.stream_id)
             self.plan.observe(stream.stream_id, info is not None and info.live, now)
@@ -109,44 +103,18 @@ class Reconciler:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
 
     # ---- what the relay says ------------------------------------------------------------
 
-    async def worker_streams(self) -> tuple[dict[str, StreamInfo], set[int]]:
-        """What every worker reports (asked in parallel), and which workers did not answer."""
-        answers = await asyncio.gather(
-            *(self._http.get(worker.url + "/streams") for worker in self.pool.workers),
-            return_exceptions=True,
-        )
-        found: dict[str, StreamInfo] = {}
-        unreachable: set[int] = set()
-        for worker, answer in zip(self.pool.workers, answers, strict=True):
-            try:
-                if isinstance(answer, BaseException):
-                    raise answer
-                infos = [StreamInfo.model_validate(s) for s in answer.json()]
-            except (httpx.HTTPError, ValueError):
-                unreachable.add(worker.index)
-                log.debug("relay_worker_unreachable", index=worker.index)
-                continue
-            found.update({info.stream_id: info for info in infos})
-        return found, unreachable
+    async def worker_streams(self) -> WorkerReports:
+        return await self.relay.streams()
 
     async def wait_live(self, stream_id: str, deadline: float) -> bool:
-        """Until the relay sees media of the stream (a long poll on its worker)."""
-        while (left := deadline - self._clock()) > 0:
-            url = f"{self.pool.url_for(stream_id)}/streams/{stream_id}/live"
-            try:
-                answer = await self._http.get(url, params={"timeout": left}, timeout=left + 2)
-            except httpx.HTTPError:
-                await asyncio.sleep(min(0.1, max(0.0, left)))
-                continue
-            if answer.status_code == 200:
-                self.plan.observe(stream_id, True, self._clock())
-                return True
-            await asyncio.sleep(min(0.1, max(0.0, left)))
-        return False
+        """Until the relay sees media of the stream."""
+        if not await self.relay.wait_live(stream_id, deadline):
+            return False
+        self.plan.observe(stream_id, True, self._clock())
+        return True
 
     # ---- commands to units --------------------------------------------------------------
 
@@ -168,26 +136,24 @@ class Reconciler:
             self.plan.start_finished(stream.stream_id, ok, self._clock(), attempt_id)
 
     async def _command(self, stream: DesiredStream, republish: bool, now: float) -> CommandResult:
-        token = self.signer.issue(
+        token = self.relay.signer.issue(
             "whip", stream.stream_id, now, self.settings.whip_token_ttl_s, who=stream.unit_id
         )
-        timeout = self.settings.start_timeout_s
-        args: dict[str, Any] = {
-            "stream_id": stream.stream_id,
-            "token": token,
-            "until": stream.record.until,
-            "republish": republish,
-        }
+        args = StreamStartArgs(
+            stream_id=stream.stream_id, token=token, until=stream.record.until, republish=republish
+        )
         try:
-            pending = await self.fleet.send_command(stream.unit_id, "stream.start", args, timeout)
-        except MqttError as exc:
+            answer = await self.fleet.call(
+                stream.unit_id,
+                "stream.start",
+                args.model_dump(mode="json"),
+                self.settings.start_timeout_s,
+            )
+        except CommandNotSent as exc:
             raise StreamStartFailed(f"broker: {exc}") from None
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.result), timeout)
-        except TimeoutError:
+        except NoResultInTime:
             raise StreamStartFailed("the unit did not answer in time") from None
-        finally:
-            self.fleet.commands.close(pending.cmd_id)
+        return answer.result
 
     async def _start_in_background(
         self, stream: DesiredStream, attempt_id: int, republish: bool
@@ -199,14 +165,8 @@ class Reconciler:
 
     async def end(self, stream: DesiredStream) -> None:
         """Tell the unit to stop and drop the stream at its relay worker."""
-        with contextlib.suppress(MqttError):
-            pending = await self.fleet.send_command(
-                stream.unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
-            )
-            self.fleet.commands.close(pending.cmd_id)
-        url = f"{self.pool.url_for(stream.stream_id)}/streams/{stream.stream_id}"
-        with contextlib.suppress(httpx.HTTPError):
-            await self._http.delete(url)
+        await self.fleet.tell(stream.unit_id, "stream.stop")
+        await self.relay.drop(stream.stream_id)
 
     # ---- desired state ------------------------------------------------------------------
 
@@ -277,14 +237,10 @@ class Reconciler:
         if self.plan.for_unit(unit_id) is not None or state is None or not state.camera.streaming:
             return
         log.warning("unwanted_stream_stopped", unit_id=unit_id)
-        with contextlib.suppress(MqttError):
-            pending = await self.fleet.send_command(
-                unit_id, "stream.stop", {}, self.fleet.settings.fleet.command_ttl_s
-            )
-            self.fleet.commands.close(pending.cmd_id)
+        await self.fleet.tell(unit_id, "stream.stop")
 
     def _on_worker_restart(self, index: int) -> None:
-        homed = self.pool.index_for
+        homed = self.relay.home_of
         lost = [s.stream_id for s in self.plan.streams() if homed(s.stream_id) == index]
         log.warning("relay_streams_lost", worker=index, streams=lost)
         self.plan.relay_lost(lost, self._clock())

@@ -21,10 +21,12 @@ from central.config import CentralSettings, TokenKeys
 from central.evidence.api import add_evidence_routes
 from central.evidence.store import EvidenceStore
 from central.fleet import FleetService
+from central.media_routes import add_media_routes
 from central.metrics import Metrics
 from central.reconcile import Reconciler
-from central.relay.pool import WorkerPool
-from central.streams import StreamService, add_stream_routes
+from central.relay_front import RelayFront
+from central.stream_routes import add_stream_routes
+from central.streams import StreamService
 from runtime.config import ConfigError
 from runtime.files import write_atomic
 from runtime.http import EmbeddedServer
@@ -33,12 +35,34 @@ from runtime.supervise import TaskGroup
 log = structlog.get_logger("rtcc.central")
 
 
+class ApiServer(EmbeddedServer):
+    """Says when it accepts connections, rather than being asked until it does."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._started = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._started.set()
+
+    async def wait_started(self, serving: asyncio.Task[None]) -> None:
+        """Until it accepts connections; raises what ended `serving` if that came first."""
+        started = asyncio.create_task(self._started.wait())
+        await asyncio.wait({started, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            started.cancel()
+            serving.result()
+            raise RuntimeError("HTTP server exited during start")
+
+
 class Central:
     def __init__(self, settings: CentralSettings) -> None:
         self.settings = settings
         self.broker: MosquittoProcess | None = None
         self.fleet: FleetService | None = None
-        self.pool: WorkerPool | None = None
+        self.relay: RelayFront | None = None
         self.streams: StreamService | None = None
         self.reconciler: Reconciler | None = None
         self.alerts: AlertDesk | None = None
@@ -63,27 +87,17 @@ class Central:
         self.fleet = FleetService(settings, Metrics(), mqtt_url)
         self._tasks.spawn("fleet", self.fleet.run, supervise=False)
         tokens = settings.tokens if settings.tokens.keys else kept_token_keys(settings.data_dir)
-        signer = tokens.signer()
         relay = settings.relay
-        self.pool = WorkerPool(
-            relay.workers,
-            tokens.keys,
-            tokens.current,
-            relay.ice,
-            settings.log.level,
-            settings.log.format,
-            relay.media_timeout_s,
-        )
-        self._tasks.spawn("relay-workers", self.pool.run, supervise=False)
-        await self.pool.wait_ready()
+        self.relay = RelayFront(relay, tokens, settings.log)
+        self._tasks.spawn("relay-workers", self.relay.run, supervise=False)
+        await self.relay.wait_ready()
         self.reconciler = Reconciler(
-            self.fleet, self.pool, signer, relay, settings.data_dir / "streams.json"
+            self.fleet, self.relay, relay, settings.data_dir / "streams.json"
         )
         self._tasks.spawn("reconcile", self.reconciler.run)
         self.streams = StreamService(
             self.fleet,
-            self.pool,
-            signer,
+            self.relay.signer,
             relay,
             lambda: relay.public_url or self.api_url,
             self.reconciler,
@@ -95,18 +109,15 @@ class Central:
         self.api_url = f"http://{host}:{port}"
         self.alerts = AlertDesk(self.fleet, self.streams)
         app = create_app(self.fleet)
+        add_media_routes(app, self.relay, self.streams)
         add_stream_routes(app, self.streams)
         add_alert_routes(app, self.alerts)
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
         add_evidence_routes(app, self.evidence)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        server = self._server = EmbeddedServer(config)
+        server = self._server = ApiServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
-        while not server.started:
-            if self._http_task.done():
-                self._http_task.result()
-                raise RuntimeError("HTTP server exited during start")
-            await asyncio.sleep(0.02)
+        await server.wait_started(self._http_task)
         # Start-up objects live for good: keep full collections from walking them again.
         gc.collect()
         gc.freeze()
@@ -125,11 +136,11 @@ class Central:
                 log.warning("http_shutdown_timeout")
         if self.alerts is not None:
             await self.alerts.close()
-        if self.streams is not None:
-            await self.streams.close()
         if self.reconciler is not None:
             await self._tasks.cancel("reconcile")
             await self.reconciler.close()
+        if self.relay is not None:
+            await self.relay.close()
         if self.fleet is not None:
             self.fleet.commands.close_all()
             await self.fleet.link.close(final=[self.fleet.goodbye()])

@@ -1,32 +1,24 @@
-"""Live video at the center's front door: WHIP/WHEP proxied to the relay worker that homes
-each stream (tokens checked here first), remote start/stop of a unit's body-cam (a desired
-stream that `central.reconcile` keeps live), the list of streams and the viewer page."""
+"""Live streams of units, as the center wants them: a remote start or stop makes a unit's
+body-cam stream desired or not (`central.reconcile` keeps a desired stream live), a viewer
+is granted a token for it, and the list says how each one is doing."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from importlib import resources
-from typing import Annotated, Literal
+from typing import Literal
 
-import httpx
 import structlog
-from fastapi import FastAPI, Header, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from central.config import RelaySettings
 from central.desired import DesiredStream
+from central.errors import NotFound, TimedOut
 from central.fleet import FleetService
 from central.reconcile import Reconciler, StreamStartFailed
-from central.relay.auth import authorize
-from central.relay.pool import WorkerPool
-from protocol.tokens import Audience, TokenSigner
-from protocol.topics import check_id
+from protocol.tokens import TokenSigner
 
 log = structlog.get_logger("rtcc.streams")
-StreamId = Annotated[str, AfterValidator(check_id)]
-UnitId = Annotated[str, AfterValidator(check_id)]
 
 
 class ApiModel(BaseModel):
@@ -69,7 +61,6 @@ class StreamService:
     def __init__(
         self,
         fleet: FleetService,
-        pool: WorkerPool,
         signer: TokenSigner,
         settings: RelaySettings,
         public_url: Callable[[], str],
@@ -77,43 +68,16 @@ class StreamService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
-        self.pool = pool
         self.signer = signer
         self.settings = settings
         self.reconciler = reconciler
         self._public_url = public_url
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=10.0)
 
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    def authorize(self, aud: Audience, stream_id: str, authorization: str | None) -> None:
-        authorize(self.signer, aud, stream_id, authorization, self._clock())
-        if aud == "whip" and self.reconciler.plan.get(stream_id) is None:
-            raise HTTPException(404, "no such stream was started")
-
-    async def proxy(self, request: Request, stream_id: str) -> Response:
-        url = self.pool.url_for(stream_id) + request.url.path
-        headers = {
-            k: v
-            for k, v in request.headers.items()
-            if k.lower() in ("content-type", "authorization")
-        }
-        try:
-            answer = await self._http.request(
-                request.method, url, headers=headers, content=await request.body()
-            )
-        except httpx.HTTPError as exc:
-            raise HTTPException(
-                503, f"relay worker unreachable: {exc}", headers={"Retry-After": "1"}
-            ) from None
-        keep = {
-            k: v
-            for k, v in answer.headers.items()
-            if k.lower() in ("content-type", "location", "www-authenticate")
-        }
-        return Response(answer.content, status_code=answer.status_code, headers=keep)
+    def check_wanted(self, stream_id: str) -> None:
+        """Only a stream the center started may be published."""
+        if self.reconciler.plan.get(stream_id) is None:
+            raise NotFound("no such stream was started")
 
     def grant(self, stream: DesiredStream, started_at: float) -> StreamGrant:
         now = self._clock()
@@ -133,14 +97,12 @@ class StreamService:
     async def start(
         self, unit_id: str, requested_by: str = "api", request: StartRequest | None = None
     ) -> StreamGrant:
-        """Make the unit's stream desired and answer once its media reaches the relay."""
+        """Make the unit's stream desired and answer once its media reaches the relay.
+        Raises UnknownUnit, UnitOffline, StreamStartFailed or TimedOut; a stream this call
+        made desired is given up again then."""
         started_at = self._clock()
         request = request or StartRequest()
-        record = self.fleet.registry.get(unit_id)
-        if record is None:
-            raise HTTPException(404, f"unknown unit {unit_id}")
-        if not record.online:
-            raise HTTPException(409, f"unit {unit_id} is offline")
+        self.fleet.online_unit(unit_id)
         duration = request.duration_s or self.settings.stream_duration_s
         reconciler = self.reconciler
         stream, new = reconciler.want(unit_id, requested_by, request.reason, duration)
@@ -149,13 +111,13 @@ class StreamService:
             if not stream.live and stream.start_sent is None:
                 await reconciler.start_now(stream)
             if not await reconciler.wait_live(stream.stream_id, deadline):
-                raise HTTPException(504, "the stream did not go live in time")
-        except (StreamStartFailed, HTTPException) as exc:
+                raise TimedOut("the stream did not go live in time")
+        except (StreamStartFailed, TimedOut) as exc:
             if new:
                 reconciler.forget(stream.stream_id)
                 await reconciler.end(stream)
             if isinstance(exc, StreamStartFailed):
-                raise HTTPException(502, f"unit could not start: {exc}") from None
+                raise StreamStartFailed(f"unit could not start: {exc}") from None
             raise
         if new:
             log.info("stream_started", unit_id=unit_id, stream_id=stream.stream_id)
@@ -167,7 +129,7 @@ class StreamService:
     async def stop(self, unit_id: str) -> list[str]:
         stream = self.reconciler.plan.for_unit(unit_id)
         if stream is None:
-            raise HTTPException(404, "the unit has no active stream")
+            raise NotFound("the unit has no active stream")
         self.reconciler.forget(stream.stream_id)
         log.info("stream_stopped", unit_id=unit_id, stream_id=stream.stream_id)
         self.fleet.announce("stream.stopped", {"stream_id": stream.stream_id, "unit_id": unit_id})
@@ -200,73 +162,3 @@ class StreamService:
                 )
             )
         return views
-
-
-def add_stream_routes(app: FastAPI, service: StreamService) -> None:
-    viewer_page = resources.files("central.static").joinpath("view.html").read_text()
-
-    @app.post("/whip/{stream_id}", status_code=201, tags=["media"])
-    async def whip(
-        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
-    ) -> Response:
-        service.authorize("whip", stream_id, authorization)
-        return await service.proxy(request, stream_id)
-
-    @app.post("/whep/{stream_id}", status_code=201, tags=["media"])
-    async def whep(
-        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
-    ) -> Response:
-        service.authorize("whep", stream_id, authorization)
-        return await service.proxy(request, stream_id)
-
-    @app.delete("/whip/{stream_id}/{session}", tags=["media"])
-    async def whip_end(
-        stream_id: StreamId,
-        session: str,
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        service.authorize("whip", stream_id, authorization)
-        return await service.proxy(request, stream_id)
-
-    @app.get("/whep/{stream_id}/{session}", tags=["media"])
-    async def whep_session(
-        stream_id: StreamId,
-        session: str,
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        """Whether the relay still holds this viewer session, and whether video flows:
-        a viewer whose video stopped keeps a session that is still held."""
-        service.authorize("whep", stream_id, authorization)
-        return await service.proxy(request, stream_id)
-
-    @app.delete("/whep/{stream_id}/{session}", tags=["media"])
-    async def whep_end(
-        stream_id: StreamId,
-        session: str,
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> Response:
-        service.authorize("whep", stream_id, authorization)
-        return await service.proxy(request, stream_id)
-
-    @app.post(
-        "/api/v1/units/{unit_id}/stream",
-        tags=["streams"],
-        responses={404: {}, 409: {}, 502: {}, 504: {}},
-    )
-    async def start_stream(unit_id: UnitId, body: StartRequest | None = None) -> StreamGrant:
-        return await service.start(unit_id, "api", body)
-
-    @app.delete("/api/v1/units/{unit_id}/stream", tags=["streams"])
-    async def stop_stream(unit_id: UnitId) -> dict[str, list[str]]:
-        return {"stopped": await service.stop(unit_id)}
-
-    @app.get("/api/v1/streams", tags=["streams"])
-    async def list_streams() -> list[StreamView]:
-        return await service.list()
-
-    @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
-    def view(stream_id: StreamId) -> HTMLResponse:
-        return HTMLResponse(viewer_page)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from pydantic import AfterValidator
 
+from central.http_errors import install_error_handlers
 from central.relay.auth import authorize
 from central.relay.models import StreamInfo, ViewerSession
 from central.relay.session import Relay, RelayError, Stream
@@ -50,6 +51,7 @@ def create_relay_app(
     relay: Relay, signer: TokenSigner, clock: Callable[[], float] = time.time
 ) -> FastAPI:
     app = FastAPI(title="rtcc relay worker")
+    install_error_handlers(app)
 
     def check(aud: Audience, stream_id: str, authorization: str | None) -> Claims:
         return authorize(signer, aud, stream_id, authorization, clock())

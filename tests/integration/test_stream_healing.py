@@ -55,7 +55,7 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
     broker_url: str, unique: str, tmp_path: Path
 ) -> None:
     async with running_central(broker_url, unique, tmp_path) as central:
-        assert central.pool is not None and central.fleet is not None
+        assert central.relay is not None and central.fleet is not None
         unit = f"u-{unique}"
         async with (
             running_agent(
@@ -70,7 +70,7 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
         ):
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
             grant = await started(http, unit)
-            worker = central.pool.workers[0]
+            worker = central.relay.pool.workers[0]
             assert worker.proc is not None
             worker.proc.kill()
             killed = time.monotonic()

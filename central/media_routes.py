@@ -1,0 +1,63 @@
+"""WHIP/WHEP at the center's front door: each request's token is checked, a publisher only
+for a stream the center started, then the relay worker that homes the stream answers it.
+Also the viewer page."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from importlib import resources
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import AfterValidator
+
+from central.relay_front import RelayFront
+from central.streams import StreamService
+from protocol.tokens import Audience
+from protocol.topics import check_id
+
+StreamIdPath = Annotated[str, AfterValidator(check_id)]
+Authorization = Annotated[str | None, Header()]
+
+
+def add_media_routes(app: FastAPI, relay: RelayFront, streams: StreamService) -> None:
+    viewer_page = resources.files("central.static").joinpath("view.html").read_text()
+
+    async def pass_on(
+        aud: Audience, stream_id: str, request: Request, authorization: str | None
+    ) -> Response:
+        relay.authorize(aud, stream_id, authorization)
+        if aud == "whip":
+            streams.check_wanted(stream_id)
+        return await relay.proxy(request, stream_id)
+
+    def route(aud: Audience) -> Callable[..., Awaitable[Response]]:
+        async def handle(
+            stream_id: StreamIdPath, request: Request, authorization: Authorization = None
+        ) -> Response:
+            return await pass_on(aud, stream_id, request, authorization)
+
+        return handle
+
+    media: list[str | Enum] = ["media"]
+    app.add_api_route(
+        "/whip/{stream_id}", route("whip"), methods=["POST"], status_code=201, tags=media
+    )
+    app.add_api_route(
+        "/whep/{stream_id}", route("whep"), methods=["POST"], status_code=201, tags=media
+    )
+    app.add_api_route("/whip/{stream_id}/{session}", route("whip"), methods=["DELETE"], tags=media)
+    app.add_api_route(
+        "/whep/{stream_id}/{session}",
+        route("whep"),
+        methods=["GET", "DELETE"],
+        description="GET: whether the relay still holds this viewer session, and whether "
+        "video flows (a viewer whose video stopped keeps a session that is still held).",
+        tags=media,
+    )
+
+    @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
+    def view(stream_id: StreamIdPath) -> HTMLResponse:
+        return HTMLResponse(viewer_page)

@@ -1,0 +1,142 @@
+"""The center's one way into the relay: its worker processes, which worker homes a stream,
+what the workers report, and WHIP/WHEP requests checked for their token and passed on to
+that worker. Nothing outside `central.relay` imports it but through here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+import structlog
+from fastapi import Request, Response
+
+from central.config import RelaySettings, TokenKeys
+from central.errors import Unavailable
+from central.relay.auth import authorize
+from central.relay.models import StreamInfo
+from central.relay.pool import WorkerPool
+from protocol.tokens import Audience, Claims
+from runtime.config import LogSettings
+
+__all__ = ["RelayFront", "StreamInfo", "WorkerReports"]
+
+log = structlog.get_logger("rtcc.relay.front")
+WORKER_POLL_TIMEOUT_S = 2.0
+PROXY_TIMEOUT_S = 10.0
+RETRY_UNREACHABLE_S = 0.1
+FORWARDED = ("content-type", "authorization")
+ANSWERED = ("content-type", "location", "www-authenticate")
+
+# What every worker reports by stream id, and the indexes of workers that did not answer.
+WorkerReports = tuple[dict[str, StreamInfo], set[int]]
+
+
+class RelayFront:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        tokens: TokenKeys,
+        logs: LogSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.signer = tokens.signer()
+        self.pool = WorkerPool(
+            settings.workers,
+            tokens.keys,
+            tokens.current,
+            settings.ice,
+            logs.level,
+            logs.format,
+            settings.media_timeout_s,
+        )
+        self._clock = clock
+        self._proxy = httpx.AsyncClient(timeout=PROXY_TIMEOUT_S)
+        self._poll = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
+
+    @property
+    def on_restart(self) -> list[Callable[[int], None]]:
+        """Called with a worker's index once a restarted worker answers again (its
+        streams are gone)."""
+        return self.pool.on_restart
+
+    async def run(self) -> None:
+        await self.pool.run()
+
+    async def wait_ready(self) -> None:
+        await self.pool.wait_ready()
+
+    async def close(self) -> None:
+        await self._proxy.aclose()
+        await self._poll.aclose()
+
+    def home_of(self, stream_id: str) -> int:
+        """The index of the worker that homes the stream."""
+        return self.pool.index_for(stream_id)
+
+    # ---- media requests -----------------------------------------------------------------
+
+    def authorize(self, aud: Audience, stream_id: str, authorization: str | None) -> Claims:
+        return authorize(self.signer, aud, stream_id, authorization, self._clock())
+
+    async def proxy(self, request: Request, stream_id: str) -> Response:
+        """The request as the stream's worker answers it."""
+        url = self.pool.url_for(stream_id) + request.url.path
+        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
+        try:
+            answer = await self._proxy.request(
+                request.method, url, headers=headers, content=await request.body()
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"relay worker unreachable: {exc}", retry_after_s=1) from None
+        keep = {k: v for k, v in answer.headers.items() if k.lower() in ANSWERED}
+        return Response(answer.content, status_code=answer.status_code, headers=keep)
+
+    # ---- what the workers say -----------------------------------------------------------
+
+    async def streams(self) -> WorkerReports:
+        """What every worker reports (asked in parallel), and which workers did not answer:
+        an unanswered worker is "unknown", never "no media"."""
+        workers = self.pool.workers
+        answers = await asyncio.gather(
+            *(self._poll.get(worker.url + "/streams") for worker in workers),
+            return_exceptions=True,
+        )
+        found: dict[str, StreamInfo] = {}
+        unreachable: set[int] = set()
+        for worker, answer in zip(workers, answers, strict=True):
+            try:
+                if isinstance(answer, BaseException):
+                    raise answer
+                infos = [StreamInfo.model_validate(s) for s in answer.json()]
+            except (httpx.HTTPError, ValueError):
+                unreachable.add(worker.index)
+                log.debug("relay_worker_unreachable", index=worker.index)
+                continue
+            found.update({info.stream_id: info for info in infos})
+        return found, unreachable
+
+    async def wait_live(self, stream_id: str, deadline: float) -> bool:
+        """Until media of the stream reaches its worker: the worker answers a long poll as
+        soon as it does, so this only asks again when the worker could not be reached or its
+        poll ran out before the deadline."""
+        url = f"{self.pool.url_for(stream_id)}/streams/{stream_id}/live"
+        while (left := deadline - self._clock()) > 0:
+            try:
+                answer = await self._poll.get(url, params={"timeout": left}, timeout=left + 2)
+                if answer.status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(min(RETRY_UNREACHABLE_S, max(0.0, left)))
+        return False
+
+    async def drop(self, stream_id: str) -> None:
+        """Drop the stream at its worker (its sessions end); an unreachable worker has
+        already lost it."""
+        url = f"{self.pool.url_for(stream_id)}/streams/{stream_id}"
+        try:
+            await self._poll.delete(url)
+        except httpx.HTTPError as exc:
+            log.debug("relay_drop_unanswered", stream_id=stream_id, error=str(exc))
