@@ -32,8 +32,9 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from runtime.media import CLOCK_RATE
+
 AIORTC_VERSION = "1.16.0"
-CLOCK_RATE = 90_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,20 @@ from firmware_bridge.media import (
     VideoCodec,
     VideoSource,
 )
+from runtime.media import GopCache, KeyframeQueue
 
 log = structlog.get_logger("rtcc.agent.capture")
 SUBSCRIBER_FRAMES = 120
 
 
 class _Subscriber:
+    """One live stream's queue, and the event its reader waits on."""
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[EncodedFrame] = asyncio.Queue(SUBSCRIBER_FRAMES)
-        self.need_keyframe = True
+        self.ready = asyncio.Event()
+        self.queue: KeyframeQueue[EncodedFrame] = KeyframeQueue(
+            SUBSCRIBER_FRAMES, on_ready=self.ready.set
+        )
 
 
 class Capture:
@@ -44,7 +49,7 @@ class Capture:
         self._subscribers: set[_Subscriber] = set()
         # The GOP in progress, so a new live stream starts at once from its keyframe instead
         # of waiting for the camera's next one (a pass-through camera cannot be asked).
-        self._gop: list[EncodedFrame] = []
+        self._gop: GopCache[EncodedFrame] = GopCache(SUBSCRIBER_FRAMES // 2)
         self.frames_seen = 0
         self.dropped_for_subscribers = 0
 
@@ -69,41 +74,33 @@ class Capture:
         async for frame in self.source.frames():
             self.frames_seen += 1
             self._on_frame(frame)
-            if frame.keyframe:
-                self._gop = [frame]
-            elif self._gop and len(self._gop) < SUBSCRIBER_FRAMES // 2:
-                self._gop.append(frame)
-            else:
-                self._gop = []  # too long a GOP to replay: a new stream waits for a keyframe
+            self._gop.add(frame)
             for sub in self._subscribers:
                 self._offer(sub, frame)
         log.warning("camera_source_ended")
 
     def _offer(self, sub: _Subscriber, frame: EncodedFrame) -> None:
-        if sub.need_keyframe and not frame.keyframe:
-            return
-        sub.need_keyframe = False
-        try:
-            sub.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            # A consumer this far behind gets a clean restart at the next keyframe.
-            self.dropped_for_subscribers += sub.queue.qsize()
-            while not sub.queue.empty():
-                sub.queue.get_nowait()
-            sub.need_keyframe = True
+        flushed = sub.queue.flushed
+        # A consumer this far behind gets a clean restart at the next keyframe.
+        if sub.queue.offer(frame):
             self.source.request_keyframe()
+        self.dropped_for_subscribers += sub.queue.flushed - flushed
 
     async def frames(self) -> AsyncIterator[EncodedFrame]:
         sub = _Subscriber()
-        for frame in self._gop:
-            sub.queue.put_nowait(frame)
-        sub.need_keyframe = not self._gop
+        for cached in self._gop.frames:
+            sub.queue.offer(cached)
         self._subscribers.add(sub)
-        if sub.need_keyframe:
+        if sub.queue.waiting_for_keyframe:
             self.source.request_keyframe()
         try:
             while True:
-                yield await sub.queue.get()
+                queued = sub.queue.pop()
+                if queued is not None:
+                    yield queued
+                    continue
+                sub.ready.clear()
+                await sub.ready.wait()
         finally:
             self._subscribers.discard(sub)
 

@@ -18,20 +18,16 @@ camera.
 from __future__ import annotations
 
 import asyncio
-import fractions
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import av
-from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from agent.ladder import Setting
 from agent.uplink import Level
 from firmware_bridge.live import SubstreamSwitch
 from firmware_bridge.media import EncodedFrame, RateControl, VideoSource
+from runtime.encoded_track import EncodedTrack
 
-TIME_BASE = fractions.Fraction(1, 90_000)
 MAX_SEND_BACKLOG = 256 * 1024
 KEYFRAMES_ONLY_INTERVAL_S = 1.0
 KEYFRAME_REQUEST_INTERVAL_S = 1.0
@@ -91,9 +87,7 @@ class MediaPlan:
         self.setting = setting
 
 
-class EncodedVideoTrack(MediaStreamTrack):
-    kind = "video"
-
+class EncodedVideoTrack(EncodedTrack):
     def __init__(
         self,
         plan: MediaPlan,
@@ -111,24 +105,18 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.last_frame: EncodedFrame | None = None
         self.dropped = 0
 
-    async def recv(self) -> av.Packet[Any]:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            try:
-                frame = await anext(self._frames)
-            except StopAsyncIteration:
-                self.stop()
-                raise MediaStreamError from None
-            if self._passes(frame):
-                break
+    async def next_encoded(self) -> tuple[bytes, int] | None:
+        try:
+            frame = await anext(self._frames)
+        except StopAsyncIteration:
+            self.stop()
+            raise MediaStreamError from None
+        if not self._passes(frame):
             self.dropped += 1
+            return None
         self.last_frame = frame
         self._on_sent(frame)
-        packet: av.Packet[Any] = av.Packet(frame.data)
-        packet.pts = frame.pts
-        packet.time_base = TIME_BASE
-        return packet
+        return frame.data, frame.pts
 
     def _passes(self, frame: EncodedFrame) -> bool:
         if frame.keyframe:

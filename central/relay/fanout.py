@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-CLOCK_RATE = 90_000
+from runtime.media import CLOCK_RATE, GopCache, KeyframeQueue
+
 DEFAULT_QUEUE_FRAMES = 90
 MAX_GOP_FRAMES = 600
 KEYFRAME_REQUEST_INTERVAL_S = 1.0
@@ -29,37 +29,7 @@ class RelayFrame:
     arrived: float | None = None
 
 
-@dataclass
-class ViewerQueue:
-    maxsize: int = DEFAULT_QUEUE_FRAMES
-    on_ready: Callable[[], None] = lambda: None
-    frames: deque[RelayFrame] = field(default_factory=deque)
-    waiting_for_keyframe: bool = True
-    dropped: int = 0
-    sent: int = 0
-
-    def offer(self, frame: RelayFrame) -> bool:
-        """Queue a live frame; True if this viewer now needs a keyframe."""
-        if self.waiting_for_keyframe and not frame.keyframe:
-            self.dropped += 1
-            return False
-        if len(self.frames) >= self.maxsize:
-            self.dropped += len(self.frames)
-            self.frames.clear()
-            if not frame.keyframe:
-                self.waiting_for_keyframe = True
-                self.dropped += 1
-                return True
-        self.waiting_for_keyframe = False
-        self.frames.append(frame)
-        self.on_ready()
-        return False
-
-    def pop(self) -> RelayFrame | None:
-        if not self.frames:
-            return None
-        self.sent += 1
-        return self.frames.popleft()
+ViewerQueue = KeyframeQueue[RelayFrame]
 
 
 class StreamFanout:
@@ -69,8 +39,7 @@ class StreamFanout:
         self._request_keyframe = request_keyframe
         self._queue_frames = queue_frames
         self._viewers: list[ViewerQueue] = []
-        self._gop: list[RelayFrame] = []
-        self._gop_valid = False
+        self._gop: GopCache[RelayFrame] = GopCache(MAX_GOP_FRAMES)
         self._offset: int | None = 0
         self._last_pts: int | None = None
         self._frame_ticks = CLOCK_RATE // 30
@@ -88,13 +57,11 @@ class StreamFanout:
         self._offset = None
         self.bytes_in_live = 0
         self._gop.clear()
-        self._gop_valid = False
 
     def lost_frames(self, now: float) -> None:
         """Frames from the publisher were lost (a link cut): what follows cannot be decoded
         until a keyframe, so viewers wait for one and one is asked for."""
         self._gop.clear()
-        self._gop_valid = False
         for viewer in self._viewers:
             viewer.waiting_for_keyframe = True
         self.keyframe_wanted(now)
@@ -113,27 +80,20 @@ class StreamFanout:
         self.frames_in += 1
         self.bytes_in += len(data)
         self.bytes_in_live += len(data)
-        self._cache(frame)
+        self._gop.add(frame)
         wants = [viewer.offer(frame) for viewer in self._viewers]
         if any(wants):
             self.keyframe_wanted(now)
 
-    def _cache(self, frame: RelayFrame) -> None:
-        if frame.keyframe:
-            self._gop = [frame]
-            self._gop_valid = True
-        elif self._gop_valid:
-            self._gop.append(frame)
-            if len(self._gop) > MAX_GOP_FRAMES:
-                self._gop.clear()
-                self._gop_valid = False
-
     def add_viewer(self, now: float, on_ready: Callable[[], None] = lambda: None) -> ViewerQueue:
-        viewer = ViewerQueue(maxsize=max(self._queue_frames, len(self._gop) + 1), on_ready=on_ready)
-        if self._gop_valid and self._gop:
-            live = self._gop[-1].pts
-            count = len(self._gop)
-            for index, cached in enumerate(self._gop):
+        cached_gop = self._gop.frames
+        viewer = ViewerQueue(
+            maxsize=max(self._queue_frames, len(cached_gop) + 1), on_ready=on_ready
+        )
+        if cached_gop:
+            live = cached_gop[-1].pts
+            count = len(cached_gop)
+            for index, cached in enumerate(cached_gop):
                 # One tick apart, ending at the live edge: decoded at once, shown live.
                 viewer.offer(RelayFrame(cached.data, live - (count - 1 - index), cached.keyframe))
             viewer.maxsize = self._queue_frames + count

@@ -14,7 +14,6 @@ Pinned to aiortc 1.16.0; covered by the relay tests.
 
 from __future__ import annotations
 
-import fractions
 import time
 from typing import Any
 
@@ -26,20 +25,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-TIME_BASE = fractions.Fraction(1, 90_000)
+from runtime.encoded_track import encoded_packet
+from runtime.media import is_keyframe
+
 PASSTHROUGH_MIME = {"video/H264": "h264", "video/VP8": "vp8"}
-
-
-def is_keyframe(codec: str, data: bytes) -> bool:
-    """H.264 (Annex-B): an IDR slice is present. VP8: the frame tag's key-frame bit is 0."""
-    if codec == "vp8":
-        return bool(data) and not data[0] & 0x01
-    index = data.find(b"\x00\x00\x01")
-    while index != -1 and index + 3 < len(data):
-        if data[index + 3] & 0x1F == 5:
-            return True
-        index = data.find(b"\x00\x00\x01", index + 3)
-    return False
 
 
 class PassthroughDecoder:
@@ -49,9 +38,7 @@ class PassthroughDecoder:
         self.codec = codec
 
     def decode(self, encoded_frame: JitterFrame) -> list[av.Packet[Any]]:
-        packet: av.Packet[Any] = av.Packet(encoded_frame.data)
-        packet.pts = encoded_frame.timestamp
-        packet.time_base = TIME_BASE
+        packet = encoded_packet(encoded_frame.data, encoded_frame.timestamp)
         packet.is_keyframe = is_keyframe(self.codec, encoded_frame.data)
         packet.is_corrupt = getattr(encoded_frame, "after_loss", False)
         packet.opaque = getattr(encoded_frame, "released_at", None)

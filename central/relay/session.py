@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import re
 import time
 import uuid
@@ -25,10 +24,10 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from central.relay.fanout import StreamFanout, ViewerQueue
+from runtime.encoded_track import EncodedTrack
 from runtime.webrtc import VIDEO_MIME, prefer_codec
 
 log = structlog.get_logger("rtcc.relay")
-TIME_BASE = fractions.Fraction(1, 90_000)
 MAX_SDP_BYTES = 64 * 1024
 DELAY_SAMPLES = 4096
 # A stream is live while frames keep coming: one arrived within this window.
@@ -48,10 +47,8 @@ class RelayError(Exception):
         self.status = status
 
 
-class ViewerTrack(MediaStreamTrack):
+class ViewerTrack(EncodedTrack):
     """One viewer's video: encoded frames from the fan-out, handed to aiortc's packetizer."""
-
-    kind = "video"
 
     def __init__(self, fanout: StreamFanout, now: float, delays: deque[float]) -> None:
         super().__init__()
@@ -59,20 +56,15 @@ class ViewerTrack(MediaStreamTrack):
         self._delays = delays
         self.queue: ViewerQueue = fanout.add_viewer(now, on_ready=self._ready.set)
 
-    async def recv(self) -> av.Packet[Any]:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            frame = self.queue.pop()
-            if frame is not None:
-                if frame.arrived is not None:
-                    self._delays.append(time.monotonic() - frame.arrived)
-                packet: av.Packet[Any] = av.Packet(frame.data)
-                packet.pts = frame.pts
-                packet.time_base = TIME_BASE
-                return packet
+    async def next_encoded(self) -> tuple[bytes, int] | None:
+        frame = self.queue.pop()
+        if frame is None:
             self._ready.clear()
             await self._ready.wait()
+            return None
+        if frame.arrived is not None:
+            self._delays.append(time.monotonic() - frame.arrived)
+        return frame.data, frame.pts
 
     def stop(self) -> None:
         super().stop()
