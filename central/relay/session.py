@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections import deque
@@ -23,9 +22,10 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from central.relay.fanout import StreamFanout, ViewerQueue
-from runtime.encoded_track import EncodedTrack
-from runtime.webrtc import VIDEO_MIME, prefer_codec
+from central.relay.fanout import StreamFanout
+from central.relay.sdp import answer_codec, loopback_candidates_only
+from central.relay.viewer import Viewer, ViewerTrack
+from runtime.webrtc import prefer_codec
 
 log = structlog.get_logger("rtcc.relay")
 MAX_SDP_BYTES = 64 * 1024
@@ -45,40 +45,6 @@ class RelayError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class ViewerTrack(EncodedTrack):
-    """One viewer's video: encoded frames from the fan-out, handed to aiortc's packetizer."""
-
-    def __init__(self, fanout: StreamFanout, now: float, delays: deque[float]) -> None:
-        super().__init__()
-        self._ready = asyncio.Event()
-        self._delays = delays
-        self.queue: ViewerQueue = fanout.add_viewer(now, on_ready=self._ready.set)
-
-    async def next_encoded(self) -> tuple[bytes, int] | None:
-        frame = self.queue.pop()
-        if frame is None:
-            self._ready.clear()
-            await self._ready.wait()
-            return None
-        if frame.arrived is not None:
-            self._delays.append(time.monotonic() - frame.arrived)
-        return frame.data, frame.pts
-
-    def stop(self) -> None:
-        super().stop()
-        self._ready.set()
-
-
-@dataclass
-class Viewer:
-    pc: RTCPeerConnection
-    track: ViewerTrack
-    who: str
-    joined: float
-    # The viewer's last RTCP (receiver report, PLI, REMB): proof its path is alive.
-    last_rtcp: float | None = None
 
 
 @dataclass
@@ -117,31 +83,6 @@ def check_sdp(sdp: str) -> None:
         raise RelayError(400, "not an SDP offer")
     if "m=video" not in sdp:
         raise RelayError(400, "the offer has no video")
-
-
-def loopback_candidates_only(sdp: str) -> str:
-    """Drop a peer's candidates that are not on loopback. A relay that offers only loopback
-    addresses cannot reach them anyway, and must not send connectivity checks off the
-    machine (the browser is then found as a peer-reflexive loopback candidate)."""
-    kept = []
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            parts = line.split()
-            address = parts[4] if len(parts) > 4 else ""
-            if not (address.startswith("127.") or address == "::1"):
-                continue
-        kept.append(line)
-    return "\r\n".join(kept) + "\r\n"
-
-
-def answer_codec(sdp: str) -> str | None:
-    """The codec an SDP answer picked for video: the first payload type of its m=video."""
-    match = re.search(r"^m=video \d+ \S+ (\d+)", sdp, re.MULTILINE)
-    if match is None:
-        return None
-    rtpmap = re.search(rf"^a=rtpmap:{match.group(1)} ([A-Za-z0-9]+)/", sdp, re.MULTILINE)
-    name = rtpmap.group(1).lower() if rtpmap else ""
-    return name if name in VIDEO_MIME else None
 
 
 class Relay:

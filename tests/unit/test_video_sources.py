@@ -121,7 +121,7 @@ def test_file_source_refuses_garbage(tmp_path: Path) -> None:
 
 
 def test_loopback_relay_drops_other_candidates() -> None:
-    from central.relay.session import loopback_candidates_only
+    from central.relay.sdp import loopback_candidates_only
 
     sdp = (
         "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
