@@ -8,7 +8,8 @@ import asyncio
 import dataclasses
 import json
 
-from runtime.netwatch import NetworkChange, NetworkWatch
+from runtime.netwatch import NetworkWatch
+from runtime.rtnetlink import NetworkChange
 
 
 def emit(line: dict[str, object]) -> None:

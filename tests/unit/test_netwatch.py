@@ -17,13 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runtime.backoff import Backoff
-from runtime.netwatch import (
-    NetlinkParseError,
-    NetState,
-    NetworkChange,
-    NetworkWatch,
-    parse,
-)
+from runtime.netwatch import NetworkWatch
+from runtime.rtnetlink import NetlinkParseError, NetState, NetworkChange, parse
 from tests.helpers import wait_for
 
 # --- building messages ------------------------------------------------------------------
@@ -586,7 +581,8 @@ def test_bad_arguments() -> None:
 
 @pytest.mark.skipif(not hasattr(socket, "AF_NETLINK"), reason="Linux only")
 def test_dump_and_subscribe_on_this_machine() -> None:
-    from runtime.netwatch import GROUPS, dump, open_netlink
+    from runtime.netwatch import dump, open_netlink
+    from runtime.rtnetlink import GROUPS
 
     known = dump()
     assert any(c.kind == "link" and c.loopback and c.up for c in known)
