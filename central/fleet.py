@@ -18,13 +18,14 @@ from central.commands import CommandTracker, PendingCommand, TooManyPending
 from central.config import CentralSettings
 from central.errors import TimedOut, Unavailable, UnitOffline, UnknownUnit
 from central.metrics import Metrics
-from central.registry import Outcome, Partition, Registry, UnitRecord
+from central.registry import Outcome, Partition, Registry, UnitRecord, Verdict
 from protocol import (
     CenterStatus,
     Command,
     CommandResult,
     Envelope,
     Event,
+    Message,
     ProtocolError,
     Topic,
     TopicKind,
@@ -168,30 +169,14 @@ class FleetService:
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         now = self.clock()
-        try:
-            message = decode(topic, payload)
-        except ProtocolError as exc:
-            self._reject(exc.reason, str(exc), topic, now)
+        admitted = self._admit(topic, payload, retained, now)
+        if admitted is None:
             return
+        message, verdict = admitted
         kind = message.topic.kind
-        if kind in (TopicKind.COMMAND, TopicKind.CENTER_STATUS):
-            self._reject("unexpected_topic", "not an agent->center topic", topic, now)
-            return
-        verdict = self.registry.apply(message, payload, now, retained)
-        if verdict.outcome is Outcome.DUPLICATE:
-            self.metrics.duplicates.inc()
-            return
-        if verdict.outcome is Outcome.STALE:
-            self.metrics.stale.inc()
-            return
-        if verdict.outcome is Outcome.NOT_MINE:
-            return
-        if verdict.outcome is Outcome.REFUSED:
-            self._reject("registry_full", "too many units", topic, now)
-            return
-        self._counters[kind].inc()
         unit_id = message.topic.subject
         envelope = message.envelope
+        self._counters[kind].inc()
         if not retained and kind in (TopicKind.STATE, TopicKind.EVENT):
             self.metrics.ingest_latency.observe(max(0.0, now - envelope.ts))
         if verdict.presence_changed:
@@ -211,9 +196,33 @@ class FleetService:
             for listener in self.event_listeners:
                 listener(received)
         elif kind is TopicKind.RESULT:
-            self._finish_command(unit_id, message.envelope.body, now)
+            self._finish_command(unit_id, envelope.body, now)
         if verdict.gap:
             self._on_gap(unit_id, now)
+
+    def _admit(
+        self, topic: str, payload: bytes, retained: bool, now: float
+    ) -> tuple[Message, Verdict] | None:
+        """The message and what the registry made of it, if it is new and ours; whatever
+        is not is counted (and rejects logged) here."""
+        try:
+            message = decode(topic, payload)
+        except ProtocolError as exc:
+            self._reject(exc.reason, str(exc), topic, now)
+            return None
+        if message.topic.kind in (TopicKind.COMMAND, TopicKind.CENTER_STATUS):
+            self._reject("unexpected_topic", "not an agent->center topic", topic, now)
+            return None
+        verdict = self.registry.apply(message, payload, now, retained)
+        if verdict.outcome is Outcome.APPLIED:
+            return message, verdict
+        if verdict.outcome is Outcome.DUPLICATE:
+            self.metrics.duplicates.inc()
+        elif verdict.outcome is Outcome.STALE:
+            self.metrics.stale.inc()
+        elif verdict.outcome is Outcome.REFUSED:
+            self._reject("registry_full", "too many units", topic, now)
+        return None
 
     def _on_gap(self, unit_id: str, now: float) -> None:
         self.metrics.seq_gaps.inc()

@@ -19,6 +19,7 @@ from protocol.topics import check_id
 
 StreamId = Annotated[str, AfterValidator(check_id)]
 SDP = "application/sdp"
+Authorization = Annotated[str | None, Header()]
 
 
 def stream_info(stream: Stream, now: float) -> StreamInfo:
@@ -47,34 +48,27 @@ def _percentile_ms(samples: Iterable[float], q: float) -> float | None:
     return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def create_relay_app(
-    relay: Relay, signer: TokenSigner, clock: Callable[[], float] = time.time
-) -> FastAPI:
-    app = FastAPI(title="rtcc relay worker")
-    install_error_handlers(app)
+class WorkerEndpoints:
+    """What a relay worker answers over HTTP; `create_relay_app` gives each its route."""
 
-    def check(aud: Audience, stream_id: str, authorization: str | None) -> Claims:
-        return authorize(signer, aud, stream_id, authorization, clock())
+    def __init__(self, relay: Relay, signer: TokenSigner, clock: Callable[[], float]) -> None:
+        self.relay = relay
+        self.signer = signer
+        self.clock = clock
 
-    async def offer_of(request: Request) -> str:
-        if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
-            raise HTTPException(415, "Content-Type must be application/sdp")
-        body = await request.body()
-        try:
-            return body.decode()
-        except UnicodeDecodeError:
-            raise HTTPException(400, "SDP must be UTF-8") from None
+    def check(self, aud: Audience, stream_id: str, authorization: str | None) -> Claims:
+        return authorize(self.signer, aud, stream_id, authorization, self.clock())
 
     async def start(
-        kind: Audience, stream_id: str, request: Request, authorization: str | None
+        self, kind: Audience, stream_id: str, request: Request, authorization: str | None
     ) -> Response:
-        claims = check(kind, stream_id, authorization)
+        claims = self.check(kind, stream_id, authorization)
         offer = await offer_of(request)
         try:
             if kind == "whip":
-                session, answer = await relay.publish(stream_id, offer)
+                session, answer = await self.relay.publish(stream_id, offer)
             else:
-                session, answer = await relay.view(stream_id, offer, claims.who)
+                session, answer = await self.relay.view(stream_id, offer, claims.who)
         except RelayError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         return Response(
@@ -85,65 +79,83 @@ def create_relay_app(
         )
 
     async def stop(
-        kind: Audience, stream_id: str, session: str, authorization: str | None
+        self, kind: Audience, stream_id: str, session: str, authorization: str | None
     ) -> Response:
-        check(kind, stream_id, authorization)
-        if not await relay.end(stream_id, session):
+        self.check(kind, stream_id, authorization)
+        if not await self.relay.end(stream_id, session):
             raise HTTPException(404, "no such session")
         return Response(status_code=200)
 
-    @app.get("/streams")
-    async def streams() -> list[StreamInfo]:
-        return [stream_info(s, clock()) for s in relay.streams.values() if s.publisher is not None]
+    async def streams(self) -> list[StreamInfo]:
+        now = self.clock()
+        return [stream_info(s, now) for s in self.relay.streams.values() if s.publisher is not None]
 
-    @app.get("/streams/{stream_id}/live")
-    async def wait_live(stream_id: StreamId, timeout: float = 10.0) -> Response:
+    async def wait_live(self, stream_id: StreamId, timeout: float = 10.0) -> Response:
         """Answers once media of the stream arrives (200), or 504 after `timeout` s."""
-        if await relay.wait_live(stream_id, max(0.0, min(timeout, 60.0))):
-            info = stream_info(relay.streams[stream_id], clock())
+        if await self.relay.wait_live(stream_id, max(0.0, min(timeout, 60.0))):
+            info = stream_info(self.relay.streams[stream_id], self.clock())
             return Response(info.model_dump_json(), media_type="application/json")
         return Response(status_code=504)
 
-    @app.delete("/streams/{stream_id}")
-    async def drop_stream(stream_id: StreamId) -> Response:
-        return Response(status_code=200 if await relay.drop(stream_id) else 404)
+    async def drop_stream(self, stream_id: StreamId) -> Response:
+        return Response(status_code=200 if await self.relay.drop(stream_id) else 404)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/whip/{stream_id}", status_code=201)
     async def whip(
-        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
+        self, stream_id: StreamId, request: Request, authorization: Authorization = None
     ) -> Response:
-        return await start("whip", stream_id, request, authorization)
+        return await self.start("whip", stream_id, request, authorization)
 
-    @app.post("/whep/{stream_id}", status_code=201)
     async def whep(
-        stream_id: StreamId, request: Request, authorization: Annotated[str | None, Header()] = None
+        self, stream_id: StreamId, request: Request, authorization: Authorization = None
     ) -> Response:
-        return await start("whep", stream_id, request, authorization)
+        return await self.start("whep", stream_id, request, authorization)
 
-    @app.delete("/whip/{stream_id}/{session}")
     async def whip_end(
-        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
+        self, stream_id: StreamId, session: str, authorization: Authorization = None
     ) -> Response:
-        return await stop("whip", stream_id, session, authorization)
+        return await self.stop("whip", stream_id, session, authorization)
 
-    @app.get("/whep/{stream_id}/{session}")
+    async def whep_end(
+        self, stream_id: StreamId, session: str, authorization: Authorization = None
+    ) -> Response:
+        return await self.stop("whep", stream_id, session, authorization)
+
     async def whep_session(
-        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
+        self, stream_id: StreamId, session: str, authorization: Authorization = None
     ) -> ViewerSession:
-        check("whep", stream_id, authorization)
-        stream = relay.streams.get(stream_id)
+        self.check("whep", stream_id, authorization)
+        stream = self.relay.streams.get(stream_id)
         if stream is None or session not in stream.viewers:
             raise HTTPException(404, "no such session")
-        return ViewerSession(live=stream.live(clock()), publisher=stream.publisher is not None)
+        return ViewerSession(live=stream.live(self.clock()), publisher=stream.publisher is not None)
 
-    @app.delete("/whep/{stream_id}/{session}")
-    async def whep_end(
-        stream_id: StreamId, session: str, authorization: Annotated[str | None, Header()] = None
-    ) -> Response:
-        return await stop("whep", stream_id, session, authorization)
 
+async def offer_of(request: Request) -> str:
+    if request.headers.get("content-type", "").split(";")[0].strip() != SDP:
+        raise HTTPException(415, "Content-Type must be application/sdp")
+    body = await request.body()
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        raise HTTPException(400, "SDP must be UTF-8") from None
+
+
+def create_relay_app(
+    relay: Relay, signer: TokenSigner, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    app = FastAPI(title="rtcc relay worker")
+    install_error_handlers(app)
+    at = WorkerEndpoints(relay, signer, clock)
+    app.add_api_route("/streams", at.streams, methods=["GET"])
+    app.add_api_route("/streams/{stream_id}/live", at.wait_live, methods=["GET"])
+    app.add_api_route("/streams/{stream_id}", at.drop_stream, methods=["DELETE"])
+    app.add_api_route("/healthz", at.healthz, methods=["GET"])
+    app.add_api_route("/whip/{stream_id}", at.whip, methods=["POST"], status_code=201)
+    app.add_api_route("/whep/{stream_id}", at.whep, methods=["POST"], status_code=201)
+    app.add_api_route("/whip/{stream_id}/{session}", at.whip_end, methods=["DELETE"])
+    app.add_api_route("/whep/{stream_id}/{session}", at.whep_session, methods=["GET"])
+    app.add_api_route("/whep/{stream_id}/{session}", at.whep_end, methods=["DELETE"])
     return app
