@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -30,9 +30,9 @@ from runtime.backoff import Backoff, Retry
 from runtime.config import BrokerUrl, MqttTuning
 from runtime.dscp import DSCP_AF31, set_dscp
 from runtime.keepalive import ping_check_interval_s, wire_keepalive_s
+from runtime.mqtt_client import BufferedSocket, fail_quietly, make_client
 
 MAX_PACKETS_PER_READ = 500
-RECV_SIZE = 65_536
 _WARNED_KEEPALIVES: set[int] = set()
 
 
@@ -107,7 +107,7 @@ class MqttLink:
         self._keepalive_s = wire or tuning.keepalive_s
         self._client: paho.Client | None = None
         self._sock: int | None = None
-        self._buffered: _BufferedSocket | None = None
+        self._buffered: BufferedSocket | None = None
         self._flush_scheduled = False
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
         self._lost: asyncio.Future[None] | None = None
@@ -267,28 +267,9 @@ class MqttLink:
             client.connect(url.host, url.port, self._keepalive_s)
 
     def _make_client(self, url: BrokerUrl) -> paho.Client:
-        v5 = self._tuning.protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else False,
-        )
-        client.connect_timeout = self._tuning.connect_timeout_s
-        client.max_inflight_messages_set(self._tuning.max_inflight)
-        client.suppress_exceptions = True
-        if self._username:
-            client.username_pw_set(self._username)
-        if url.scheme == "mqtts":
-            tls = self._tuning.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-            )
-        if self._will is not None:
-            will = self._will()
-            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        will = self._will() if self._will is not None else None
+        fields = (will.topic, will.payload, will.qos, will.retain) if will is not None else None
+        client = make_client(self.client_id, url, self._tuning, self._username, fields)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
@@ -305,7 +286,7 @@ class MqttLink:
         set_dscp(cast(socket.socket, sock), DSCP_AF31)  # status before media (media is AF21)
         # paho reads each packet with 3-4 recv() calls of a few bytes; serve them from one
         # large read instead (paho 2.2 private attribute, pinned and covered by tests).
-        self._buffered = _BufferedSocket(sock)
+        self._buffered = BufferedSocket(sock)
         client._sock = self._buffered
         # Registered by file descriptor number, so removal works even after a close.
         self._sock = sock.fileno()
@@ -355,10 +336,10 @@ class MqttLink:
     def _fail_pending(self) -> None:
         pending, self._pending = self._pending, {}
         for future in pending.values():
-            _fail(future, NotConnected("connection lost before PUBACK"))
+            fail_quietly(future, NotConnected("connection lost before PUBACK"))
         subacks, self._suback = self._suback, {}
         for sub_future in subacks.values():
-            _fail(sub_future, NotConnected("connection lost before SUBACK"))
+            fail_quietly(sub_future, NotConnected("connection lost before SUBACK"))
 
     async def _subscribe(self) -> None:
         assert self._client is not None
@@ -448,7 +429,7 @@ class MqttLink:
         if future is None or future.done():
             return
         if reason.is_failure:
-            _fail(future, PublishRejected(str(reason)))
+            fail_quietly(future, PublishRejected(str(reason)))
         else:
             future.set_result(None)
 
@@ -458,41 +439,3 @@ class MqttLink:
         future = self._suback.pop(mid, None)
         if future is not None and not future.done():
             future.set_result(codes)
-
-
-class _BufferedSocket:
-    """Wraps paho's socket so that its small recv() calls are served from one big read."""
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._data = b""
-        self._pos = 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._data) - self._pos
-
-    def recv(self, size: int) -> bytes:
-        if self._pos >= len(self._data):
-            data = self._sock.recv(RECV_SIZE)
-            if not data:
-                return b""
-            self._data, self._pos = data, 0
-        chunk = self._data[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return chunk
-
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return self.buffered + int(inner)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
-    """Fail a future that nobody may be awaiting (fire-and-forget publishes are fine):
-    marking the exception retrieved keeps asyncio from reporting it as lost."""
-    if not future.done():
-        future.set_exception(exc)
-        future.exception()
