@@ -64,8 +64,9 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
 
     target = Path(args.recording)
     if target.is_dir():
-        from central.evidence.store import MANIFEST, verify_directory
+        from central.evidence.store import verify_directory
         from protocol.evidence import parse_manifest
+        from protocol.upload import MANIFEST
 
         manifest = target / MANIFEST
         if not manifest.is_file():
