@@ -13,7 +13,7 @@ import structlog
 
 from firmware_bridge.device import DeviceEvent
 from firmware_bridge.link.bodycam import BodycamState
-from firmware_bridge.link.messages import ClockSet, HelloRequest, LinkMessage
+from firmware_bridge.link.messages import HelloRequest, LinkMessage
 from firmware_bridge.link.session import LinkSession
 from firmware_bridge.link.transport import open_link
 from runtime.backoff import Backoff
@@ -100,9 +100,9 @@ class BodycamConnection:
                 events: list[DeviceEvent] = []
                 for message in session.receive(data, now):
                     events += self.state.apply(message, now)
-                if self.state.clock_needs_setting():
-                    session.send(ClockSet(unix_ms=int(now * 1000)), now)
-                    self.state.clock_offset_s = None
+                clock_set = self.state.clock_set(now)
+                if clock_set is not None:
+                    session.send(clock_set, now)
                 if events:
                     self._on_events(events)
                 self._wake.set()

@@ -5,57 +5,51 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import structlog
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
-from agent import __version__
 from agent.bodycam import BodycamConnection
 from agent.commands import CommandGate
 from agent.config import AgentSettings
 from agent.device import with_bodycam
+from agent.handlers import HANDLERS, run_command
 from agent.outbox import Outbox, OutboxRow
 from agent.pump import OutboxPump
 from agent.state import AgentFacts, StatePolicy, build_state
 from agent.store import Meta, SeenCommands, open_store
-from agent.stream_keeper import StreamKeeper, StreamNotLive
-from agent.triggers import Action, TriggerPolicy
+from agent.stream_keeper import StreamKeeper
+from agent.triggers import AlertIntent, Intent, RecordIntent, TriggerPolicy
 from firmware_bridge import DeviceStatus, StatusSource
 from firmware_bridge.device import DeviceEvent
 from firmware_bridge.link.messages import Haptic, Record, Watched
 from protocol import (
+    VERSION,
     Command,
     CommandResult,
     CommandStatus,
-    Envelope,
     Event,
     Health,
     Presence,
     RuntimeConfig,
+    Stamper,
     Topic,
     UnitState,
-    encode,
 )
 from protocol.codec import decode_body
 from protocol.models import ContractModel
-from protocol.streams import StreamStartArgs
 from protocol.topics import TopicKind, parse_topic, unit_filter
 from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
-from runtime.netwatch import NetworkChange, NetworkWatch
+from runtime.netwatch import NetworkWatch
+from runtime.rtnetlink import NetworkChange
 from runtime.supervise import TaskGroup
 
 if TYPE_CHECKING:
     from agent.evidence.manager import EvidenceManager
 
-Handler = Callable[[Command], Awaitable[dict[str, JsonValue]]]
 COMMAND_QUEUE_SIZE = 64
-COMMAND_TIMEOUT_S = 30.0
-
-
-class CommandFailed(Exception):
-    """A handler's way to answer `failed` with a reason."""
 
 
 class Agent:
@@ -76,17 +70,6 @@ class Agent:
         stored = self._meta.get("runtime_config")
         config = RuntimeConfig.model_validate(stored) if stored else settings.runtime
         self._policy = StatePolicy(config)
-        self._handlers: dict[str, Handler] = {
-            "ping": self._cmd_ping,
-            "rebirth": self._cmd_rebirth,
-            "config.set": self._cmd_config_set,
-            "stream.start": self._cmd_stream_start,
-            "stream.stop": self._cmd_stream_stop,
-            "recording.start": self._cmd_recording_start,
-            "recording.stop": self._cmd_recording_stop,
-            "snapshot": self._cmd_snapshot,
-            "evidence.status": self._cmd_evidence_status,
-        }
         self.evidence: EvidenceManager | None = None
         self.streams = StreamKeeper(
             settings,
@@ -104,7 +87,7 @@ class Agent:
             if device.link
             else None
         )
-        self._gate = CommandGate(self.unit_id, self._handlers, SeenCommands(self._conn).add_if_new)
+        self._gate = CommandGate(self.unit_id, HANDLERS, SeenCommands(self._conn).add_if_new)
         self.link = MqttLink(
             client_id=self.unit_id,
             urls=settings.broker_urls(),
@@ -118,8 +101,7 @@ class Agent:
         self.pump = OutboxPump(self.outbox, self.link, self._render_row)
         self._commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_SIZE)
         self._tasks = TaskGroup()
-        self._sid = 0
-        self._seq = 0
+        self._stamper = Stamper()
         self._started = clock()
         self._device: DeviceStatus | None = None
         self.commands_rejected = 0
@@ -143,7 +125,7 @@ class Agent:
         self._tasks.spawn("commands", self._command_loop)
         self._tasks.spawn("netwatch", NetworkWatch(self._on_network_change).run)
         self.streams.resume()
-        self._log.info("agent_started", version=__version__, outbox_rows=self.outbox.rows)
+        self._log.info("agent_started", version=VERSION, outbox_rows=self.outbox.rows)
 
     async def stop(self) -> None:
         """Say goodbye (retained offline presence), disconnect, stop every task."""
@@ -154,7 +136,11 @@ class Agent:
             self.evidence.recorder.cut()
         goodbye = (
             str(Topic.presence(self.unit_id)),
-            self._stamp(Topic.presence(self.unit_id), Presence(online=False, reason="shutdown")),
+            self._stamper.stamp(
+                Topic.presence(self.unit_id),
+                Presence(online=False, reason="shutdown"),
+                self._clock(),
+            ),
             True,
         )
         await self.link.close(final=[goodbye])
@@ -175,37 +161,20 @@ class Agent:
         self.outbox.put(str(uuid.uuid4()), str(topic), ts, body.model_dump_json().encode())
         self.pump.notify()
 
-    def _stamp(
-        self,
-        topic: Topic,
-        body: ContractModel,
-        msg_id: uuid.UUID | None = None,
-        ts: float | None = None,
-    ) -> bytes:
-        self._seq += 1
-        envelope: Envelope[Any] = Envelope(
-            id=msg_id or uuid.uuid4(),
-            sid=self._sid,
-            seq=self._seq,
-            ts=self._clock() if ts is None else ts,
-            body=body,
-        )
-        return encode(topic, envelope)
+    def _stamp(self, topic: Topic, body: ContractModel) -> bytes:
+        return self._stamper.stamp(topic, body, self._clock())
 
     def _render_row(self, row: OutboxRow) -> tuple[str, bytes]:
         topic = parse_topic(row.topic)
         body = decode_body(topic.kind, row.body)
-        return row.topic, self._stamp(topic, body, uuid.UUID(row.msg_id), row.ts)
+        return row.topic, self._stamper.stamp(topic, body, row.ts, uuid.UUID(row.msg_id))
 
     def _will(self) -> Will:
         # Called before every connection attempt: each connection is a new session.
-        self._sid = self._meta.next_session_id()
-        self._seq = 0
         topic = Topic.presence(self.unit_id)
-        envelope: Envelope[Presence] = Envelope(
-            sid=self._sid, seq=0, ts=self._clock(), body=Presence(online=False, reason="lwt")
-        )
-        return Will(str(topic), encode(topic, envelope))
+        will = Presence(online=False, reason="lwt")
+        sid = self._meta.next_session_id()
+        return Will(str(topic), self._stamper.session(sid, topic, will, self._clock()))
 
     async def _on_connected(self, _session_present: bool) -> None:
         if self.link.connects > 1 and not self.streams.live:
@@ -225,7 +194,7 @@ class Agent:
         if self._device is None:
             return None
         facts = AgentFacts(
-            version=__version__,
+            version=VERSION,
             uptime_s=max(0.0, self._clock() - self._started),
             streaming=self.streams.live,
             uplink=self.streams.uplink,
@@ -269,29 +238,26 @@ class Agent:
         """Every device event goes to the center; those a trigger rule names also act."""
         for event in events:
             self.record_event(event.type, dict(event.data), event.ts)
-            actions = self._triggers.actions(event, self._clock())
-            if actions:
-                self._act(event, actions)
+            intents = self._triggers.intents(event, self._clock())
+            recording = False
+            for intent in intents:
+                recording = self._carry_out(intent, recording)
+            if intents:
+                self._log.info("trigger_fired", trigger=event.type, intents=len(intents))
 
-    def _act(self, event: DeviceEvent, actions: frozenset[Action]) -> None:
-        recording = False
-        if Action.RECORD in actions:
-            if self.bodycam is not None:
-                recording = self.bodycam.send(Record(on=True))
-            if self.evidence is not None:
-                self.evidence.start_recording(event.type)
-                recording = True
-        # The center answers a stream request with stream.start (and the token it needs).
-        kind = "alert" if Action.ALERT in actions else "stream.request"
-        if Action.ALERT in actions or Action.STREAM in actions:
-            data: dict[str, JsonValue] = {
-                "trigger": event.type,
-                "actions": [str(a) for a in sorted(actions)],
-                "stream": Action.STREAM in actions,
-                "recording": recording,
-            }
-            self.record_event(kind, data, event.ts)
-        self._log.info("trigger_fired", trigger=event.type, actions=sorted(actions))
+    def _carry_out(self, intent: Intent, recording: bool) -> bool:
+        """Returns whether evidence recording started."""
+        match intent:
+            case RecordIntent(trigger):
+                started = self.camera_record(True)
+                if self.evidence is not None:
+                    self.evidence.start_recording(trigger)
+                    started = True
+                return started
+            case AlertIntent(body, ts):
+                body = body.model_copy(update={"recording": recording})
+                self.record_event(body.event_type, body.model_dump(mode="json"), ts)
+        return recording
 
     async def _device_loop(self) -> None:
         while True:
@@ -323,51 +289,39 @@ class Agent:
     async def _command_loop(self) -> None:
         while True:
             command = await self._commands.get()
-            log = self._log.bind(cmd_id=command.cmd_id, command=command.name)
-            try:
-                data = await asyncio.wait_for(
-                    self._handlers[command.name](command), COMMAND_TIMEOUT_S
-                )
-                result = CommandResult(cmd_id=command.cmd_id, status=CommandStatus.DONE, data=data)
-                log.info("command_done")
-            except CommandFailed as exc:
-                result = CommandResult(
-                    cmd_id=command.cmd_id, status=CommandStatus.FAILED, detail=str(exc)[:1000]
-                )
-                log.warning("command_failed", detail=str(exc))
-            except Exception as exc:
-                result = CommandResult(
-                    cmd_id=command.cmd_id,
-                    status=CommandStatus.FAILED,
-                    detail=f"internal error: {type(exc).__name__}",
-                )
-                log.exception("command_crashed")
-            self._reply(result)
+            self._reply(await run_command(self, command, self._log))
 
-    async def _cmd_ping(self, _command: Command) -> dict[str, JsonValue]:
-        return {"pong": self._clock(), "sid": self._sid}
+    # ---- what handlers may use (agent.handlers.Unit) ------------------------------------
 
-    async def _cmd_rebirth(self, _command: Command) -> dict[str, JsonValue]:
-        try:
-            self._publish_presence("rebirth")
-        except NotConnected as exc:
-            raise CommandFailed("not connected") from exc
+    @property
+    def sid(self) -> int:
+        return self._stamper.sid
+
+    @property
+    def config(self) -> RuntimeConfig:
+        return self._policy.config
+
+    def now(self) -> float:
+        return self._clock()
+
+    def evidence_or_none(self) -> EvidenceManager | None:
+        return self.evidence
+
+    def rebirth(self) -> None:
+        self._publish_presence("rebirth")
         self._publish_state(force=True)
-        return {"sid": self._sid}
 
-    async def _cmd_stream_start(self, command: Command) -> dict[str, JsonValue]:
-        try:
-            args = StreamStartArgs.model_validate(command.args)
-        except ValidationError as exc:
-            raise CommandFailed(f"stream.start: {_first_error(exc)}") from None
-        try:
-            await self.streams.start(args)
-        except (ValueError, StreamNotLive) as exc:
-            raise CommandFailed(str(exc)) from None
-        return {"stream_id": args.stream_id}
+    def camera_record(self, on: bool) -> bool:
+        """Ask the body-cam to record (or stop); False when no camera is connected."""
+        return self.bodycam is not None and self.bodycam.send(Record(on=on))
 
-    async def _cmd_stream_stop(self, _command: Command) -> dict[str, JsonValue]:
-        return {"stopped": await self.streams.stop()}
+    def save_config(self, config: RuntimeConfig) -> None:
+        self._meta.put("runtime_config", config.model_dump())
+        self._policy.config = config
+        self._publish_state(force=True)
+
+    def state_changed(self) -> None:
+        self._publish_state(force=True)
 
     def _on_network_change(self, changes: list[NetworkChange]) -> None:
         """A handover (new address, route or link): reconnect and rebuild now rather than
@@ -387,49 +341,3 @@ class Agent:
         self.bodycam.send(Watched(on=watched))
         if watched:
             self.bodycam.send(Haptic(pattern=1, duration_ms=300))
-
-    def _evidence(self) -> EvidenceManager:
-        if self.evidence is None:
-            raise CommandFailed("evidence recording is disabled on this unit")
-        return self.evidence
-
-    async def _cmd_recording_start(self, command: Command) -> dict[str, JsonValue]:
-        trigger = command.args.get("trigger", "command")
-        recording_id = self._evidence().start_recording(str(trigger)[:64])
-        if self.bodycam is not None:
-            self.bodycam.send(Record(on=True))
-        self._publish_state(force=True)
-        return {"recording_id": recording_id}
-
-    async def _cmd_recording_stop(self, _command: Command) -> dict[str, JsonValue]:
-        recording_id = self._evidence().stop_recording()
-        if self.bodycam is not None:
-            self.bodycam.send(Record(on=False))
-        self._publish_state(force=True)
-        return {"recording_id": recording_id}
-
-    async def _cmd_snapshot(self, _command: Command) -> dict[str, JsonValue]:
-        try:
-            return self._evidence().snapshot()
-        except LookupError as exc:
-            raise CommandFailed(str(exc)) from None
-
-    async def _cmd_evidence_status(self, _command: Command) -> dict[str, JsonValue]:
-        evidence = self._evidence()
-        return await asyncio.to_thread(evidence.status)
-
-    async def _cmd_config_set(self, command: Command) -> dict[str, JsonValue]:
-        merged = {**self._policy.config.model_dump(), **command.args}
-        try:
-            config = RuntimeConfig.model_validate(merged)
-        except ValidationError as exc:
-            raise CommandFailed(_first_error(exc)) from None
-        self._meta.put("runtime_config", config.model_dump())
-        self._policy.config = config
-        self._publish_state(force=True)
-        return {"config": config.model_dump()}
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

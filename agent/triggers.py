@@ -1,41 +1,60 @@
 """What the unit does by itself when the body-cam or the vehicle reports something: a pure
-policy from device events to actions, configured by rules."""
+policy from device events to intents, configured by rules. The service carries them out."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_bridge.device import DeviceEvent
-
-
-class Action(StrEnum):
-    RECORD = "record"  # start recording evidence
-    STREAM = "stream"  # ask the center to take the unit live
-    ALERT = "alert"  # raise an alert at the center
+from protocol.events import EventType, TriggerAction, TriggerBody
 
 
 class TriggerRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     event: str = Field(description="Device event type, e.g. trigger.holster_draw.")
-    actions: frozenset[Action]
+    actions: frozenset[TriggerAction]
     cooldown_s: float = Field(
         default=10.0, ge=0, description="A repeat within this time does not act again."
     )
 
 
-EVERYTHING = frozenset({Action.RECORD, Action.STREAM, Action.ALERT})
+EVERYTHING = frozenset(TriggerAction)
+RECORD = frozenset({TriggerAction.RECORD})
 DEFAULT_RULES = (
-    TriggerRule(event="trigger.holster_draw", actions=EVERYTHING),
-    TriggerRule(event="trigger.gunshot", actions=EVERYTHING),
-    TriggerRule(event="trigger.man_down", actions=EVERYTHING),
-    TriggerRule(event="trigger.taser_arm", actions=frozenset({Action.RECORD, Action.ALERT})),
-    TriggerRule(event="trigger.lightbar", actions=frozenset({Action.RECORD})),
-    TriggerRule(event="trigger.siren", actions=frozenset({Action.RECORD})),
-    TriggerRule(event="button.record", actions=frozenset({Action.RECORD})),
-    TriggerRule(event="button.watch_me", actions=frozenset({Action.STREAM})),
+    TriggerRule(event=EventType.TRIGGER_HOLSTER_DRAW, actions=EVERYTHING),
+    TriggerRule(event=EventType.TRIGGER_GUNSHOT, actions=EVERYTHING),
+    TriggerRule(event=EventType.TRIGGER_MAN_DOWN, actions=EVERYTHING),
+    TriggerRule(
+        event=EventType.TRIGGER_TASER_ARM,
+        actions=frozenset({TriggerAction.RECORD, TriggerAction.ALERT}),
+    ),
+    TriggerRule(event=EventType.TRIGGER_LIGHTBAR, actions=RECORD),
+    TriggerRule(event=EventType.TRIGGER_SIREN, actions=RECORD),
+    TriggerRule(event=EventType.BUTTON_RECORD, actions=RECORD),
+    TriggerRule(event=EventType.BUTTON_WATCH_ME, actions=frozenset({TriggerAction.STREAM})),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIntent:
+    """Start recording evidence, and the body-cam's own recording."""
+
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertIntent:
+    """Tell the center: an `alert`, or a `stream.request` when only streaming is asked
+    (`body.event_type`). `body.recording` is what the rule asked; the service says whether
+    recording really started."""
+
+    body: TriggerBody
+    ts: float
+
+
+Intent = RecordIntent | AlertIntent
 
 
 class TriggerPolicy:
@@ -45,7 +64,7 @@ class TriggerPolicy:
         self._rules = {rule.event: rule for rule in rules}
         self._last_fired: dict[str, float] = {}
 
-    def actions(self, event: DeviceEvent, now: float) -> frozenset[Action]:
+    def actions(self, event: DeviceEvent, now: float) -> frozenset[TriggerAction]:
         rule = self._rules.get(event.type)
         if rule is None or event.data.get("active", True) is False:
             return frozenset()
@@ -54,3 +73,20 @@ class TriggerPolicy:
             return frozenset()
         self._last_fired[event.type] = now
         return rule.actions
+
+    def intents(self, event: DeviceEvent, now: float) -> list[Intent]:
+        """What to do about a device event, in order: recording first, so that the alert
+        can say whether it started."""
+        actions = self.actions(event, now)
+        intents: list[Intent] = []
+        if TriggerAction.RECORD in actions:
+            intents.append(RecordIntent(event.type))
+        if TriggerAction.ALERT in actions or TriggerAction.STREAM in actions:
+            body = TriggerBody(
+                trigger=event.type,
+                actions=sorted(actions),
+                stream=TriggerAction.STREAM in actions,
+                recording=TriggerAction.RECORD in actions,
+            )
+            intents.append(AlertIntent(body, event.ts))
+        return intents

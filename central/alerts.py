@@ -8,14 +8,16 @@ import asyncio
 from collections import deque
 
 import structlog
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, JsonValue
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
+from central.errors import CenterError
 from central.fleet import FleetService, ReceivedEvent
+from central.http_errors import status_of
 from central.streams import StartRequest, StreamService
+from protocol.events import TRIGGER_EVENTS, TriggerBody
 
 log = structlog.get_logger("rtcc.alerts")
-ALERT_TYPES = ("alert", "stream.request")
 RECENT_ALERTS = 500
 
 
@@ -41,21 +43,25 @@ class AlertDesk:
 
     def on_event(self, received: ReceivedEvent) -> None:
         event = received.event
-        if event.type not in ALERT_TYPES:
+        if event.type not in TRIGGER_EVENTS:
             return
-        trigger = event.data.get("trigger")
+        try:
+            body: TriggerBody | None = TriggerBody.model_validate(event.data)
+        except ValidationError as exc:
+            body = None
+            log.warning("alert_body_invalid", unit_id=received.unit_id, error=str(exc)[:200])
         alert = AlertView(
             id=received.id,
             unit_id=received.unit_id,
             type=event.type,
-            trigger=trigger if isinstance(trigger, str) else None,
+            trigger=body.trigger if body else None,
             data=event.data,
             ts=received.ts,
             received=received.received,
         )
         self.recent.append(alert)
         log.warning("unit_alert", unit_id=alert.unit_id, type=alert.type, trigger=alert.trigger)
-        if event.data.get("stream") is True and alert.unit_id not in self._starting:
+        if body is not None and body.stream and alert.unit_id not in self._starting:
             task = asyncio.create_task(self._go_live(alert), name=f"go-live-{alert.unit_id}")
             self._starting[alert.unit_id] = task
             task.add_done_callback(self._started)
@@ -73,8 +79,8 @@ class AlertDesk:
                 StartRequest(reason=f"{alert.type}: {alert.trigger or 'unit request'}"),
             )
             alert.stream_id = grant.stream_id
-        except HTTPException as exc:
-            alert.stream_error = f"{exc.status_code}: {exc.detail}"
+        except CenterError as exc:
+            alert.stream_error = f"{status_of(exc)}: {exc}"
             log.warning("alert_stream_failed", unit_id=alert.unit_id, error=alert.stream_error)
 
     async def close(self) -> None:

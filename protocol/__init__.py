@@ -1,7 +1,8 @@
-"""The agent <-> center contract: topics, payload models and their codec. Pure: no I/O."""
+"""The agent <-> center contract: topics, payload models, commands, events and their codec.
+Pure: no I/O."""
 
 from protocol.codec import MAX_PAYLOAD_BYTES, Message, decode, encode
-from protocol.envelope import Envelope
+from protocol.envelope import Stamper
 from protocol.errors import ProtocolError
 from protocol.models import (
     CameraStatus,
@@ -9,6 +10,7 @@ from protocol.models import (
     Command,
     CommandResult,
     CommandStatus,
+    Envelope,
     Event,
     Health,
     LinkStatus,
@@ -20,9 +22,11 @@ from protocol.models import (
     Versions,
 )
 from protocol.topics import Topic, TopicKind, parse_topic
+from protocol.version import VERSION
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "VERSION",
     "CameraStatus",
     "CenterStatus",
     "Command",
@@ -37,6 +41,7 @@ __all__ = [
     "Presence",
     "ProtocolError",
     "RuntimeConfig",
+    "Stamper",
     "StorageStatus",
     "Topic",
     "TopicKind",

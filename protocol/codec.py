@@ -7,13 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from protocol.envelope import Envelope
 from protocol.errors import ProtocolError
 from protocol.models import (
     CenterStatus,
     Command,
     CommandResult,
     ContractModel,
+    Envelope,
     Event,
     Presence,
     UnitState,

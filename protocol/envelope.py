@@ -1,27 +1,38 @@
-"""The envelope every payload travels in: `{"v":1,"id","sid","seq","ts","body"}`."""
+"""The one stamper that numbers a sender's messages into envelopes (see models.Envelope)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Generic, Literal, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from protocol.models import ContractModel, Timestamp
-
-BodyT = TypeVar("BodyT", bound=ContractModel)
+from protocol.codec import encode
+from protocol.models import ContractModel, Envelope
+from protocol.topics import Topic
 
 
-class Envelope(BaseModel, Generic[BodyT]):
-    """`sid` grows with every connection of the sender; `seq` counts the sender's messages
-    within one `sid`, so a gap means something was lost. `id` stays the same when a
-    message is sent again (store and forward), so receivers can drop repeats."""
+class Stamper:
+    """One sender's numbering: `session(sid, ...)` starts a connection and returns its Last
+    Will stamped with seq 0; every message sent on it after that counts from 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    def __init__(self) -> None:
+        self.sid = 0
+        self.seq = 0
 
-    v: Literal[1] = 1
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    sid: int = Field(ge=0, lt=2**53)
-    seq: int = Field(ge=0, lt=2**53)
-    ts: Timestamp
-    body: BodyT
+    def session(self, sid: int, will_topic: Topic, will: ContractModel, ts: float) -> bytes:
+        self.sid, self.seq = sid, 0
+        return self._encode(will_topic, will, 0, ts, None)
+
+    def stamp(
+        self, topic: Topic, body: ContractModel, ts: float, msg_id: uuid.UUID | None = None
+    ) -> bytes:
+        """The next message of this session; `msg_id` keeps a resent message's id."""
+        self.seq += 1
+        return self._encode(topic, body, self.seq, ts, msg_id)
+
+    def _encode(
+        self, topic: Topic, body: ContractModel, seq: int, ts: float, msg_id: uuid.UUID | None
+    ) -> bytes:
+        envelope: Envelope[Any] = Envelope(
+            id=msg_id or uuid.uuid4(), sid=self.sid, seq=seq, ts=ts, body=body
+        )
+        return encode(topic, envelope)

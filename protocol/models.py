@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import uuid
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
@@ -148,3 +149,22 @@ class CenterStatus(ContractModel):
     online: bool
     version: ShortText
     center_id: UnitId
+
+
+BodyT = TypeVar("BodyT", bound=ContractModel)
+
+
+class Envelope(BaseModel, Generic[BodyT]):
+    """What every payload travels in: `{"v":1,"id","sid","seq","ts","body"}`. `sid` grows
+    with every connection of the sender; `seq` counts the sender's messages within one
+    `sid`, so a gap means something was lost. `id` stays the same when a message is sent
+    again (store and forward), so receivers can drop repeats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    sid: int = Field(ge=0, lt=2**53)
+    seq: int = Field(ge=0, lt=2**53)
+    ts: Timestamp
+    body: BodyT

@@ -27,6 +27,8 @@ from agent.evidence.status import evidence_status
 from agent.evidence.uploader import Uploader
 from agent.streaming import make_source
 from firmware_bridge.media import EncodedAudio, EncodedFrame
+from protocol.commands import EvidenceStatusResult, SnapshotResult
+from protocol.events import EventType
 from protocol.evidence import GpsPoint
 
 log = structlog.get_logger("rtcc.agent.evidence")
@@ -41,7 +43,7 @@ STORAGE_CHECK_S = 1.0
 OWN_USE_EVERY = 10
 SNAPSHOT_WIDTH = 320
 
-EventSink = Callable[[str, dict[str, JsonValue]], None]
+EventSink = Callable[[EventType, dict[str, JsonValue]], None]
 
 
 def disk_use(root: Path) -> int:
@@ -83,7 +85,7 @@ class EvidenceManager:
         found = self.recorder.recover()
         if found.quarantined or found.entered or found.torn_lines:
             emit(
-                "evidence.recovered",
+                EventType.EVIDENCE_RECOVERED,
                 {
                     "quarantined": list(found.quarantined),
                     "entered": list(found.entered),
@@ -125,7 +127,9 @@ class EvidenceManager:
             quarantined = self.recorder.fail_segment()
             self.storage_full = True  # pause; the disk watch resumes when writes can succeed
             log.error("evidence_write_failed", error=str(exc), quarantined=quarantined)
-            self._emit("storage_full", {"error": str(exc)[:200], "quarantined": quarantined})
+            self._emit(
+                EventType.STORAGE_FULL, {"error": str(exc)[:200], "quarantined": quarantined}
+            )
             return
         self._segment_done()
 
@@ -156,7 +160,7 @@ class EvidenceManager:
             self._write(item)
         pre_s = buffered[-1].captured_at - buffered[0].captured_at if buffered else 0.0
         self._emit(
-            "recording.started",
+            EventType.RECORDING_STARTED,
             {"recording_id": recording_id, "trigger": trigger, "pre_event_s": round(pre_s, 2)},
         )
         return recording_id
@@ -166,14 +170,14 @@ class EvidenceManager:
         self._stop_at = None
         if recording_id is not None:
             self._segment_done()
-            self._emit("recording.stopped", {"recording_id": recording_id})
+            self._emit(EventType.RECORDING_STOPPED, {"recording_id": recording_id})
         return recording_id
 
     def add_gps(self, ts: float, lat: float, lon: float) -> None:
         if self.recording:
             self.recorder.add_gps(GpsPoint(ts=ts, lat=lat, lon=lon))
 
-    def snapshot(self) -> dict[str, JsonValue]:
+    def snapshot(self) -> SnapshotResult:
         """A JPEG of the latest keyframe, small enough for a command result."""
         frame = self._latest_keyframe
         if frame is None:
@@ -190,12 +194,12 @@ class EvidenceManager:
         encoder.options = {"qscale": "4"}
         small = picture.reformat(SNAPSHOT_WIDTH, height, "yuvj420p")
         jpeg = b"".join(bytes(p) for p in [*encoder.encode(small), *encoder.encode(None)])
-        return {
-            "captured_at": frame.captured_at,
-            "width": SNAPSHOT_WIDTH,
-            "height": height,
-            "jpeg_b64": base64.b64encode(jpeg).decode(),
-        }
+        return SnapshotResult(
+            captured_at=frame.captured_at,
+            width=SNAPSHOT_WIDTH,
+            height=height,
+            jpeg_b64=base64.b64encode(jpeg).decode(),
+        )
 
     # ---- disk -------------------------------------------------------------------------
 
@@ -217,26 +221,26 @@ class EvidenceManager:
                     self.recorder.fail_segment()  # the disk could not take its last bytes
                 self._segment_done()
                 log.warning("storage_full", root=str(self.root))
-                self._emit("storage_full", {"recording": self.recording})
+                self._emit(EventType.STORAGE_FULL, {"recording": self.recording})
             elif not full and self.storage_full:
                 self.storage_full = False
                 log.info("storage_available", root=str(self.root))
-                self._emit("storage_available", {"recording": self.recording})
+                self._emit(EventType.STORAGE_AVAILABLE, {"recording": self.recording})
             if self._stop_at is not None and self._clock() >= self._stop_at:
                 self.stop_recording()
 
-    def status(self) -> dict[str, JsonValue]:
+    def status(self) -> EvidenceStatusResult:
         """For the `evidence.status` command: what the recorder is doing and what waits."""
         waiting = evidence_status(self.root)
-        return {
-            "recording": self.recorder.recording_id,
-            "storage_full": self.storage_full,
-            "pre_event_s": round(self.prebuffer.span_s(), 2),
-            "segments_written": self.recorder.segments_written,
-            "segments_to_upload": waiting["segments_to_upload"],
-            "bytes_to_upload": waiting["bytes_to_upload"],
-            "quarantined": waiting["quarantined"],
-            "uploaded": self.uploader.confirmed if self.uploader else 0,
-            "write_errors": self.write_errors,
-            "live_frames_dropped": self.capture.dropped_for_subscribers,
-        }
+        return EvidenceStatusResult(
+            recording=self.recorder.recording_id,
+            storage_full=self.storage_full,
+            pre_event_s=round(self.prebuffer.span_s(), 2),
+            segments_written=self.recorder.segments_written,
+            segments_to_upload=waiting["segments_to_upload"],
+            bytes_to_upload=waiting["bytes_to_upload"],
+            quarantined=waiting["quarantined"],
+            uploaded=self.uploader.confirmed if self.uploader else 0,
+            write_errors=self.write_errors,
+            live_frames_dropped=self.capture.dropped_for_subscribers,
+        )

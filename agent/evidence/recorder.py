@@ -20,10 +20,10 @@ import structlog
 from agent.evidence.segment import PARTIAL, SegmentWriter, segment_name
 from firmware_bridge.media import AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 from protocol.evidence import GENESIS, GpsPoint, ManifestEntry, UnitKey, parse_manifest
+from protocol.upload import MANIFEST
 from runtime.files import fsync_dir, sha256_file
 
 log = structlog.get_logger("rtcc.agent.evidence")
-MANIFEST = "manifest.jsonl"
 MAX_GPS_PER_SEGMENT = 600
 
 

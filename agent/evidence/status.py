@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.evidence.recorder import MANIFEST
 from protocol.evidence import parse_manifest
+from protocol.upload import MANIFEST
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import structlog
 
-from agent.evidence.recorder import MANIFEST
 from protocol.evidence import ManifestEntry, parse_manifest
+from protocol.upload import ENTRIES_ROUTE, MANIFEST, UPLOAD_OFFSET, SegmentUpload, segment_path
 from runtime.backoff import Backoff
 from runtime.files import fsync_dir
 
@@ -39,7 +39,7 @@ class Uploader:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.recordings = recordings
-        self.base = center_url.rstrip("/") + "/api/v1/evidence"
+        self.center_url = center_url.rstrip("/")
         self.active_recording = active_recording
         self.chunk_bytes = chunk_bytes
         self.idle_poll_s = idle_poll_s
@@ -103,31 +103,29 @@ class Uploader:
             return  # confirmed earlier
         if key not in self._posted:
             answer = await http.post(
-                f"{self.base}/entries",
+                self.center_url + ENTRIES_ROUTE,
                 content=entry.model_dump_json(),
                 headers={"Content-Type": "application/json"},
             )
             _check(answer)
             self._posted.add(key)
-        url = f"{self.base}/{entry.recording_id}/segments/{entry.index}"
+        url = self.center_url + segment_path(entry.recording_id, entry.index)
         state = await http.head(url)
         _check(state)
-        offset = int(state.headers["Upload-Offset"])
+        offset = int(state.headers[UPLOAD_OFFSET])
         confirmed = offset >= entry.size
         with path.open("rb") as f:
             while not confirmed:
                 f.seek(offset)
                 chunk = f.read(self.chunk_bytes)
-                answer = await http.patch(
-                    url, content=chunk, headers={"Upload-Offset": str(offset)}
-                )
+                answer = await http.patch(url, content=chunk, headers={UPLOAD_OFFSET: str(offset)})
                 if answer.status_code == 409:  # the center holds another offset: ask again
-                    offset = int((await http.head(url)).headers["Upload-Offset"])
+                    offset = int((await http.head(url)).headers[UPLOAD_OFFSET])
                     continue
                 _check(answer)
                 self.bytes_sent += len(chunk)
-                body = answer.json()
-                offset, confirmed = body["offset"], body["confirmed"]
+                progress = SegmentUpload.model_validate_json(answer.content)
+                offset, confirmed = progress.offset, progress.confirmed
         os.unlink(path)
         fsync_dir(directory)
         self.confirmed += 1

@@ -8,13 +8,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from central.evidence.store import EvidenceError, EvidenceStore, SegmentState
+from central.errors import TooLarge
+from central.evidence.store import EvidenceStore, SegmentState
 from protocol.evidence import ManifestEntry
+from protocol.upload import (
+    ENTRIES_ROUTE,
+    EVIDENCE_ROUTE,
+    SEGMENT_ROUTE,
+    UPLOAD_OFFSET,
+    UPLOAD_STATUS_ROUTE,
+    SegmentUpload,
+)
 
 MAX_CHUNK = 8 * 2**20
 P = ParamSpec("P")
@@ -36,48 +45,43 @@ class VerifyView(BaseModel):
 
 
 def _state(state: SegmentState) -> JSONResponse:
-    return JSONResponse(
-        {"offset": state.offset, "size": state.size, "confirmed": state.confirmed},
-        headers={"Upload-Offset": str(state.offset)},
-    )
+    body = SegmentUpload(offset=state.offset, size=state.size, confirmed=state.confirmed)
+    return JSONResponse(body.model_dump(), headers={UPLOAD_OFFSET: str(state.offset)})
 
 
 async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a store call off the event loop; its refusals become HTTP errors."""
-    try:
-        return await run_in_threadpool(func, *args, **kwargs)
-    except EvidenceError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    """Run a store call off the event loop (its refusals are answered by central.http_errors)."""
+    return await run_in_threadpool(func, *args, **kwargs)
 
 
 def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
-    @app.post("/api/v1/evidence/entries")
+    @app.post(ENTRIES_ROUTE)
     async def post_entry(entry: ManifestEntry) -> dict[str, bool]:
         return {"added": await call(store.add_entry, entry)}
 
-    @app.head("/api/v1/evidence/{recording_id}/segments/{index}")
+    @app.head(SEGMENT_ROUTE)
     async def segment_offset(recording_id: str, index: int) -> Response:
         return _state(await call(store.segment, recording_id, index))
 
-    @app.get("/api/v1/evidence/{recording_id}/segments/{index}/upload")
+    @app.get(UPLOAD_STATUS_ROUTE)
     async def segment_status(recording_id: str, index: int) -> Response:
         return _state(await call(store.segment, recording_id, index))
 
-    @app.patch("/api/v1/evidence/{recording_id}/segments/{index}")
+    @app.patch(SEGMENT_ROUTE)
     async def upload_chunk(
         recording_id: str,
         index: int,
         request: Request,
-        upload_offset: Annotated[int, Header(ge=0)],
+        upload_offset: Annotated[int, Header(alias=UPLOAD_OFFSET, ge=0)],
     ) -> Response:
         chunk = bytearray()
         async for part in request.stream():
             chunk += part
             if len(chunk) > MAX_CHUNK:
-                raise HTTPException(413, f"chunks are at most {MAX_CHUNK} bytes")
+                raise TooLarge(f"chunks are at most {MAX_CHUNK} bytes")
         return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
 
-    @app.get("/api/v1/evidence")
+    @app.get(EVIDENCE_ROUTE)
     async def list_evidence(
         unit_id: str | None = None,
         since: float | None = None,
@@ -90,7 +94,7 @@ def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
     async def describe(recording_id: str) -> dict[str, object]:
         return await call(store.describe, recording_id)
 
-    @app.get("/api/v1/evidence/{recording_id}/segments/{index}")
+    @app.get(SEGMENT_ROUTE)
     async def download(recording_id: str, index: int) -> FileResponse:
         path = await call(store.segment_path, recording_id, index)
         return FileResponse(path, filename=path.name)

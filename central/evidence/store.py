@@ -9,10 +9,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.errors import Conflict, NotFound, Refused, TooLarge, Unprocessable
 from protocol.evidence import ManifestEntry, Problem, check_entry, parse_manifest, verify
+from protocol.upload import MANIFEST
 from runtime.files import sha256_file
 
-MANIFEST = "manifest.jsonl"
 UPLOADING = ".upload"
 
 SCHEMA = """
@@ -27,14 +28,6 @@ CREATE TABLE IF NOT EXISTS segments (
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (recording_id, idx));
 """
-
-
-class EvidenceError(Exception):
-    """A request the store refuses; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +67,9 @@ class EvidenceStore:
             ).fetchone()
             reason = check_entry(entry, pinned[0] if pinned else None)
             if reason is not None:
-                raise EvidenceError(403, f"entry {entry.index}: {reason}")
+                raise Refused(f"entry {entry.index}: {reason}")
             if not entry.recording_id.startswith(entry.unit_id + "-"):
-                raise EvidenceError(422, "recording id does not belong to the unit")
+                raise Unprocessable("recording id does not belong to the unit")
             row = self._db.execute(
                 "SELECT entries, last_digest FROM recordings WHERE id = ?", (entry.recording_id,)
             ).fetchone()
@@ -88,11 +81,11 @@ class EvidenceStore:
                 ).fetchone()
                 if stored == (entry.sha256, entry.file):
                     return False
-                raise EvidenceError(409, f"entry {entry.index} differs from the one stored")
+                raise Conflict(f"entry {entry.index} differs from the one stored")
             if entry.index > have:
-                raise EvidenceError(409, f"entry {entry.index} before entry {have}")
+                raise Conflict(f"entry {entry.index} before entry {have}")
             if row is not None and entry.prev != last:
-                raise EvidenceError(409, f"entry {entry.index} does not chain to entry {have - 1}")
+                raise Conflict(f"entry {entry.index} does not chain to entry {have - 1}")
             directory = self._dir(entry.unit_id, entry.recording_id)
             directory.mkdir(parents=True, exist_ok=True)
             with (directory / MANIFEST).open("a", encoding="utf-8") as f:
@@ -138,7 +131,7 @@ class EvidenceStore:
             (recording_id, index),
         ).fetchone()
         if row is None:
-            raise EvidenceError(404, "no manifest entry for this segment yet")
+            raise NotFound("no manifest entry for this segment yet")
         file, size, sha256, confirmed, unit_id = row
         path = self._dir(unit_id, recording_id) / file
         if confirmed:
@@ -155,9 +148,9 @@ class EvidenceStore:
             if state.confirmed:
                 return state
             if offset != state.offset:
-                raise EvidenceError(409, f"offset {offset}, but {state.offset} bytes are stored")
+                raise Conflict(f"offset {offset}, but {state.offset} bytes are stored")
             if offset + len(chunk) > state.size:
-                raise EvidenceError(413, "more bytes than the manifest entry's size")
+                raise TooLarge("more bytes than the manifest entry's size")
             unit_id = self._unit_of(recording_id)
             path = self._dir(unit_id, recording_id) / state.file
             partial = path.with_name(state.file + UPLOADING)
@@ -169,7 +162,7 @@ class EvidenceStore:
                 return self.segment(recording_id, index)
             if sha256_file(partial) != state.sha256:
                 partial.unlink()
-                raise EvidenceError(422, "SHA-256 of the uploaded bytes does not match the entry")
+                raise Unprocessable("SHA-256 of the uploaded bytes does not match the entry")
             os.replace(partial, path)
             with self._db:
                 self._db.execute(
@@ -183,7 +176,7 @@ class EvidenceStore:
             "SELECT unit_id FROM recordings WHERE id = ?", (recording_id,)
         ).fetchone()
         if row is None:
-            raise EvidenceError(404, "unknown recording")
+            raise NotFound("unknown recording")
         return str(row[0])
 
     # ---- search, verify, download -----------------------------------------------------
@@ -213,7 +206,7 @@ class EvidenceStore:
             (recording_id,),
         ).fetchone()
         if row is None:
-            raise EvidenceError(404, "unknown recording")
+            raise NotFound("unknown recording")
         segments = self._db.execute(
             "SELECT idx, file, size, sha256, confirmed FROM segments WHERE recording_id = ?"
             " ORDER BY idx",
@@ -236,7 +229,7 @@ class EvidenceStore:
     def segment_path(self, recording_id: str, index: int) -> Path:
         state = self.segment(recording_id, index)
         if not state.confirmed:
-            raise EvidenceError(409, "segment not uploaded yet")
+            raise Conflict("segment not uploaded yet")
         return self._dir(self._unit_of(recording_id), recording_id) / state.file
 
     def verify(self, recording_id: str) -> list[Problem]:

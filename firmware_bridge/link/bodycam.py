@@ -9,6 +9,7 @@ from firmware_bridge.link.messages import (
     ButtonPress,
     Capability,
     Clock,
+    ClockSet,
     Hello,
     LinkMessage,
     RecordingState,
@@ -41,12 +42,16 @@ class BodycamState:
     def has(self, capability: Capability) -> bool:
         return self.hello is not None and bool(self.hello.capabilities & capability)
 
-    def clock_needs_setting(self) -> bool:
-        return (
-            self.clock_offset_s is not None
-            and abs(self.clock_offset_s) > CLOCK_TOLERANCE_S
-            and self.has(Capability.CLOCK_SET)
-        )
+    def clock_set(self, now: float) -> ClockSet | None:
+        """The message that sets the camera's clock, once, when it has drifted."""
+        if (
+            self.clock_offset_s is None
+            or abs(self.clock_offset_s) <= CLOCK_TOLERANCE_S
+            or not self.has(Capability.CLOCK_SET)
+        ):
+            return None
+        self.clock_offset_s = None
+        return ClockSet(unix_ms=int(now * 1000))
 
     def apply(self, message: LinkMessage, now: float) -> list[DeviceEvent]:
         self.last_heard = now

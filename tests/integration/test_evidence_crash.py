@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from agent.evidence.recorder import MANIFEST, Recorder
+from agent.evidence.recorder import Recorder
 from protocol import UnitState
 from protocol.evidence import UnitKey, parse_manifest, verify
+from protocol.upload import MANIFEST
 from runtime.files import sha256_file
 from tests.helpers import running_agent, running_center, spawn_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state

@@ -11,11 +11,12 @@ import pytest
 
 from agent.evidence.manager import captured_at
 from agent.evidence.prebuffer import PreEventBuffer
-from agent.evidence.recorder import MANIFEST, Recorder
+from agent.evidence.recorder import Recorder
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.media import EncodedAudio, EncodedFrame
 from firmware_bridge.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey, parse_manifest, verify
+from protocol.upload import MANIFEST
 from runtime.files import sha256_file
 from tests.audio_clip import write_clip_with_sound
 

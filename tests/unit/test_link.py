@@ -205,7 +205,8 @@ def test_bodycam_state_folds_messages_into_events() -> None:
     ]
     assert state.apply(RecordingState(recording=True), 107) == []
     state.apply(Clock(unix_ms=200_000), 107.0)
-    assert state.clock_needs_setting()
+    assert state.clock_set(107.5) == ClockSet(unix_ms=107_500)
+    assert state.clock_set(108.0) is None  # set once, until the camera reports its clock again
 
 
 def test_the_documented_example_frame() -> None:
