@@ -14,6 +14,7 @@ from central.http_errors import install_error_handlers
 from central.registry import UnitRecord
 from protocol import CommandStatus, UnitState
 from protocol.topics import check_id, check_name
+from protocol.version import VERSION
 
 UnitIdPath = Annotated[str, AfterValidator(check_id)]
 
@@ -66,7 +67,7 @@ class Health(ApiModel):
 
 
 def create_app(fleet: FleetService) -> FastAPI:
-    app = FastAPI(title="rtcc center", version="0.1.0")
+    app = FastAPI(title="rtcc center", version=VERSION)
     install_error_handlers(app)
 
     @app.get("/healthz")

@@ -23,20 +23,21 @@ from protocol import (
     CenterStatus,
     Command,
     CommandResult,
-    Envelope,
     Event,
     Message,
     ProtocolError,
     Topic,
     TopicKind,
     decode,
-    encode,
 )
+from protocol.commands import CommandName
+from protocol.envelope import Stamper
+from protocol.events import EventType
 from protocol.models import ContractModel
 from protocol.topics import unit_filter
+from protocol.version import VERSION
 from runtime.mqtt import MqttError, MqttLink, Subscription, Will
 
-VERSION = "0.1.0"
 RECENT_EVENTS = 1000
 GAP_CHECK_S = 0.5
 LOGS_PER_REASON_PER_MINUTE = 10
@@ -106,8 +107,7 @@ class FleetService:
         self._status_topic = Topic.center_status(settings.center_id)
         self._counters = {kind: metrics.messages.labels(kind.value) for kind in TopicKind}
         self._background: set[asyncio.Task[None]] = set()
-        self._sid = 0
-        self._seq = 0
+        self._stamper = Stamper()
         settings_urls = settings.model_copy(update={"mqtt_url": mqtt_url}).broker_urls()
         self.link = MqttLink(
             client_id=f"{settings.center_id}-fleet-{fleet.partition_index}",
@@ -129,22 +129,17 @@ class FleetService:
 
     # ---- own status -------------------------------------------------------------------
 
-    def _stamp(self, topic: Topic, body: ContractModel, seq: int | None = None) -> bytes:
-        if seq is None:
-            self._seq += 1
-            seq = self._seq
-        envelope: Envelope[Any] = Envelope(sid=self._sid, seq=seq, ts=self.clock(), body=body)
-        return encode(topic, envelope)
+    def _stamp(self, topic: Topic, body: ContractModel) -> bytes:
+        return self._stamper.stamp(topic, body, self.clock())
 
     def _status(self, online: bool) -> CenterStatus:
         return CenterStatus(online=online, version=VERSION, center_id=self.settings.center_id)
 
     def _will(self) -> Will:
         # Milliseconds since the epoch: grows with every connection, across restarts.
-        self._sid, self._seq = int(self.clock() * 1000), 0
-        return Will(
-            str(self._status_topic), self._stamp(self._status_topic, self._status(False), seq=0)
-        )
+        now = self.clock()
+        will = self._stamper.session(int(now * 1000), self._status_topic, self._status(False), now)
+        return Will(str(self._status_topic), will)
 
     async def _on_connected(self, _session_present: bool) -> None:
         self.link.publish(
@@ -153,7 +148,7 @@ class FleetService:
             retain=True,
         )
 
-    def announce(self, event_type: str, data: dict[str, JsonValue]) -> None:
+    def announce(self, event_type: EventType, data: dict[str, JsonValue]) -> None:
         """Publish one of the center's own events (QoS 1, not retained) for other center
         processes and pages; dropped with a warning when the broker is unreachable."""
         topic = Topic.center_event(self.settings.center_id, event_type)
@@ -263,7 +258,7 @@ class FleetService:
         self.metrics.rebirths.inc()
         self._log.info("rebirth_requested", unit_id=unit_id)
         task = asyncio.get_running_loop().create_task(
-            self._send_quietly(unit_id, "rebirth", self.settings.fleet.rebirth_ttl_s)
+            self._send_quietly(unit_id, CommandName.REBIRTH, self.settings.fleet.rebirth_ttl_s)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)

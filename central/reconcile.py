@@ -27,6 +27,7 @@ from central.errors import Failed
 from central.fleet import CommandNotSent, FleetService, NoResultInTime
 from central.relay_front import RelayFront, WorkerReports
 from protocol import CommandResult, CommandStatus
+from protocol.commands import CommandName
 from protocol.streams import StreamStartArgs
 from runtime.files import write_atomic
 
@@ -145,7 +146,7 @@ class Reconciler:
         try:
             answer = await self.fleet.call(
                 stream.unit_id,
-                "stream.start",
+                CommandName.STREAM_START,
                 args.model_dump(mode="json"),
                 self.settings.start_timeout_s,
             )
@@ -165,7 +166,7 @@ class Reconciler:
 
     async def end(self, stream: DesiredStream) -> None:
         """Tell the unit to stop and drop the stream at its relay worker."""
-        await self.fleet.tell(stream.unit_id, "stream.stop")
+        await self.fleet.tell(stream.unit_id, CommandName.STREAM_STOP)
         await self.relay.drop(stream.stream_id)
 
     # ---- desired state ------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Reconciler:
         if self.plan.for_unit(unit_id) is not None or state is None or not state.camera.streaming:
             return
         log.warning("unwanted_stream_stopped", unit_id=unit_id)
-        await self.fleet.tell(unit_id, "stream.stop")
+        await self.fleet.tell(unit_id, CommandName.STREAM_STOP)
 
     def _on_worker_restart(self, index: int) -> None:
         homed = self.relay.home_of

@@ -16,6 +16,7 @@ from central.desired import DesiredStream
 from central.errors import NotFound, TimedOut
 from central.fleet import FleetService
 from central.reconcile import Reconciler, StreamStartFailed
+from protocol.events import EventType
 from protocol.tokens import TokenSigner
 
 log = structlog.get_logger("rtcc.streams")
@@ -122,7 +123,7 @@ class StreamService:
         if new:
             log.info("stream_started", unit_id=unit_id, stream_id=stream.stream_id)
             self.fleet.announce(
-                "stream.started", {"stream_id": stream.stream_id, "unit_id": unit_id}
+                EventType.STREAM_STARTED, {"stream_id": stream.stream_id, "unit_id": unit_id}
             )
         return self.grant(stream, started_at)
 
@@ -132,7 +133,9 @@ class StreamService:
             raise NotFound("the unit has no active stream")
         self.reconciler.forget(stream.stream_id)
         log.info("stream_stopped", unit_id=unit_id, stream_id=stream.stream_id)
-        self.fleet.announce("stream.stopped", {"stream_id": stream.stream_id, "unit_id": unit_id})
+        self.fleet.announce(
+            EventType.STREAM_STOPPED, {"stream_id": stream.stream_id, "unit_id": unit_id}
+        )
         await self.reconciler.end(stream)
         return [stream.stream_id]
 
