@@ -6,22 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from central.errors import (
-    CenterError,
-    Conflict,
-    Failed,
-    Forbidden,
-    Invalid,
-    NotAuthorized,
-    NotFound,
-    Refused,
-    TimedOut,
-    TooLarge,
-    Unavailable,
-    UnitOffline,
-    UnknownUnit,
-    Unprocessable,
-)
+from central import errors
 from central.fleet import CommandNotSent, NoResultInTime
 from central.http_errors import install_error_handlers
 from central.reconcile import StreamStartFailed
@@ -45,26 +30,26 @@ async def answer_to(error: Exception) -> httpx.Response:
 @pytest.mark.parametrize(
     ("error", "status"),
     [
-        (Invalid("not an SDP offer"), 400),
-        (NotAuthorized("expired"), 401),
-        (Forbidden("wrong_scope"), 403),
-        (Refused("entry 3: not signed by the pinned key"), 403),
-        (NotFound("no such stream was started"), 404),
-        (UnknownUnit("u1"), 404),
-        (Conflict("entry 2 before entry 4"), 409),
-        (UnitOffline("u1"), 409),
-        (TooLarge("more bytes than the entry's size"), 413),
-        (Unprocessable("SHA-256 does not match"), 422),
-        (Failed("refused"), 502),
+        (errors.Invalid("not an SDP offer"), 400),
+        (errors.NotAuthorized("expired"), 401),
+        (errors.Forbidden("wrong_scope"), 403),
+        (errors.Refused("entry 3: not signed by the pinned key"), 403),
+        (errors.NotFound("no such stream was started"), 404),
+        (errors.UnknownUnit("u1"), 404),
+        (errors.Conflict("entry 2 before entry 4"), 409),
+        (errors.UnitOffline("u1"), 409),
+        (errors.TooLarge("more bytes than the entry's size"), 413),
+        (errors.Unprocessable("SHA-256 does not match"), 422),
+        (errors.Failed("refused"), 502),
         (StreamStartFailed("unit could not start: failed: busy"), 502),
-        (Unavailable("relay worker unreachable"), 503),
+        (errors.Unavailable("relay worker unreachable"), 503),
         (CommandNotSent("cannot send command: broker down"), 503),
-        (TimedOut("the stream did not go live in time"), 504),
-        (CenterError("something else"), 500),
+        (errors.TimedOut("the stream did not go live in time"), 504),
+        (errors.CenterError("something else"), 500),
     ],
 )
 async def test_each_kind_answers_with_its_status_and_detail(
-    error: CenterError, status: int
+    error: errors.CenterError, status: int
 ) -> None:
     answer = await answer_to(error)
     assert answer.status_code == status
@@ -72,13 +57,13 @@ async def test_each_kind_answers_with_its_status_and_detail(
 
 
 async def test_a_refused_token_challenges_for_a_bearer_token() -> None:
-    for error in (NotAuthorized("bearer token required"), Forbidden("wrong_scope")):
+    for error in (errors.NotAuthorized("bearer token required"), errors.Forbidden("wrong_scope")):
         assert (await answer_to(error)).headers["WWW-Authenticate"] == "Bearer"
-    assert "WWW-Authenticate" not in (await answer_to(Refused("unsigned"))).headers
+    assert "WWW-Authenticate" not in (await answer_to(errors.Refused("unsigned"))).headers
 
 
 async def test_unavailable_says_when_to_ask_again() -> None:
-    answer = await answer_to(Unavailable("relay worker unreachable", retry_after_s=1))
+    answer = await answer_to(errors.Unavailable("relay worker unreachable", retry_after_s=1))
     assert answer.headers["Retry-After"] == "1"
     assert "Retry-After" not in (await answer_to(CommandNotSent("broker down"))).headers
 
@@ -92,11 +77,11 @@ async def test_a_command_without_result_names_it_and_whether_it_was_accepted() -
 def test_authorize_refuses_by_kind() -> None:
     signer = TokenSigner({"k1": b"k" * 32}, "k1")
     whep = signer.issue("whep", "s1", 100.0, 60.0, who="api")
-    with pytest.raises(NotAuthorized, match="bearer token required") as missing:
+    with pytest.raises(errors.NotAuthorized, match="bearer token required") as missing:
         authorize(signer, "whep", "s1", None, 100.0)
-    assert not isinstance(missing.value, Forbidden)
-    with pytest.raises(Forbidden):
+    assert not isinstance(missing.value, errors.Forbidden)
+    with pytest.raises(errors.Forbidden):
         authorize(signer, "whip", "s1", f"Bearer {whep}", 100.0)
-    with pytest.raises(NotAuthorized):
+    with pytest.raises(errors.NotAuthorized):
         authorize(signer, "whep", "s1", f"Bearer {whep}", 1000.0)
     assert authorize(signer, "whep", "s1", f"Bearer {whep}", 100.0).who == "api"
