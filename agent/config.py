@@ -27,6 +27,18 @@ class SimSettings(Section):
     seed: int | None = Field(default=None, description="Defaults to a hash of the unit id.")
 
 
+class VehicleSettings(Section):
+    """Where the unit's position comes from: the simulator (a unit driving circles, see
+    `sim`) or gpsd on a real gateway. Without a GPS or a fix the unit's state says so."""
+
+    source: Literal["simulator", "gpsd"] = "simulator"
+    gpsd_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    gpsd_port: int = Field(default=2947, ge=1, le=65535)
+    fix_stale_s: float = Field(
+        default=5.0, gt=0, le=300, description="A fix not renewed this long is no fix."
+    )
+
+
 class StreamSettings(Section):
     """Live publishing over a failing or thin uplink."""
 
@@ -145,6 +157,7 @@ class AgentSettings(CommonSettings):
         default=RuntimeConfig(), description="Initial runtime settings (config.set changes them)."
     )
     sim: SimSettings = SimSettings()
+    vehicle: VehicleSettings = VehicleSettings()
     outbox: OutboxLimits = OutboxLimits()
     center_url: str | None = Field(
         default=None, description="The center's HTTPS base URL (WHIP publishing goes there)."

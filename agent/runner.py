@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
 
 from agent.config import AgentSettings
 from agent.service import Agent
-from firmware_bridge import SimulatedUnit, StatusSource
+from agent.vehicle import Vehicle
+from agent.vehicle.gpsd import GpsdVehicle
+from agent.vehicle.simulator import simulated_vehicle
 
 
-def simulated_source(settings: AgentSettings) -> StatusSource:
+def vehicle_from(settings: AgentSettings) -> Vehicle:
+    """The position source the configuration names (vehicle.source)."""
+    vehicle = settings.vehicle
+    if vehicle.source == "gpsd":
+        return GpsdVehicle(vehicle.gpsd_host, vehicle.gpsd_port, vehicle.fix_stale_s)
     sim = settings.sim
-    seed = sim.seed if sim.seed is not None else zlib.crc32(settings.unit_id.encode())
-    return SimulatedUnit(
-        seed=seed,
-        center_lat=sim.lat,
-        center_lon=sim.lon,
-        radius_m=sim.radius_m,
-        speed_mps=sim.speed_mps,
-        event_interval_s=sim.event_interval_s,
+    return simulated_vehicle(
+        settings.unit_id,
+        sim.lat,
+        sim.lon,
+        sim.radius_m,
+        sim.speed_mps,
+        sim.event_interval_s,
+        sim.seed,
     )
 
 
 async def run_until(stop: asyncio.Event, settings: AgentSettings) -> None:
-    agent = Agent(settings, simulated_source(settings))
+    agent = Agent(settings, vehicle_from(settings))
     await agent.start()
     try:
         await stop.wait()

@@ -22,7 +22,8 @@ from agent.state import AgentFacts, StatePolicy, build_state
 from agent.store import Meta, SeenCommands, open_store
 from agent.stream_keeper import StreamKeeper
 from agent.triggers import AlertIntent, Intent, RecordIntent, TriggerPolicy
-from firmware_bridge import DeviceStatus, StatusSource
+from agent.vehicle import Vehicle
+from firmware_bridge import DeviceStatus
 from firmware_bridge.device import DeviceEvent
 from firmware_bridge.link.messages import Haptic, Record, Watched
 from protocol import (
@@ -56,12 +57,12 @@ class Agent:
     def __init__(
         self,
         settings: AgentSettings,
-        source: StatusSource,
+        vehicle: Vehicle,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.unit_id = settings.unit_id
-        self._source = source
+        self._vehicle = vehicle
         self._clock = clock
         self._log = structlog.get_logger("rtcc.agent").bind(unit_id=self.unit_id)
         self._conn = open_store(settings.data_dir / "agent.db")
@@ -113,6 +114,7 @@ class Agent:
         self._tasks.spawn("mqtt", self.link.run, supervise=False)
         self._tasks.spawn("outbox", self.pump.run)
         self._tasks.spawn("device", self._device_loop)
+        self._tasks.spawn("vehicle", self._vehicle.run, supervise=False)
         if self.bodycam is not None:
             self._tasks.spawn("bodycam", self.bodycam.run)
         if self.settings.evidence.enabled:
@@ -193,9 +195,11 @@ class Agent:
     def current_state(self) -> UnitState | None:
         if self._device is None:
             return None
+        now = self._clock()
         facts = AgentFacts(
             version=VERSION,
-            uptime_s=max(0.0, self._clock() - self._started),
+            uptime_s=max(0.0, now - self._started),
+            fix=self._vehicle.fix_kind(now),
             streaming=self.streams.live,
             uplink=self.streams.uplink,
             recording=self.evidence is not None and self.evidence.recording,
@@ -226,7 +230,7 @@ class Agent:
 
     def _poll_device(self) -> None:
         now = self._clock()
-        status, events = self._source.poll(now)
+        status, events = self._vehicle.poll(now)
         if self.bodycam is not None:
             status = with_bodycam(status, self.bodycam.state, now)
         self._device = status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from agent.uplink import UplinkReport
@@ -16,7 +17,7 @@ from protocol import (
     UnitState,
     Versions,
 )
-from protocol.models import UplinkStatus
+from protocol.models import FixKind, UplinkStatus
 
 LINK_TYPES = {"lte", "5g", "wifi", "ethernet"}
 
@@ -33,6 +34,7 @@ class AgentFacts:
     health: Health
     config: RuntimeConfig
     uplink: UplinkReport | None = None
+    fix: FixKind | None = None
 
 
 def uplink_status(report: UplinkReport | None) -> UplinkStatus | None:
@@ -62,9 +64,12 @@ def build_state(device: DeviceStatus, facts: AgentFacts) -> UnitState:
             fix_ts=fix.ts,
         )
     link_type = device.link_type if device.link_type in LINK_TYPES else "unknown"
+    # NaN: the vehicle source knows no battery (a gateway on gpsd without a body-cam).
+    battery = None if math.isnan(device.battery_pct) else min(100.0, max(0.0, device.battery_pct))
     return UnitState(
         position=position,
-        battery_pct=min(100.0, max(0.0, device.battery_pct)),
+        fix=facts.fix,
+        battery_pct=battery,
         camera=CameraStatus(
             connected=device.camera_connected,
             recording=device.recording or facts.recording,
@@ -95,6 +100,7 @@ def _significant(state: UnitState) -> tuple[object, ...]:
     return (
         None if state.battery_pct is None else int(state.battery_pct),
         state.camera,
+        state.fix,
         state.link.type,
         None if state.uplink is None else (state.uplink.degraded, state.uplink.level),
         state.versions,

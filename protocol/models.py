@@ -45,6 +45,16 @@ class Position(ContractModel):
         return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
+class FixKind(StrEnum):
+    """What the unit's position source says: no receiver answers (`no_gps`), a receiver
+    without a fix, or a 2D or 3D fix."""
+
+    NO_GPS = "no_gps"
+    NO_FIX = "no_fix"
+    FIX_2D = "2d"
+    FIX_3D = "3d"
+
+
 class CameraStatus(ContractModel):
     connected: bool
     recording: bool = False
@@ -103,6 +113,7 @@ class RuntimeConfig(ContractModel):
 
 class UnitState(ContractModel):
     position: Position | None = None
+    fix: FixKind | None = Field(default=None, description="None: the unit does not say.")
     battery_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     camera: CameraStatus
     storage: StorageStatus | None = None

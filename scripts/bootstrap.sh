@@ -8,6 +8,8 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 # The clustered broker rtcc scales out on; the tests prove the contract over its MQTT side.
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# A gateway's position source; the tests replay an NMEA log through gpsd's own gpsfake.
+command -v gpsfake >/dev/null 2>&1 || need_apt+=(gpsd gpsd-clients)
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium chromium-driver)
 # Another WebRTC stack (webrtcbin) for the interoperability tests, and a real RTSP server.

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from agent.config import AgentSettings
-from agent.runner import simulated_source
+from agent.runner import vehicle_from
 from agent.service import Agent
 from central.api import create_app
 from central.config import CentralSettings
@@ -56,7 +56,7 @@ async def running_agent(
     unit_id: str, broker_url: str, data_dir: Path, **extra: Any
 ) -> AsyncIterator[Agent]:
     settings = agent_settings(unit_id, broker_url, data_dir, **extra)
-    agent = Agent(settings, simulated_source(settings))
+    agent = Agent(settings, vehicle_from(settings))
     await agent.start()
     try:
         yield agent

@@ -1,5 +1,7 @@
-from agent.state import StatePolicy
-from protocol import CameraStatus, Position, RuntimeConfig
+from agent.state import AgentFacts, StatePolicy, build_state
+from agent.vehicle.gpsd import GpsdVehicle
+from protocol import CameraStatus, Health, Position, RuntimeConfig
+from protocol.models import FixKind
 from tests.unit.test_codec import state
 
 CONFIG = RuntimeConfig(state_heartbeat_s=30, position_min_interval_s=5, position_min_distance_m=10)
@@ -24,6 +26,25 @@ def test_significant_change_is_due_at_once() -> None:
     assert policy.due(1.0, state(camera=CameraStatus(connected=False)))
     assert policy.due(1.0, state(battery_pct=48.0))
     assert not policy.due(1.0, state(battery_pct=50.4, uptime_s=99.0))
+    assert policy.due(1.0, state(fix=FixKind.NO_FIX))
+
+
+def test_a_gateway_without_gps_reports_no_position_no_battery_and_says_why() -> None:
+    device, events = GpsdVehicle().poll(100.0)
+    facts = AgentFacts(
+        version="1",
+        uptime_s=1.0,
+        streaming=False,
+        recording=False,
+        storage_full=False,
+        health=Health(outbox_rows=0, outbox_dropped=0, mqtt_connects=0, commands_rejected=0),
+        config=CONFIG,
+        fix=GpsdVehicle().fix_kind(100.0),
+    )
+    unit_state = build_state(device, facts)
+    assert events == []
+    assert (unit_state.position, unit_state.battery_pct) == (None, None)
+    assert unit_state.fix is FixKind.NO_GPS
 
 
 def test_position_is_rate_limited_by_time_and_distance() -> None:
