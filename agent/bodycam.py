@@ -16,7 +16,7 @@ from firmware_bridge.link.bodycam import BodycamState
 from firmware_bridge.link.messages import HelloRequest, LinkMessage
 from firmware_bridge.link.session import LinkSession
 from firmware_bridge.link.transport import open_link
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 
 log = structlog.get_logger("rtcc.agent.bodycam")
 
@@ -40,7 +40,7 @@ class BodycamConnection:
         self.session: LinkSession | None = None
         self.connects = 0
         self._on_events = on_events
-        self._backoff = backoff
+        self._retry = Retry(backoff)
         self._clock = clock
         self._wake = asyncio.Event()
 
@@ -53,19 +53,18 @@ class BodycamConnection:
         return True
 
     async def run(self) -> None:
-        attempt = 0
         while True:
             try:
                 reader, writer = await asyncio.wait_for(
                     open_link(self.address, self.baud), timeout=10
                 )
             except (OSError, TimeoutError) as exc:
-                delay = self._backoff.delay(attempt)
-                attempt += 1
+                delay = self._retry.delay()
+                self._retry.failed()
                 log.warning("bodycam_connect_failed", error=str(exc), retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            attempt = 0
+            self._retry.reset()
             self.connects += 1
             log.info("bodycam_link_up", address=self.address)
             try:
@@ -76,7 +75,7 @@ class BodycamConnection:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
             log.warning("bodycam_link_down", address=self.address)
-            await asyncio.sleep(self._backoff.delay(0))
+            await asyncio.sleep(self._retry.delay())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = self.session = LinkSession()

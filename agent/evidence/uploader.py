@@ -17,7 +17,7 @@ import structlog
 
 from protocol.evidence import ManifestEntry, parse_manifest
 from protocol.upload import ENTRIES_ROUTE, MANIFEST, UPLOAD_OFFSET, SegmentUpload, segment_path
-from runtime.backoff import Backoff
+from runtime.backoff import Backoff, Retry
 from runtime.files import fsync_dir
 
 log = structlog.get_logger("rtcc.agent.upload")
@@ -56,16 +56,16 @@ class Uploader:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
+        retry = Retry(self.backoff)
         async with httpx.AsyncClient(timeout=30.0, transport=self.transport) as http:
             while True:
                 self._wake.clear()
                 try:
                     await self.pass_once(http)
-                    failures = 0
+                    retry.reset()
                 except (httpx.HTTPError, OSError) as exc:
-                    delay = self.backoff.delay(failures)
-                    failures += 1
+                    delay = retry.delay()
+                    retry.failed()
                     log.warning("upload_failed", error=str(exc)[:200], retry_in_s=round(delay, 2))
                     await asyncio.sleep(delay)
                     continue

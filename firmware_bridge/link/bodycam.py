@@ -6,6 +6,7 @@ from __future__ import annotations
 from firmware_bridge.device import DeviceEvent
 from firmware_bridge.link.messages import (
     Battery,
+    Button,
     ButtonPress,
     Capability,
     Clock,
@@ -13,10 +14,28 @@ from firmware_bridge.link.messages import (
     Hello,
     LinkMessage,
     RecordingState,
+    Sensor,
     Storage,
     Trigger,
 )
 
+# The device event each button and sensor raises: the names the agent's trigger rules and
+# the contract's EventType use (this package depends on nothing of ours, so they are
+# spelled here and a test holds them to the contract).
+BUTTON_EVENTS = {
+    Button.RECORD: "button.record",
+    Button.MARK: "button.mark",
+    Button.WATCH_ME: "button.watch_me",
+}
+SENSOR_EVENTS = {
+    Sensor.HOLSTER_DRAW: "trigger.holster_draw",
+    Sensor.LIGHTBAR: "trigger.lightbar",
+    Sensor.SIREN: "trigger.siren",
+    Sensor.DOOR: "trigger.door",
+    Sensor.TASER_ARM: "trigger.taser_arm",
+    Sensor.MAN_DOWN: "trigger.man_down",
+    Sensor.GUNSHOT: "trigger.gunshot",
+}
 LOW_BATTERY_PCT = 15
 CLOCK_TOLERANCE_S = 1.0
 
@@ -80,22 +99,15 @@ class BodycamState:
             case RecordingState():
                 if message.recording != self.recording:
                     self.recording = message.recording
-                    kind = "started" if message.recording else "stopped"
-                    return [DeviceEvent(f"bodycam.recording_{kind}", now)]
+                    started = message.recording
+                    kind = "bodycam.recording_started" if started else "bodycam.recording_stopped"
+                    return [DeviceEvent(kind, now)]
             case ButtonPress():
-                return [
-                    DeviceEvent(
-                        f"button.{message.button.name.lower()}",
-                        now,
-                        {"press": message.press.name.lower()},
-                    )
-                ]
+                press = message.press.name.lower()
+                return [DeviceEvent(BUTTON_EVENTS[message.button], now, {"press": press})]
             case Trigger():
-                return [
-                    DeviceEvent(
-                        f"trigger.{message.sensor.name.lower()}", now, {"active": message.active}
-                    )
-                ]
+                sensor = SENSOR_EVENTS[message.sensor]
+                return [DeviceEvent(sensor, now, {"active": message.active})]
             case Clock():
                 self.clock_offset_s = message.unix_ms / 1000 - now
         return []

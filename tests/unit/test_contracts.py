@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agent.handlers import HANDLERS
+from agent.triggers import DEFAULT_RULES
+from firmware_bridge.link.bodycam import BUTTON_EVENTS, SENSOR_EVENTS
 from protocol import Presence, Stamper, Topic, decode
 from protocol.commands import (
     COMMAND_ARGS,
@@ -64,6 +66,11 @@ def test_any_trigger_body_either_fits_or_raises_a_validation_error(data: dict[st
 def test_event_types_are_valid_names_on_the_wire() -> None:
     for event_type in EventType:
         assert Topic.event("u1", event_type).name == event_type
+
+
+def test_the_body_cam_and_the_default_rules_name_events_of_the_contract() -> None:
+    named = [*BUTTON_EVENTS.values(), *SENSOR_EVENTS.values(), *(r.event for r in DEFAULT_RULES)]
+    assert {EventType(name) for name in named}
 
 
 def test_the_stamper_numbers_a_session_from_its_will() -> None:
