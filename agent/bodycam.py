@@ -13,7 +13,7 @@ import structlog
 
 from firmware_bridge.device import DeviceEvent
 from firmware_bridge.link.bodycam import BodycamState
-from firmware_bridge.link.messages import HelloRequest, LinkMessage
+from firmware_bridge.link.messages import Haptic, HelloRequest, LinkMessage, Record, Watched
 from firmware_bridge.link.session import LinkSession
 from firmware_bridge.link.transport import open_link
 from runtime.backoff import Backoff, Retry
@@ -51,6 +51,16 @@ class BodycamConnection:
         self.session.send(message, self._clock())
         self._wake.set()
         return True
+
+    def record(self, on: bool) -> bool:
+        """Ask the camera to record (or stop); False when no camera is connected."""
+        return self.send(Record(on=on))
+
+    def watched(self, on: bool) -> None:
+        """The "being watched" light, and a short buzz when the center joins."""
+        self.send(Watched(on=on))
+        if on:
+            self.send(Haptic(pattern=1, duration_ms=300))
 
     async def run(self) -> None:
         while True:

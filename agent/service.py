@@ -25,7 +25,6 @@ from agent.triggers import AlertIntent, Intent, RecordIntent, TriggerPolicy
 from agent.vehicle import Vehicle
 from firmware_bridge import DeviceStatus
 from firmware_bridge.device import DeviceEvent
-from firmware_bridge.link.messages import Haptic, Record, Watched
 from protocol import (
     VERSION,
     Command,
@@ -136,16 +135,9 @@ class Agent:
             # Finish the open segment so a clean stop leaves nothing for recovery to quarantine.
             await self._tasks.cancel("evidence")
             self.evidence.recorder.cut()
-        goodbye = (
-            str(Topic.presence(self.unit_id)),
-            self._stamper.stamp(
-                Topic.presence(self.unit_id),
-                Presence(online=False, reason="shutdown"),
-                self._clock(),
-            ),
-            True,
-        )
-        await self.link.close(final=[goodbye])
+        presence = Topic.presence(self.unit_id)
+        goodbye = self._stamp(presence, Presence(online=False, reason="shutdown"))
+        await self.link.close(final=[(str(presence), goodbye, True)])
         await self._tasks.close()
         self._conn.close()
         self._log.info("agent_stopped")
@@ -317,7 +309,7 @@ class Agent:
 
     def camera_record(self, on: bool) -> bool:
         """Ask the body-cam to record (or stop); False when no camera is connected."""
-        return self.bodycam is not None and self.bodycam.send(Record(on=on))
+        return self.bodycam is not None and self.bodycam.record(on)
 
     def save_config(self, config: RuntimeConfig) -> None:
         self._meta.put("runtime_config", config.model_dump())
@@ -335,13 +327,6 @@ class Agent:
         self.link.reconnect("network changed")
 
     def _watched(self, watched: bool) -> None:
-        self._tell_officer(watched)
+        if self.bodycam is not None:
+            self.bodycam.watched(watched)
         self._publish_state(force=True)
-
-    def _tell_officer(self, watched: bool) -> None:
-        """The body-cam's "being watched" light, and a short buzz when the center joins."""
-        if self.bodycam is None:
-            return
-        self.bodycam.send(Watched(on=watched))
-        if watched:
-            self.bodycam.send(Haptic(pattern=1, duration_ms=300))
