@@ -135,11 +135,7 @@ def parse_topic(topic: str) -> Topic:
         raise ProtocolError("bad_topic", f"not an rtcc/v1 topic: {topic[:80]!r}")
     scope, subject, kind_text, rest = parts[2], parts[3], parts[4], parts[5:]
     if scope == "centers":
-        if kind_text == TopicKind.CENTER_STATUS.value and not rest:
-            return Topic(TopicKind.CENTER_STATUS, subject)
-        if kind_text == "events" and len(rest) == 1:
-            return Topic(TopicKind.CENTER_EVENT, subject, level_to_name(rest[0]))
-        raise ProtocolError("bad_topic", f"unknown center topic: {topic[:80]!r}")
+        return _center_topic(topic, subject, kind_text, rest)
     if scope != "units" or kind_text in (k.value for k in _CENTER_KINDS):
         raise ProtocolError("bad_topic", f"unknown topic: {topic[:80]!r}")
     try:
@@ -153,6 +149,14 @@ def parse_topic(topic: str) -> Topic:
     if rest:
         raise ProtocolError("bad_topic", f"trailing levels in {kind} topic")
     return Topic(kind, subject)
+
+
+def _center_topic(topic: str, subject: str, kind_text: str, rest: list[str]) -> Topic:
+    if kind_text == TopicKind.CENTER_STATUS.value and not rest:
+        return Topic(TopicKind.CENTER_STATUS, subject)
+    if kind_text == "events" and len(rest) == 1:
+        return Topic(TopicKind.CENTER_EVENT, subject, level_to_name(rest[0]))
+    raise ProtocolError("bad_topic", f"unknown center topic: {topic[:80]!r}")
 
 
 def unit_filter(kind: TopicKind, unit_id: str = "+") -> str:

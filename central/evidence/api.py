@@ -55,6 +55,13 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 
 def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
+    add_upload_routes(app, store)
+    add_search_routes(app, store)
+
+
+def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
+    """What units call (protocol.upload)."""
+
     @app.post(ENTRIES_ROUTE)
     async def post_entry(entry: ManifestEntry) -> dict[str, bool]:
         return {"added": await call(store.add_entry, entry)}
@@ -80,6 +87,10 @@ def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
             if len(chunk) > MAX_CHUNK:
                 raise TooLarge(f"chunks are at most {MAX_CHUNK} bytes")
         return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
+
+
+def add_search_routes(app: FastAPI, store: EvidenceStore) -> None:
+    """What dispatchers call."""
 
     @app.get(EVIDENCE_ROUTE)
     async def list_evidence(

@@ -80,20 +80,7 @@ class FrameParser:
         self._buffer += data
         out: list[Frame] = []
         buffer = self._buffer
-        while True:
-            start = buffer.find(MAGIC)
-            if start < 0:
-                # Keep a trailing first magic byte: the rest may be in the next read.
-                dropped = len(buffer) - (1 if buffer[-1:] == MAGIC[:1] else 0)
-                if dropped:
-                    self.errors["garbage"] += dropped
-                    del buffer[:dropped]
-                break
-            if start:
-                self.errors["garbage"] += start
-                del buffer[:start]
-            if len(buffer) < HEADER.size:
-                break
+        while self._sync() and len(buffer) >= HEADER.size:
             _, version, kind, seq, length, header_crc = HEADER.unpack_from(buffer)
             fields = bytes(buffer[2 : HEADER.size - 1])
             if crc8(fields) != header_crc:
@@ -116,6 +103,18 @@ class FrameParser:
             if frame is not None:
                 out.append(frame)
         return out
+
+    def _sync(self) -> bool:
+        """Drop what comes before the next magic; False when the buffer holds none."""
+        buffer = self._buffer
+        start = buffer.find(MAGIC)
+        if start < 0:
+            # Keep a trailing first magic byte: the rest may be in the next read.
+            start = len(buffer) - (1 if buffer[-1:] == MAGIC[:1] else 0)
+        if start:
+            self.errors["garbage"] += start
+            del buffer[:start]
+        return buffer.startswith(MAGIC)
 
     def _skip_magic(self, reason: str) -> None:
         self.errors[reason] += 1
