@@ -75,10 +75,7 @@ class GpsdVehicle:
                     CONNECT_TIMEOUT_S,
                 )
             except (OSError, TimeoutError) as exc:
-                delay = self._retry.delay()
-                self._retry.failed()
-                log.warning("gpsd_unreachable", error=str(exc), retry_in_s=round(delay, 2))
-                await asyncio.sleep(delay)
+                await self._back_off("gpsd_unreachable", error=str(exc))
                 continue
             try:
                 await self._follow(reader, writer)
@@ -89,10 +86,13 @@ class GpsdVehicle:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
-            delay = self._retry.delay()
-            self._retry.failed()
-            log.warning("gpsd_lost", retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
+            await self._back_off("gpsd_lost")
+
+    async def _back_off(self, why: str, **facts: str) -> None:
+        delay = self._retry.delay()
+        self._retry.failed()
+        log.warning(why, retry_in_s=round(delay, 2), **facts)
+        await asyncio.sleep(delay)
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(WATCH)
