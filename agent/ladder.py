@@ -234,17 +234,22 @@ class DegradeLadder:
             raised, probe = round(c.increase * target), False
             if ceiling is not None:
                 cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
-                if sample.remb_bps is not None:
+                if sample.remb_bps is not None and sample.remb_bps > target:
                     # The relay's delay-based estimate rises ahead of loss: no probe past it.
+                    # One at or below the target is a value aiortc holds after congestion.
                     probe_at = min(probe_at, sample.remb_bps)
                 if target < cap:
                     raised = min(raised, cap)
                 elif sample.sent_bps < REACHED * cap:
                     pass  # unused by the encoder: a higher target costs nothing until used
-                elif probe_at <= target:
-                    return None  # until a clean hold at this rate raises the ceiling
-                else:
+                elif target < probe_at:
                     raised, probe = probe_at, True
+                elif sample.sent_bps < REACHED * target:
+                    # The encoder sends less than it has (a reduced frame rate, a still
+                    # scene): only a probe of a higher target shows whether it gets more.
+                    probe = True
+                else:
+                    return None  # until a clean hold at this rate raises the ceiling
             if raised >= self.nominal_bps:
                 return Setting("normal"), probe
             return Setting("reduced", raised), probe

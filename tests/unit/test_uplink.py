@@ -217,9 +217,11 @@ def test_at_the_ceilings_share_a_step_up_probes_past_the_ceiling() -> None:
 def test_a_probe_goes_no_further_than_the_relays_remb() -> None:
     ladder = simulator_ladder(up_hold_s=4.0)
     feed(ladder, [sample(loss=0.4, estimate=150_000)] * 3)
-    assert feed(ladder, [sample(sent=105_000, remb=100_000, remb_falling=False)] * 10) == []
-    up = feed(ladder, [sample(sent=105_000, remb=130_000, remb_falling=False)] * 10, start=20)
+    up = feed(ladder, [sample(sent=105_000, remb=130_000, remb_falling=False)] * 10, start=10)
     assert [c for _, c in up] == [Setting("reduced", 130_000)]
+    # A REMB at or below the target is held from the congestion: it does not stop probes.
+    held = feed(ladder, [sample(sent=130_000, remb=120_000, remb_falling=False)] * 20, start=20)
+    assert held and held[0][1] == Setting("reduced", 172_500)
 
 
 def test_an_encoder_below_its_target_still_climbs_back_to_normal() -> None:
