@@ -13,7 +13,7 @@ from pydantic import AfterValidator
 from central.http_errors import install_error_handlers
 from central.relay.auth import authorize
 from central.relay.models import StreamInfo, ViewerSession
-from central.relay.session import Relay, RelayError, Stream
+from central.relay.session import Relay, Stream
 from protocol.tokens import Audience, Claims, TokenSigner
 from protocol.topics import check_id
 
@@ -64,13 +64,10 @@ class WorkerEndpoints:
     ) -> Response:
         claims = self.check(kind, stream_id, authorization)
         offer = await offer_of(request)
-        try:
-            if kind == "whip":
-                session, answer = await self.relay.publish(stream_id, offer)
-            else:
-                session, answer = await self.relay.view(stream_id, offer, claims.who)
-        except RelayError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        if kind == "whip":
+            session, answer = await self.relay.publish(stream_id, offer)
+        else:
+            session, answer = await self.relay.view(stream_id, offer, claims.who)
         return Response(
             answer,
             status_code=201,

@@ -22,6 +22,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from central.errors import CenterError, Invalid, NotFound
 from central.relay.fanout import StreamFanout
 from central.relay.sdp import answer_codec, loopback_candidates_only
 from central.relay.viewer import Viewer, ViewerTrack
@@ -37,14 +38,6 @@ WATCH_INTERVAL_S = 0.5
 CONNECT_GRACE_S = 10.0
 # A stream nobody publishes or watches is forgotten after this long.
 FORGET_AFTER_S = 120.0
-
-
-class RelayError(Exception):
-    """`status` is the HTTP status the front answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -80,9 +73,9 @@ class Stream:
 
 def check_sdp(sdp: str) -> None:
     if not sdp or len(sdp.encode()) > MAX_SDP_BYTES or not sdp.lstrip().startswith("v=0"):
-        raise RelayError(400, "not an SDP offer")
+        raise Invalid("not an SDP offer")
     if "m=video" not in sdp:
-        raise RelayError(400, "the offer has no video")
+        raise Invalid("the offer has no video")
 
 
 class Relay:
@@ -127,7 +120,7 @@ class Relay:
         codec = answer_codec(answer)
         if codec is None:
             await pc.close()
-            raise RelayError(400, "offer has neither H.264 nor VP8")
+            raise Invalid("offer has neither H.264 nor VP8")
         receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
         old = stream.publisher
         if stream.pump is not None:
@@ -151,7 +144,7 @@ class Relay:
         # A stream whose publisher is away (reconnecting) keeps its viewers and takes new
         # ones: they get video the moment it is back, without joining again.
         if stream is None or stream.codec is None:
-            raise RelayError(404, "stream is not live")
+            raise NotFound("stream is not live")
         pc = RTCPeerConnection(self._configuration)
         track = ViewerTrack(stream.fanout, self._clock(), stream.delays)
         session_id = uuid.uuid4().hex
@@ -161,7 +154,7 @@ class Relay:
         try:
             answer = await self._negotiate(pc, offer)
             if answer_codec(answer) != stream.codec:
-                raise RelayError(400, f"the viewer does not offer {stream.codec}")
+                raise Invalid(f"the viewer does not offer {stream.codec}")
         except Exception:
             stream.fanout.remove_viewer(track.queue)
             track.stop()
@@ -303,10 +296,10 @@ class Relay:
             offer = loopback_candidates_only(offer)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        except RelayError:
+        except CenterError:
             raise
         except Exception as exc:
-            raise RelayError(400, f"unusable SDP offer: {exc}") from None
+            raise Invalid(f"unusable SDP offer: {exc}") from None
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return str(pc.localDescription.sdp)

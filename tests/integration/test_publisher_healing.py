@@ -23,7 +23,8 @@ from agent.config import AgentSettings
 from agent.ladder import LadderConfig, Setting
 from agent.publisher import PublishOptions, WhipPublisher
 from agent.streaming import LiveStream
-from central.relay.session import Relay, RelayError
+from central.errors import NotFound
+from central.relay.session import Relay
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.live import SubstreamSwitch
 from firmware_bridge.pattern import PatternRenderer
@@ -313,7 +314,7 @@ async def test_an_unknown_stream_is_retried_until_the_center_knows_it(
         async def not_yet(stream_id: str, offer: str) -> tuple[str, str]:
             if refusals[0] < 2:
                 refusals[0] += 1
-                raise RelayError(404, "no such stream (yet)")
+                raise NotFound("no such stream (yet)")
             return await original(stream_id, offer)
 
         monkeypatch.setattr(relay, "publish", not_yet)
