@@ -36,6 +36,8 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # httpx logs every request at info: the center asks its relay workers twice a second.
+    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             *shared,
