@@ -230,26 +230,10 @@ class DegradeLadder:
         """The next step up, and whether it is a probe."""
         level, target = self.setting.level, self.setting.target_bps
         if level == "reduced" and target is not None and self.nominal_bps is not None:
-            c, ceiling = self.config, self.ceiling_bps
-            raised, probe = round(c.increase * target), False
-            if ceiling is not None:
-                cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
-                if sample.remb_bps is not None and sample.remb_bps > target:
-                    # The relay's delay-based estimate rises ahead of loss: no probe past it.
-                    # One at or below the target is a value aiortc holds after congestion.
-                    probe_at = min(probe_at, sample.remb_bps)
-                if target < cap:
-                    raised = min(raised, cap)
-                elif sample.sent_bps < REACHED * cap:
-                    pass  # unused by the encoder: a higher target costs nothing until used
-                elif target < probe_at:
-                    raised, probe = probe_at, True
-                elif sample.sent_bps < REACHED * target:
-                    # The encoder sends less than it has (a reduced frame rate, a still
-                    # scene): only a probe of a higher target shows whether it gets more.
-                    probe = True
-                else:
-                    return None  # until a clean hold at this rate raises the ceiling
+            step = self._raise(sample, target)
+            if step is None:
+                return None
+            raised, probe = step
             if raised >= self.nominal_bps:
                 return Setting("normal"), probe
             return Setting("reduced", raised), probe
@@ -264,3 +248,26 @@ class DegradeLadder:
         if above == "normal":
             return Setting("normal"), True
         return Setting(above, self._floor_target()), True
+
+    def _raise(self, sample: UplinkSample, target: int) -> tuple[int, bool] | None:
+        """A higher target within the reduced step, and whether it is a probe."""
+        c, ceiling = self.config, self.ceiling_bps
+        raised = round(c.increase * target)
+        if ceiling is None:
+            return raised, False
+        cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
+        if sample.remb_bps is not None and sample.remb_bps > target:
+            # The relay's delay-based estimate rises ahead of loss: no probe past it.
+            # One at or below the target is a value aiortc holds after congestion.
+            probe_at = min(probe_at, sample.remb_bps)
+        if target < cap:
+            return min(raised, cap), False
+        if sample.sent_bps < REACHED * cap:
+            return raised, False  # unused by the encoder: a higher target costs nothing yet
+        if target < probe_at:
+            return probe_at, True
+        if sample.sent_bps < REACHED * target:
+            # The encoder sends less than it has (a reduced frame rate, a still scene):
+            # only a probe of a higher target shows whether it gets more.
+            return raised, True
+        return None  # until a clean hold at this rate raises the ceiling
