@@ -1,4 +1,5 @@
-"""paho-mqtt driven from the asyncio event loop (socket callbacks, no network thread).
+"""paho-mqtt driven from the asyncio event loop (socket callbacks in runtime/mqtt_socket.py,
+no network thread).
 
 One `MqttLink` keeps one logical connection alive across a list of brokers: a fresh paho
 client per attempt (so nothing stale survives a broken socket), persistent broker session,
@@ -13,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
@@ -28,11 +28,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from runtime.backoff import Backoff, Retry
 from runtime.config import BrokerUrl, MqttTuning
-from runtime.dscp import DSCP_AF31, set_dscp
-from runtime.keepalive import ping_check_interval_s, wire_keepalive_s
-from runtime.mqtt_client import BufferedSocket, fail_quietly, make_client
+from runtime.keepalive import wire_keepalive_s
+from runtime.mqtt_client import fail_quietly, make_client
+from runtime.mqtt_socket import LoopSocket
 
-MAX_PACKETS_PER_READ = 500
 _WARNED_KEEPALIVES: set[int] = set()
 
 
@@ -106,14 +105,11 @@ class MqttLink:
             )
         self._keepalive_s = wire or tuning.keepalive_s
         self._client: paho.Client | None = None
-        self._sock: int | None = None
-        self._buffered: BufferedSocket | None = None
-        self._flush_scheduled = False
+        self._socket = LoopSocket(self._keepalive_s)
         self._connack: asyncio.Future[tuple[ReasonCode, bool]] | None = None
         self._lost: asyncio.Future[None] | None = None
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._suback: dict[int, asyncio.Future[list[ReasonCode]]] = {}
-        self._misc_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._live = False
         self._hurry = asyncio.Event()
@@ -230,7 +226,10 @@ class MqttLink:
             await asyncio.to_thread(self._blocking_connect, client, url)
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise ConnectFailed(f"{type(exc).__name__}: {exc}") from None
-        self._attach(client)
+        sock = client.socket()
+        if sock is None:
+            raise ConnectFailed("socket closed during connect")
+        self._socket.attach(client, sock)
         try:
             reason, session_present = await asyncio.wait_for(
                 asyncio.shield(self._connack), self._tuning.connect_timeout_s * 2
@@ -277,61 +276,16 @@ class MqttLink:
         client.on_subscribe = self._handle_subscribe
         return client
 
-    def _attach(self, client: paho.Client) -> None:
-        loop = asyncio.get_running_loop()
-        sock = client.socket()
-        if sock is None:
-            raise ConnectFailed("socket closed during connect")
-        cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        set_dscp(cast(socket.socket, sock), DSCP_AF31)  # status before media (media is AF21)
-        # paho reads each packet with 3-4 recv() calls of a few bytes; serve them from one
-        # large read instead (paho 2.2 private attribute, pinned and covered by tests).
-        self._buffered = BufferedSocket(sock)
-        client._sock = self._buffered
-        # Registered by file descriptor number, so removal works even after a close.
-        self._sock = sock.fileno()
-        loop.add_reader(self._sock, self._readable)
-
-        def want_write(_c: paho.Client, _u: Any, _s: Any) -> None:
-            # Coalesce: write everything queued in this loop iteration at once, and only
-            # watch for writability when the socket buffer is actually full.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                loop.call_soon(self._flush)
-
-        def written(_c: paho.Client, _u: Any, _s: Any) -> None:
-            if self._sock is not None:
-                loop.remove_writer(self._sock)
-
-        client.on_socket_close = self._socket_closed
-        client.on_socket_register_write = want_write
-        client.on_socket_unregister_write = written
-        if client.want_write():
-            loop.add_writer(self._sock, self._writable)
-        self._misc_task = asyncio.create_task(self._misc_loop(client), name="mqtt-misc")
-
     def _teardown(self) -> None:
         self._live = False
         self.connected.clear()
-        if self._misc_task is not None:
-            self._misc_task.cancel()
-            self._misc_task = None
+        self._socket.detach()
         client, self._client = self._client, None
         if client is not None:
-            client.on_socket_close = None
             client.on_disconnect = None
             client._sock_close()  # closes the socket; paho offers no public equivalent
-        self._forget_socket()
         self._fail_pending()
         self.current_url = None
-
-    def _forget_socket(self) -> None:
-        self._buffered = None
-        if self._sock is not None:
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(self._sock)
-            loop.remove_writer(self._sock)
-            self._sock = None
 
     def _fail_pending(self) -> None:
         pending, self._pending = self._pending, {}
@@ -358,43 +312,7 @@ class MqttLink:
         if failed or len(codes) != len(topics):
             raise ConnectFailed(f"subscription refused: {failed or 'count mismatch'}")
 
-    async def _misc_loop(self, client: paho.Client) -> None:
-        # Keepalive pings and the ping-timeout check live in loop_misc; a short keepalive
-        # needs it often, or a ping would reach the broker after it gave up on us.
-        interval = ping_check_interval_s(self._keepalive_s)
-        while True:
-            await asyncio.sleep(interval)
-            client.loop_misc()
-
     # ---- paho callbacks (always on the event loop thread after connect) ----------------
-
-    def _readable(self) -> None:
-        client, buffered = self._client, self._buffered
-        if client is None or buffered is None:
-            return
-        # paho's loop_read handles one packet per call; drain what one recv() brought.
-        for _ in range(MAX_PACKETS_PER_READ):
-            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._client is not client:
-                return
-            if not buffered.buffered:
-                return
-        asyncio.get_running_loop().call_soon(self._readable)
-
-    def _writable(self) -> None:
-        if self._client is not None:
-            self._client.loop_write()
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        client = self._client
-        if client is None or self._sock is None:
-            return
-        client.loop_write()
-        if client.want_write() and self._sock is not None:
-            asyncio.get_running_loop().add_writer(self._sock, self._writable)
-
-    def _socket_closed(self, _client: paho.Client, _userdata: Any, _sock: Any) -> None:
-        self._forget_socket()
 
     def _handle_connect(
         self, _c: paho.Client, _u: Any, flags: paho.ConnectFlags, reason: ReasonCode, _p: Any

@@ -1,5 +1,5 @@
 """The paho client of one MQTT connection attempt, and the socket wrapper it reads through
-(used by runtime/mqtt.py's `MqttLink`)."""
+(used by runtime/mqtt.py's `MqttLink` and runtime/mqtt_socket.py's `LoopSocket`)."""
 
 from __future__ import annotations
 
