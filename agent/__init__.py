@@ -1,3 +1,1 @@
 """Runs unattended on the in-vehicle gateway."""
-
-__version__ = "0.1.0"
