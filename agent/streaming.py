@@ -18,7 +18,7 @@ from agent.uplink import UplinkReport
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.live import rtsp_source, v4l2_source
 from firmware_bridge.media import RateControl, VideoSource
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.backoff import Backoff
 from runtime.webrtc import apply_ice
 

@@ -23,7 +23,7 @@ import psutil
 
 from bench.center import LOOPBACK, http, running_center, unit_online, wait_until
 from bench.results import ROOT, write_results
-from firmware_bridge.pattern import PatternRenderer
+from firmware_bridge.sim.pattern import PatternRenderer
 
 
 @dataclass

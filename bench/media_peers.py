@@ -19,8 +19,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from agent.publisher import WhipPublisher
 from central.relay import passthrough
-from firmware_bridge.pattern import read_stamp
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.pattern import read_stamp
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.backoff import Backoff
 from runtime.config import IceSettings
 from runtime.webrtc import apply_ice

@@ -1,6 +1,8 @@
-"""Body-cam hardware -> normalized status, events and (later) media. No network, no MQTT."""
+"""Body-cam and vehicle hardware as the agent sees it: the body-cam link (link/, a sans-IO
+core with serial and TCP transports), encoded video from files, RTSP and V4L2 cameras,
+normalized status and events, and simulators of all of these (sim/). It talks to devices
+only, never to MQTT or the center, and depends on nothing else of ours."""
 
 from firmware_bridge.device import DeviceEvent, DeviceStatus, GpsFix, StatusSource
-from firmware_bridge.simulated import SimulatedUnit
 
-__all__ = ["DeviceEvent", "DeviceStatus", "GpsFix", "SimulatedUnit", "StatusSource"]
+__all__ = ["DeviceEvent", "DeviceStatus", "GpsFix", "StatusSource"]

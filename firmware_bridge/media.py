@@ -1,5 +1,5 @@
 """Encoded video as every source hands it to the agent: one interface for the simulator,
-files and (later) RTSP and V4L2 cameras."""
+files, RTSP and V4L2 cameras."""
 
 from __future__ import annotations
 

@@ -101,8 +101,8 @@ def cmd_relay_worker(args: argparse.Namespace) -> int:
 def cmd_bodycam_sim(args: argparse.Namespace) -> int:
     import json
 
-    from firmware_bridge.bodycam_server import ControlError, parse_schedule, run_bodycam_sim
-    from firmware_bridge.bodycam_sim import SimulatedBodycam
+    from firmware_bridge.sim.bodycam import SimulatedBodycam
+    from firmware_bridge.sim.bodycam_server import ControlError, parse_schedule, run_bodycam_sim
 
     try:
         schedule = parse_schedule(args.at)

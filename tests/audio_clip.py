@@ -10,7 +10,7 @@ from typing import Any
 
 import av
 
-from firmware_bridge.pattern import PatternRenderer
+from firmware_bridge.sim.pattern import PatternRenderer
 
 SAMPLE_RATE = 48_000
 SAMPLES_PER_FRAME = 1024

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import zlib
 
-from firmware_bridge import SimulatedUnit
 from firmware_bridge.device import DeviceEvent, DeviceStatus
+from firmware_bridge.sim.unit import SimulatedUnit
 from protocol.models import FixKind
 
 

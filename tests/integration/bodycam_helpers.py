@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agent.service import Agent
-from firmware_bridge.bodycam_server import BodycamServer
-from firmware_bridge.bodycam_sim import SimulatedBodycam
+from firmware_bridge.sim.bodycam import SimulatedBodycam
+from firmware_bridge.sim.bodycam_server import BodycamServer
 from protocol import UnitState
 from tests.helpers import wait_for
 

@@ -20,8 +20,8 @@ from central.broker import free_port
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
-from firmware_bridge.pattern import Stamp, read_stamp
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.pattern import Stamp, read_stamp
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.tokens import TokenSigner
 from runtime.config import IceSettings
 from runtime.http import EmbeddedServer

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware_bridge.bodycam_server import BodycamServer
-from firmware_bridge.bodycam_sim import SimulatedBodycam
+from firmware_bridge.sim.bodycam import SimulatedBodycam
+from firmware_bridge.sim.bodycam_server import BodycamServer
 from tests.helpers import running_agent, running_center, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
 from tests.integration.center_helpers import unit_at_center

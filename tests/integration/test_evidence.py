@@ -15,7 +15,7 @@ import httpx
 
 from agent.evidence.recorder import Recorder
 from agent.evidence.uploader import Uploader
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from runtime.backoff import Backoff
 from tests.audio_clip import write_clip_with_sound

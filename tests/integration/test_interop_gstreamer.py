@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge.media import VideoCodec
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.process import die_with_parent
 from tests.helpers import wait_for
 from tests.integration.relay_helpers import (

@@ -27,8 +27,8 @@ from central.errors import NotFound
 from central.relay.session import Relay
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.live import SubstreamSwitch
-from firmware_bridge.pattern import PatternRenderer
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.pattern import PatternRenderer
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.backoff import Backoff
 from runtime.config import load_settings
 from tests.helpers import wait_for

@@ -11,7 +11,7 @@ from aiortc.codecs import h264, vpx
 
 from agent.publisher import PublishRefused, WhipPublisher
 from firmware_bridge.media import VideoCodec
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from tests.helpers import wait_for
 from tests.integration.relay_helpers import (
     CONFIG,

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from tests.helpers import wait_for
 from tests.integration.relay_helpers import RelayViewer, publishing, relay_server, viewer_token
 

@@ -7,26 +7,23 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import av
 
-import firmware_bridge
 from central.broker import free_port
 from firmware_bridge.live import LiveVideoSource, rtsp_source, v4l2_source
 from firmware_bridge.media import EncodedAudio, EncodedFrame
+from firmware_bridge.sim.bodycam_server import RTSP_CAMERA
 from runtime.process import die_with_parent
 from tests.helpers import wait_for
-
-SERVER = Path(firmware_bridge.__file__).parent / "gst_rtsp_camera.py"
 
 
 @asynccontextmanager
 async def rtsp_server(port: int) -> AsyncIterator[None]:
     process = await asyncio.create_subprocess_exec(
         "/usr/bin/python3",
-        str(SERVER),
+        str(RTSP_CAMERA),
         str(port),
         stdout=asyncio.subprocess.PIPE,
         preexec_fn=die_with_parent,

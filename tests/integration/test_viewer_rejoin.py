@@ -24,7 +24,7 @@ from central.broker import free_port
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.http import EmbeddedServer
 from tests.helpers import ROOT, wait_for
 from tests.integration.relay_helpers import CONFIG, SIGNER, publishing, viewer_token

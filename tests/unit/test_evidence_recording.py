@@ -14,7 +14,7 @@ from agent.evidence.prebuffer import PreEventBuffer
 from agent.evidence.recorder import Recorder
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.media import EncodedAudio, EncodedFrame
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey, parse_manifest, verify
 from protocol.upload import MANIFEST
 from runtime.files import sha256_file

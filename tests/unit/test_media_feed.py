@@ -16,7 +16,7 @@ from agent.streaming import rate_control_of
 from firmware_bridge.filesource import FileVideoSource
 from firmware_bridge.live import LiveSourceError, SubstreamSwitch
 from firmware_bridge.media import EncodedFrame, RateControl, VideoCodec
-from firmware_bridge.synthetic import SyntheticCamera, frame_rate_for
+from firmware_bridge.sim.synthetic import SyntheticCamera, frame_rate_for
 from tests.unit.test_video_sources import write_file
 
 TIMEOUT = 5.0

@@ -1,6 +1,6 @@
 import math
 
-from firmware_bridge import SimulatedUnit
+from firmware_bridge.sim.unit import SimulatedUnit
 
 
 def test_deterministic_for_a_seed() -> None:

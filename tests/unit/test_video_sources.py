@@ -9,8 +9,8 @@ import pytest
 
 from firmware_bridge.filesource import FileSourceError, FileVideoSource
 from firmware_bridge.media import EncodedFrame, VideoCodec
-from firmware_bridge.pattern import PatternRenderer, Stamp, encode_stamp, read_stamp
-from firmware_bridge.synthetic import SyntheticCamera
+from firmware_bridge.sim.pattern import PatternRenderer, Stamp, encode_stamp, read_stamp
+from firmware_bridge.sim.synthetic import SyntheticCamera
 
 
 def luma(frame: av.VideoFrame) -> bytes:

@@ -21,8 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from firmware_bridge.bodycam_sim import SimulatedBodycam
 from firmware_bridge.link.messages import Button, Press, Sensor
+from firmware_bridge.sim.bodycam import SimulatedBodycam
 
 TICK_S = 0.05
 MAX_BUFFERED = 64 * 1024

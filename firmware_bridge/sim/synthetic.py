@@ -29,7 +29,7 @@ import av
 from av.video.codeccontext import VideoCodecContext
 
 from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
-from firmware_bridge.pattern import PatternRenderer
+from firmware_bridge.sim.pattern import PatternRenderer
 
 ENCODERS = {"h264": "libx264", "vp8": "libvpx"}
 MIN_BITRATE = 16_000
