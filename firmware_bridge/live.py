@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -268,17 +268,7 @@ class SubstreamSwitch:
 
     async def frames(self) -> AsyncIterator[EncodedFrame]:
         queue: asyncio.Queue[_Item] = asyncio.Queue(SWITCH_QUEUE)
-        pumps: dict[bool, asyncio.Task[None]] = {}
-
-        def start(on_sub: bool) -> None:
-            name = "substream" if on_sub else "main-stream"
-            pumps[on_sub] = asyncio.create_task(self._pump(on_sub, queue), name=name)
-
-        async def stop(on_sub: bool) -> None:
-            task = pumps.pop(on_sub, None)
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        pumps = _Pumps(self._pump, queue)
 
         def wake() -> None:
             if not queue.full():
@@ -286,34 +276,70 @@ class SubstreamSwitch:
 
         current = self.on_substream = self._want_sub
         timeline = _Timeline()
-        start(current)
+        pumps.start(current)
         self._wake = wake
         try:
             while True:
-                want, other = self._want_sub, not current
-                if want == other and other not in pumps:
-                    start(other)
-                    (self._sub if other else self._main).request_keyframe()
-                elif want == current and other in pumps:
-                    await stop(other)
+                if await pumps.follow(self._want_sub, current):
+                    (self._sub if not current else self._main).request_keyframe()
                 item = await queue.get()
-                if item is None or item[0] not in pumps:
+                if item is None or not pumps.running(item[0]):
                     continue
                 on_sub, frame = item
                 if frame is None:
                     if on_sub == current:
                         return
                     # The other stream is gone: stay on this one until asked again.
-                    await stop(on_sub)
+                    await pumps.stop(on_sub)
                     self._want_sub = current
                 elif on_sub == current:
                     yield timeline.place(frame)
                 elif frame.keyframe and timeline.is_after_last(frame):
-                    await stop(current)
+                    await pumps.stop(current)
                     current = self.on_substream = on_sub
                     self.switches += 1
                     yield timeline.rebase(frame)
         finally:
             self._wake = None
-            for on_sub in list(pumps):
-                await stop(on_sub)
+            await pumps.close()
+
+
+class _Pumps:
+    """The tasks pumping the main stream and the substream into one queue."""
+
+    def __init__(
+        self,
+        pump: Callable[[bool, asyncio.Queue[_Item]], Coroutine[Any, Any, None]],
+        queue: asyncio.Queue[_Item],
+    ) -> None:
+        self._pump = pump
+        self._queue = queue
+        self._tasks: dict[bool, asyncio.Task[None]] = {}
+
+    def running(self, on_sub: bool) -> bool:
+        return on_sub in self._tasks
+
+    def start(self, on_sub: bool) -> None:
+        name = "substream" if on_sub else "main-stream"
+        self._tasks[on_sub] = asyncio.create_task(self._pump(on_sub, self._queue), name=name)
+
+    async def stop(self, on_sub: bool) -> None:
+        task = self._tasks.pop(on_sub, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def follow(self, want: bool, current: bool) -> bool:
+        """Start the other stream when it is wanted (True: it was started), stop it when
+        it is not."""
+        other = not current
+        if want == other and other not in self._tasks:
+            self.start(other)
+            return True
+        if want == current and other in self._tasks:
+            await self.stop(other)
+        return False
+
+    async def close(self) -> None:
+        for on_sub in list(self._tasks):
+            await self.stop(on_sub)
