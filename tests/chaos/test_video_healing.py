@@ -68,7 +68,7 @@ def record_ladder(site: Site, report: ChaosReport, scenario: str) -> None:
     """What the unit's degrade ladder did, and why: the cause when a scenario misses."""
     steps = site.log_events("agent", "uplink_level")
     reasons = sorted({str(step.get("reason")) for step in steps})
-    lowest = min((LEVEL_RANK[str(s["step"])] for s in steps), default=0)
+    lowest = max((LEVEL_RANK[str(s["step"])] for s in steps), default=0)
     report.record(scenario, f"ladder steps ({', '.join(reasons) or 'none'})", len(steps), "")
     report.record(scenario, "ladder lowest level (0 normal .. 3 keyframes)", lowest, "")
 
