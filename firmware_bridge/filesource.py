@@ -12,13 +12,13 @@ from pathlib import Path
 import av
 
 from firmware_bridge.media import (
-    CLOCK_RATE,
     AudioFormat,
     EncodedAudio,
     EncodedFrame,
     VideoCodec,
     audio_format,
 )
+from runtime.media import CLOCK_RATE
 
 CODECS: dict[str, VideoCodec] = {"h264": "h264", "vp8": "vp8"}
 

@@ -18,7 +18,6 @@ from typing import Any
 import av
 
 from firmware_bridge.media import (
-    CLOCK_RATE,
     AudioFormat,
     EncodedAudio,
     EncodedFrame,
@@ -26,6 +25,7 @@ from firmware_bridge.media import (
     VideoSource,
     audio_format,
 )
+from runtime.media import CLOCK_RATE, nal_types
 
 FRAME_QUEUE = 120
 SWITCH_QUEUE = 8
@@ -35,15 +35,6 @@ NAL_SPS = 7
 
 class LiveSourceError(Exception):
     pass
-
-
-def _nal_types(annexb: bytes) -> set[int]:
-    types = set()
-    start = annexb.find(b"\x00\x00\x01")
-    while start >= 0 and start + 3 < len(annexb):
-        types.add(annexb[start + 3] & 0x1F)
-        start = annexb.find(b"\x00\x00\x01", start + 3)
-    return types
 
 
 class LiveVideoSource:
@@ -161,7 +152,7 @@ class LiveVideoSource:
                     keyframe = bool(packet.is_keyframe)
                     # Out-of-band SPS/PPS (from the SDP) go in front of each keyframe, so
                     # every keyframe starts a decodable stream on its own.
-                    if keyframe and extradata and NAL_SPS not in _nal_types(data):
+                    if keyframe and extradata and NAL_SPS not in nal_types(data):
                         data = extradata + data
                     pts = round(float((packet.pts - first) * time_base) * CLOCK_RATE)
                     emit(EncodedFrame("h264", data, pts, keyframe, self._clock()))

@@ -9,7 +9,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 VideoCodec = Literal["h264", "vp8"]
 AudioCodec = Literal["aac", "opus"]
-CLOCK_RATE = 90_000
 
 
 @dataclass(frozen=True, slots=True)

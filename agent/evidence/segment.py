@@ -11,14 +11,14 @@ from typing import Any
 
 import av
 
-from firmware_bridge.media import CLOCK_RATE, AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
+from firmware_bridge.media import AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 from runtime.files import fsync_dir, sha256_file
+from runtime.media import CLOCK_RATE, TIME_BASE
 
 CONTAINERS: dict[VideoCodec, tuple[str, dict[str, str]]] = {
     "h264": ("mp4", {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}),
     "vp8": ("webm", {}),
 }
-TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
 PARTIAL = ".part"
 
 

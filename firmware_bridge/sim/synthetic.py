@@ -28,8 +28,9 @@ from typing import Any, cast
 import av
 from av.video.codeccontext import VideoCodecContext
 
-from firmware_bridge.media import CLOCK_RATE, EncodedFrame, VideoCodec
+from firmware_bridge.media import EncodedFrame, VideoCodec
 from firmware_bridge.sim.pattern import PatternRenderer
+from runtime.media import CLOCK_RATE, TIME_BASE
 
 ENCODERS = {"h264": "libx264", "vp8": "libvpx"}
 MIN_BITRATE = 16_000
@@ -86,7 +87,7 @@ class SyntheticCamera:
         enc = cast(VideoCodecContext, av.CodecContext.create(ENCODERS[self.codec], "w"))
         enc.width, enc.height, enc.pix_fmt = self.width, self.height, "yuv420p"
         enc.bit_rate = self._budget(bitrate, fps)
-        enc.time_base = fractions.Fraction(1, CLOCK_RATE)
+        enc.time_base = TIME_BASE
         enc.framerate = fractions.Fraction(round(self._nominal_fps * 1000), 1000)
         enc.gop_size = max(1, round(self._nominal_fps * self._keyframe_interval_s))
         self._vbv_bits = bitrate
@@ -161,7 +162,7 @@ class SyntheticCamera:
         for plane, data in zip(frame.planes, (y, u, v), strict=True):
             plane.update(data)
         frame.pts = pts
-        frame.time_base = fractions.Fraction(1, CLOCK_RATE)
+        frame.time_base = TIME_BASE
         if self._keyframe_wanted:
             frame.pict_type = av.video.frame.PictureType.I
             self._keyframe_wanted = False
