@@ -24,6 +24,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def append_durably(path: Path, data: bytes) -> None:
+    """Append `data` and fsync it before returning: what was appended survives a power cut."""
+    with path.open("ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace `path` with `data` so that a crash leaves the old or the new file, never a
     torn one; a new file gets `mode` (a leftover temporary file's is not kept)."""

@@ -21,7 +21,7 @@ from agent.evidence.segment import PARTIAL, SegmentWriter, segment_name
 from firmware_bridge.media import AudioFormat, EncodedAudio, EncodedFrame, VideoCodec
 from protocol.evidence import GENESIS, GpsPoint, ManifestEntry, UnitKey, parse_manifest
 from protocol.upload import MANIFEST
-from runtime.files import fsync_dir, sha256_file
+from runtime.files import append_durably, fsync_dir, sha256_file, write_atomic
 
 log = structlog.get_logger("rtcc.agent.evidence")
 MAX_GPS_PER_SEGMENT = 600
@@ -31,22 +31,12 @@ def load_or_create_key(path: Path) -> UnitKey:
     if path.exists():
         return UnitKey.from_bytes(path.read_bytes())
     key = UnitKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, key.private_bytes(), 0o600)
     return key
 
 
 def append_line(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_durably(path, (line + "\n").encode())
 
 
 @dataclass

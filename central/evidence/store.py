@@ -12,7 +12,7 @@ from pathlib import Path
 from central.errors import Conflict, NotFound, Refused, TooLarge, Unprocessable
 from protocol.evidence import ManifestEntry, Problem, check_entry, parse_manifest, verify
 from protocol.upload import MANIFEST
-from runtime.files import sha256_file
+from runtime.files import append_durably, sha256_file
 
 UPLOADING = ".upload"
 
@@ -88,10 +88,7 @@ class EvidenceStore:
                 raise Conflict(f"entry {entry.index} does not chain to entry {have - 1}")
             directory = self._dir(entry.unit_id, entry.recording_id)
             directory.mkdir(parents=True, exist_ok=True)
-            with (directory / MANIFEST).open("a", encoding="utf-8") as f:
-                f.write(entry.model_dump_json() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_durably(directory / MANIFEST, (entry.model_dump_json() + "\n").encode())
             if not pinned:
                 self._db.execute(
                     "INSERT INTO unit_keys (unit_id, key) VALUES (?, ?)",
@@ -154,10 +151,7 @@ class EvidenceStore:
             unit_id = self._unit_of(recording_id)
             path = self._dir(unit_id, recording_id) / state.file
             partial = path.with_name(state.file + UPLOADING)
-            with partial.open("ab") as f:
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+            append_durably(partial, chunk)
             if offset + len(chunk) < state.size:
                 return self.segment(recording_id, index)
             if sha256_file(partial) != state.sha256:
