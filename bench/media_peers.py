@@ -10,12 +10,14 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import av
 import httpx
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpreceiver import StreamStatistics
 
 from agent.publisher import WhipPublisher
 from central.relay import passthrough
@@ -23,6 +25,7 @@ from firmware_bridge.sim.pattern import read_stamp
 from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.backoff import Backoff
 from runtime.config import IceSettings
+from runtime.media import CLOCK_RATE
 from runtime.webrtc import apply_ice
 
 REJOIN_BACKOFF = Backoff(initial_s=0.5, max_s=2.0)  # like the page
@@ -182,7 +185,21 @@ class Viewer:
         self._hook_counting()
 
     def _hook_counting(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            receiver = transceiver.receiver
+            # Kept per SSRC as aiortc does, so its RTCP loop still sends receiver reports:
+            # a viewer that never reports is dropped by the relay's watchdog.
+            statistics: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+            receiver._handle_rtp_packet = self._counter(statistics)  # type: ignore[method-assign, assignment]
+
+    def _counter(
+        self, statistics: dict[int, StreamStatistics]
+    ) -> Callable[[Any, int], Awaitable[None]]:
         async def count(packet: Any, arrival_time_ms: int) -> None:
+            stream = statistics.get(packet.ssrc)
+            if stream is None:
+                stream = statistics[packet.ssrc] = StreamStatistics(CLOCK_RATE)
+            stream.add(packet)
             if not packet.marker:
                 return
             now = time.time()
@@ -191,8 +208,7 @@ class Viewer:
             if self._counting_from is not None:
                 self.counted += 1
 
-        for transceiver in self.pc.getTransceivers():
-            transceiver.receiver._handle_rtp_packet = count  # type: ignore[method-assign]
+        return count
 
     async def _read(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
