@@ -1,0 +1,15 @@
+"""The access section of the center's settings (env RTCC_ACCESS__..., e.g.
+RTCC_ACCESS__SESSIONS__IDLE_LOCK_S=900 or RTCC_ACCESS__THROTTLE__ACCOUNT__LOCK_AFTER=5)."""
+
+from __future__ import annotations
+
+from central.access.passwords import PasswordSettings
+from central.access.sessions import SessionSettings
+from central.access.throttle import ThrottleSettings
+from runtime.config import Section
+
+
+class AccessSettings(Section):
+    passwords: PasswordSettings = PasswordSettings()
+    sessions: SessionSettings = SessionSettings()
+    throttle: ThrottleSettings = ThrottleSettings()
