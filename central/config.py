@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from central.db.engine import default_url, parse_url
 from protocol.tokens import TokenSigner
 from protocol.topics import check_id
 from runtime.config import CommonSettings, IceSettings, Section
@@ -104,3 +105,19 @@ class CentralSettings(CommonSettings):
     fleet: FleetSettings = FleetSettings()
     relay: RelaySettings = RelaySettings()
     tokens: TokenKeys = TokenKeys()
+    database_url: str | None = Field(
+        default=None,
+        description="The center's database: postgresql://user:password@host/db for a center "
+        "of several processes or hosts; default: the SQLite file {data_dir}/center.db.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_url(value)
+        return value
+
+    def database(self) -> str:
+        """The database URL to open: RTCC_DATABASE_URL, or the SQLite file in data_dir."""
+        return self.database_url or default_url(self.data_dir)

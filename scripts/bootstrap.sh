@@ -12,6 +12,8 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_a
 command -v gpsfake >/dev/null 2>&1 || need_apt+=(gpsd gpsd-clients)
 # Browser tests drive Debian's Chromium (never a downloaded browser build).
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium chromium-driver)
+# The center's storage tests start their own cluster from Debian's PostgreSQL server binaries.
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need_apt+=(postgresql)
 # Another WebRTC stack (webrtcbin) for the interoperability tests, and a real RTSP server.
 gst=(python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-nice
      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, settings
 from central.broker import MosquittoProcess
 from runtime.logs import configure_logging
 
+pytest_plugins = ["tests.db_fixtures"]
+
 configure_logging("warning", "console")
 # CI machines are slower and busier than a laptop: judge properties, not speed.
 settings.register_profile("rtcc", deadline=None, suppress_health_check=[HealthCheck.too_slow])

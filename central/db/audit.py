@@ -1,0 +1,163 @@
+"""The audit log in the database: append-only, hash-chained (see `audit_chain`).
+
+Appends lock the chain's head row (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the
+write transaction, begun IMMEDIATE, holds the file), so several center processes extend
+one chain in turn. Append inside `Database.write()`; the record commits with whatever the
+same transaction did, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.orm import Session
+
+from central.db.audit_chain import (
+    AuditEntry,
+    AuditRecord,
+    ChainHead,
+    ChainProblem,
+    Tamper,
+    seal,
+    verify_chain,
+)
+from central.db.models import AuditHeadRow, AuditRow
+
+_HEAD_ID = 1
+MAX_PAGE = 1000
+
+
+class AuditQuery(BaseModel):
+    """Which records, newest first unless asked otherwise; `cursor` is the `next_cursor`
+    of the previous page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str | None = None
+    action: str | None = None
+    object: str | None = None
+    since: float | None = Field(default=None, description="At or after (epoch seconds).")
+    until: float | None = Field(default=None, description="Before (epoch seconds).")
+    cursor: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    newest_first: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    records: list[AuditRecord]
+    next_cursor: int | None
+
+
+def _record(row: AuditRow) -> AuditRecord:
+    entry = AuditEntry(
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        role=row.role,
+        source=row.source,
+        object=row.object,
+        detail=row.detail,
+    )
+    return AuditRecord(row.seq, entry, row.prev_hash, row.hash)
+
+
+def _columns(record: AuditRecord) -> dict[str, Any]:
+    entry = record.entry
+    return {
+        "seq": record.seq,
+        "at": entry.at,
+        "actor": entry.actor,
+        "role": entry.role,
+        "source": entry.source,
+        "action": entry.action,
+        "object": entry.object,
+        "outcome": entry.outcome,
+        "detail": dict(entry.detail),
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+def _filtered(query: AuditQuery) -> Select[tuple[AuditRow]]:
+    statement = select(AuditRow)
+    for column, wanted in (
+        (AuditRow.actor, query.actor),
+        (AuditRow.action, query.action),
+        (AuditRow.object, query.object),
+    ):
+        if wanted is not None:
+            statement = statement.where(column == wanted)
+    if query.since is not None:
+        statement = statement.where(AuditRow.at >= query.since)
+    if query.until is not None:
+        statement = statement.where(AuditRow.at < query.until)
+    if query.newest_first:
+        if query.cursor is not None:
+            statement = statement.where(AuditRow.seq < query.cursor)
+        return statement.order_by(AuditRow.seq.desc())
+    if query.cursor is not None:
+        statement = statement.where(AuditRow.seq > query.cursor)
+    return statement.order_by(AuditRow.seq)
+
+
+class Audit:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        """Seals `entry` onto the chain and stores it (in the caller's write transaction)."""
+        head = self._session.execute(
+            select(AuditHeadRow.seq, AuditHeadRow.hash)
+            .where(AuditHeadRow.id == _HEAD_ID)
+            .with_for_update()
+        ).one()
+        record = seal(entry, ChainHead(head.seq, head.hash))
+        self._session.execute(insert(AuditRow).values(**_columns(record)))
+        self._session.execute(
+            update(AuditHeadRow)
+            .where(AuditHeadRow.id == _HEAD_ID)
+            .values(seq=record.seq, hash=record.hash)
+        )
+        return record
+
+    def head(self) -> ChainHead:
+        """The chain's head as the database keeps it (what an append attaches to)."""
+        head = self._session.execute(
+            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == _HEAD_ID)
+        ).one()
+        return ChainHead(head.seq, head.hash)
+
+    def query(self, query: AuditQuery) -> AuditPage:
+        rows = list(self._session.scalars(_filtered(query).limit(query.limit + 1)))
+        records = [_record(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return AuditPage(records, records[-1].seq if more else None)
+
+    def scan(self, after_seq: int = 0, batch: int = MAX_PAGE) -> Iterator[AuditRecord]:
+        """Every record after `after_seq`, in chain order, read in batches."""
+        while True:
+            rows = self._session.scalars(
+                select(AuditRow).where(AuditRow.seq > after_seq).order_by(AuditRow.seq).limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield from (_record(row) for row in rows)
+            after_seq = rows[-1].seq
+
+    def verify(self, anchors: Sequence[ChainHead] = ()) -> ChainProblem | None:
+        """The first tampered record, checked against the database's own head and any
+        `anchors` kept elsewhere; None when the chain holds."""
+        head = self.head()
+        records = list(self.scan())
+        problem = verify_chain(records, anchors=[head, *anchors])
+        if problem is None and records and records[-1].seq > head.seq:
+            return ChainProblem(
+                Tamper.INSERTED, head.seq + 1, f"the chain's head is {head.seq}, not beyond"
+            )
+        return problem
