@@ -80,7 +80,7 @@ class ChainProblem:
 
 def timestamp(epoch_s: float) -> str:
     """ISO 8601 in UTC to the microsecond (what the database keeps of a time)."""
-    moment = _EPOCH + timedelta(microseconds=round(epoch_s * 1_000_000))
+    moment = _EPOCH + timedelta(seconds=epoch_s)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

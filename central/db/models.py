@@ -27,19 +27,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 HASH_LENGTH = 64  # SHA-256, hex
 
 
 def to_datetime(epoch_s: float) -> datetime:
-    """Epoch seconds as a UTC datetime, rounded to the microsecond the database keeps."""
-    return EPOCH + timedelta(microseconds=round(epoch_s * 1_000_000))
+    """Epoch seconds as a UTC datetime, rounded to the microsecond the database keeps
+    (timedelta rounds the fraction alone, exact where `epoch_s * 1e6` would not be)."""
+    return EPOCH + timedelta(seconds=epoch_s)
 
 
 def to_epoch(moment: datetime) -> float:
     # SQLite keeps no zone: what it returns was written as UTC.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return (aware - EPOCH) // MICROSECOND / 1_000_000
+    return (aware - EPOCH).total_seconds()
 
 
 class EpochTime(TypeDecorator[float]):

@@ -4,11 +4,15 @@ real PostgreSQL (the module shares one database per backend: names are unique pe
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from central.db.api_clients import ApiClients
 from central.db.engine import Database
+from central.db.schema import migrate
 from central.db.sessions import Sessions
 from central.db.users import AddressFailures, FailureCount, Users
 from central.db.viewer_grants import ViewerGrants
@@ -194,3 +198,37 @@ def test_api_clients_are_created_listed_touched_and_revoked(
         NOW + 86_400,
         NOW + 5,
     )
+
+
+def test_failures_counted_by_concurrent_processes_are_all_kept(
+    new_database_url: Callable[[], str], unique: str
+) -> None:
+    """Read-lock-store from several connections at once loses no failed attempt."""
+    url = new_database_url()
+    centers = [Database.open(url) for _ in range(3)]
+    migrate(centers[0].engine)
+    with centers[0].write() as tx:
+        Users(tx).create("ana", "dispatcher", "h", NOW)
+    start = threading.Barrier(len(centers))
+
+    def fail_sign_ins(n: int) -> None:
+        start.wait(timeout=30)
+        for i in range(15):
+            with centers[n].write() as tx:
+                address = AddressFailures(tx).get("192.0.2.1", for_update=True)
+                AddressFailures(tx).store("192.0.2.1", FailureCount(address.count + 1, NOW + i))
+                user = Users(tx).get("ana", for_update=True)
+                assert user is not None
+                counted = FailureCount(user.failed_attempts + 1, NOW + i)
+                Users(tx).store_failures("ana", counted, NOW + i)
+
+    try:
+        with ThreadPoolExecutor(len(centers)) as pool:
+            list(pool.map(fail_sign_ins, range(len(centers))))
+        with centers[1].read() as tx:
+            assert AddressFailures(tx).get("192.0.2.1").count == 45
+            user = Users(tx).get("ana")
+        assert user is not None and user.failed_attempts == 45
+    finally:
+        for center in centers:
+            center.close()
