@@ -26,6 +26,7 @@ from central.db.audit_chain import (
     verify_chain,
 )
 from central.db.models import AuditHeadRow, AuditRow
+from central.errors import Invalid
 
 _HEAD_ID = 1
 MAX_PAGE = 1000
@@ -84,6 +85,15 @@ def _columns(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _check_lengths(columns: dict[str, Any]) -> None:
+    """The same refusal on either engine (SQLite would store an over-long text, PostgreSQL
+    would fail the whole transaction with a less helpful error)."""
+    for name, value in columns.items():
+        limit = getattr(AuditRow.__table__.c[name].type, "length", None)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            raise Invalid(f"audit {name} is longer than {limit} characters")
+
+
 def _filtered(query: AuditQuery) -> Select[tuple[AuditRow]]:
     statement = select(AuditRow)
     for column, wanted in (
@@ -118,7 +128,9 @@ class Audit:
             .with_for_update()
         ).one()
         record = seal(entry, ChainHead(head.seq, head.hash))
-        self._session.execute(insert(AuditRow).values(**_columns(record)))
+        columns = _columns(record)
+        _check_lengths(columns)
+        self._session.execute(insert(AuditRow).values(**columns))
         self._session.execute(
             update(AuditHeadRow)
             .where(AuditHeadRow.id == _HEAD_ID)

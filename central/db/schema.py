@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -18,7 +19,9 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
-from central.db.engine import for_writing, is_sqlite
+from central.db.engine import Database, for_writing, is_sqlite
+
+log = structlog.get_logger("rtcc.db")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant shared by every center process: the key of the migration advisory lock.
@@ -79,3 +82,16 @@ def migrate(engine: Engine) -> str:
         found = current_revision(connection)
     assert found is not None
     return found
+
+
+def open_migrated(url: str) -> Database:
+    """What the center does at start: opens its database and brings the schema to the
+    newest revision, or raises SchemaTooNew (and leaves the database as it was)."""
+    database = Database.open(url)
+    try:
+        revision = migrate(database.engine)
+    except BaseException:
+        database.close()
+        raise
+    log.info("database ready", url=database.url, revision=revision)
+    return database

@@ -23,6 +23,7 @@ from central.db.audit_chain import (
 from central.db.engine import Database
 from central.db.models import AuditRow
 from central.db.schema import migrate
+from central.errors import Invalid
 
 T0 = 1_800_000_000.0
 
@@ -193,3 +194,12 @@ def test_concurrent_appends_from_several_connections_keep_one_chain(
     finally:
         for db in writers:
             db.close()
+
+
+def test_an_over_long_field_is_refused_alike_on_either_engine(database: Database) -> None:
+    with database.read() as tx:
+        before = Audit(tx).head()
+    with pytest.raises(Invalid, match="actor"), database.write() as tx:
+        Audit(tx).append(AuditEntry(T0, "x" * 129, "sign_in", "failed"))
+    with database.read() as tx:
+        assert Audit(tx).head() == before

@@ -17,7 +17,13 @@ from central.db.audit import Audit
 from central.db.audit_chain import GENESIS, AuditEntry
 from central.db.engine import Database
 from central.db.models import Base
-from central.db.schema import SchemaTooNew, current_revision, head_revision, migrate
+from central.db.schema import (
+    SchemaTooNew,
+    current_revision,
+    head_revision,
+    migrate,
+    open_migrated,
+)
 
 TABLES = {
     "users",
@@ -92,3 +98,18 @@ def test_sqlite_runs_in_wal_with_foreign_keys_in_a_private_file(tmp_path: Path) 
         assert stat.S_IMODE((tmp_path / "center" / "center.db").stat().st_mode) == 0o600
     finally:
         db.close()
+
+
+def test_the_center_opens_its_database_migrated_or_not_at_all(
+    new_database_url: Callable[[], str],
+) -> None:
+    url = new_database_url()
+    database = open_migrated(url)
+    try:
+        with database.engine.begin() as connection:
+            assert current_revision(connection) == head_revision()
+            connection.execute(text("UPDATE alembic_version SET version_num = 'r9999'"))
+    finally:
+        database.close()
+    with pytest.raises(SchemaTooNew):
+        open_migrated(url)
