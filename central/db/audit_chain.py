@@ -200,6 +200,44 @@ def _check_anchor(
     return None
 
 
+class AnchorsUnreadable(ValueError):
+    """A line of an anchor file that is not a head: the file itself was tampered with."""
+
+
+def anchor_line(head: ChainHead, at: float) -> bytes:
+    """One line of the anchor file: the chain's head at `at`."""
+    document = {"seq": head.seq, "hash": head.hash, "at": timestamp(at)}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def parse_anchors(data: bytes) -> list[ChainHead]:
+    """The heads of an anchor file, oldest first. A last line cut short (a crash while it
+    was written) is left out; any other line that is not a head raises AnchorsUnreadable."""
+    *complete, _torn = data.split(b"\n")
+    heads = []
+    for number, line in enumerate(complete, start=1):
+        try:
+            document = json.loads(line)
+            head = ChainHead(document["seq"], document["hash"])
+        except (ValueError, KeyError, TypeError):
+            raise AnchorsUnreadable(f"anchor file line {number} is not a chain head") from None
+        if not _is_head(head):
+            raise AnchorsUnreadable(f"anchor file line {number} is not a chain head")
+        heads.append(head)
+    return heads
+
+
+def _is_head(head: ChainHead) -> bool:
+    digits = set("0123456789abcdef")
+    return (
+        type(head.seq) is int
+        and head.seq >= 0
+        and isinstance(head.hash, str)
+        and len(head.hash) == len(GENESIS_HASH)
+        and set(head.hash) <= digits
+    )
+
+
 def verify_chain(
     records: Sequence[AuditRecord],
     *,

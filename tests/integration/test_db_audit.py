@@ -4,13 +4,16 @@ on PostgreSQL; concurrent appends from several connections keep one chain."""
 
 from __future__ import annotations
 
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, text
 
+from central.db.anchors import ANCHOR_FILE, AnchorFile
 from central.db.audit import Audit, AuditQuery
 from central.db.audit_chain import (
     AuditEntry,
@@ -136,11 +139,17 @@ def test_an_inserted_record_is_named(chained: Database) -> None:
     with chained.engine.begin() as connection:
         connection.execute(
             insert(AuditRow).values(
-                seq=3, at=forged.at, actor=forged.actor, action=forged.action,
-                outcome=forged.outcome, object=forged.object, detail={},
-                prev_hash=second.hash, hash=record_hash(3, forged, second.hash),
+                seq=3,
+                at=forged.at,
+                actor=forged.actor,
+                action=forged.action,
+                outcome=forged.outcome,
+                object=forged.object,
+                detail={},
+                prev_hash=second.hash,
+                hash=record_hash(3, forged, second.hash),
             )
-        )  # fmt: skip
+        )
     assert verify(chained) == (Tamper.INSERTED, 3)
 
 
@@ -151,11 +160,16 @@ def test_an_appended_record_the_head_does_not_know_is_named(chained: Database) -
     with chained.engine.begin() as connection:
         connection.execute(
             insert(AuditRow).values(
-                seq=head.seq + 1, at=forged.at, actor=forged.actor, action=forged.action,
-                outcome=forged.outcome, detail={}, prev_hash=head.hash,
+                seq=head.seq + 1,
+                at=forged.at,
+                actor=forged.actor,
+                action=forged.action,
+                outcome=forged.outcome,
+                detail={},
+                prev_hash=head.hash,
                 hash=record_hash(head.seq + 1, forged, head.hash),
             )
-        )  # fmt: skip
+        )
     assert verify(chained) == (Tamper.INSERTED, head.seq + 1)
 
 
@@ -203,3 +217,23 @@ def test_an_over_long_field_is_refused_alike_on_either_engine(database: Database
         Audit(tx).append(AuditEntry(T0, "x" * 129, "sign_in", "failed"))
     with database.read() as tx:
         assert Audit(tx).head() == before
+
+
+def test_a_consistent_rewrite_is_caught_by_the_anchor_file(
+    chained: Database, tmp_path: Path
+) -> None:
+    anchors = AnchorFile(tmp_path / "anchors" / ANCHOR_FILE)
+    with chained.read() as tx:
+        assert anchors.record(Audit(tx).head(), T0 + 10)
+        assert not anchors.record(Audit(tx).head(), T0 + 11)  # unchanged: nothing written
+        third = next(r for r in Audit(tx).scan() if r.seq == 3)
+    # Someone with the database rewrites 4..6 and re-seals the chain and its head.
+    sql(
+        chained,
+        "DELETE FROM audit WHERE seq > 3",
+        f"UPDATE audit_head SET seq = 3, hash = '{third.hash}'",
+    )
+    append(chained, [entry(i, "mallory") for i in range(3)])
+    assert verify(chained) is None
+    assert verify(chained, anchors.heads()) == (Tamper.EDITED, 6)
+    assert stat.S_IMODE(anchors.path.stat().st_mode) == 0o600

@@ -8,18 +8,22 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from central.db import audit_chain
 from central.db.audit_chain import (
     GENESIS,
+    AnchorsUnreadable,
     AuditEntry,
     AuditRecord,
     ChainHead,
     Tamper,
+    anchor_line,
     canonical,
     head_of,
+    parse_anchors,
     record_hash,
     seal,
     timestamp,
@@ -219,3 +223,26 @@ def test_the_chain_core_imports_no_io() -> None:
             imported.update(alias.name.split(".")[0] for alias in node.names)
     pure = {"__future__", "hashlib", "json", "collections", "dataclasses", "datetime", "enum"}
     assert imported <= pure | {"pydantic"}
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**12), st.binary(min_size=32, max_size=32))))
+def test_anchor_lines_read_back_as_written(raw: list[tuple[int, bytes]]) -> None:
+    heads = [ChainHead(seq, digest.hex()) for seq, digest in raw]
+    data = b"".join(anchor_line(head, T0) for head in heads)
+    assert parse_anchors(data) == heads
+    # A crash in the middle of the last line loses that line only.
+    assert parse_anchors(data + anchor_line(GENESIS, T0)[:-3]) == heads
+
+
+def test_an_anchor_file_with_a_line_that_is_no_head_is_refused() -> None:
+    good = anchor_line(ChainHead(3, "a" * 64), T0)
+    for bad in (
+        b"{}",
+        b"[1]",
+        b"nonsense",
+        b'{"seq": 1, "hash": "xyz"}',
+        b'{"seq": -1, "hash": "' + b"a" * 64 + b'"}',
+        b'{"seq": true, "hash": "' + b"a" * 64 + b'"}',
+    ):
+        with pytest.raises(AnchorsUnreadable, match="line 2"):
+            parse_anchors(good + bad + b"\n" + good)
