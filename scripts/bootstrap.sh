@@ -47,7 +47,7 @@ echo "preparing .venv (pinned by constraints.txt) ..."
 log=.venv/install.log
 if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
        .venv/bin/python -m pip install --disable-pip-version-check -c constraints.txt \
-         -e ".[dev]"; } >"$log" 2>&1; then
+         -e ".[dev,center]"; } >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "pip install failed; full log in $log" >&2
   exit 1
