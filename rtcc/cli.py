@@ -140,6 +140,90 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(lambda stop: Demo(args.units, args.data_dir, args.http_port).run(stop))
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from central.people import CommandRefused, PeopleSettings, UserCommand, run_users_command
+
+    settings = load_settings(PeopleSettings, args.config)
+    configure_logging("warning", settings.log.format)
+    command = UserCommand(
+        args.users_command,
+        getattr(args, "name", None),
+        getattr(args, "role", None),
+        getattr(args, "password_stdin", False),
+    )
+    try:
+        run_users_command(settings, command, sys.stdin, sys.stdout)
+    except CommandRefused as exc:
+        print(f"rtcc users {args.users_command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from central.audit_tools import ExportRequest, run_export, run_verify
+    from central.people import CommandRefused, PeopleSettings
+
+    settings = load_settings(PeopleSettings, args.config)
+    configure_logging("warning", settings.log.format)
+    try:
+        if args.audit_command == "verify":
+            return 0 if run_verify(settings, sys.stdout) else 1
+        request = ExportRequest(args.since, args.until, args.format, args.output)
+        count = run_export(settings, request, sys.stdout)
+    except CommandRefused as exc:
+        print(f"rtcc audit {args.audit_command}: {exc}", file=sys.stderr)
+        return 2
+    print(f"rtcc audit export: {count} records", file=sys.stderr)
+    return 0
+
+
+def add_people_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`rtcc users ...` and `rtcc audit ...`: the center's people and audit log, on its
+    database (RTCC_DATABASE_URL, RTCC_DATA_DIR, or --config)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="the center's TOML file; RTCC_* override it")
+    users = sub.add_parser("users", help="the people who sign in to the center")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    stdin_help = "read the password from the first line of standard input"
+    for verb, help_text in (
+        ("add", "add a user; prints a one-time password unless --password-stdin"),
+        ("list", "every user: role, disabled, locked, TOTP enrolled, last sign-in"),
+        ("disable", "disable a user and end their sessions"),
+        ("enable", "enable a disabled user"),
+        ("reset-password", "new password (one-time unless --password-stdin); ends sessions"),
+        ("set-role", "change a user's role; ends their sessions"),
+        ("totp", "new TOTP secret: prints the otpauth URI and a QR code"),
+    ):
+        p = users_sub.add_parser(verb, help=help_text, parents=[common])
+        if verb != "list":
+            p.add_argument("name")
+        if verb == "set-role":
+            p.add_argument("role", help="admin, supervisor, dispatcher, tech or patrol")
+        if verb == "add":
+            p.add_argument(
+                "--role", required=True, help="admin, supervisor, dispatcher, tech or patrol"
+            )
+        if verb in ("add", "reset-password"):
+            p.add_argument("--password-stdin", action="store_true", help=stdin_help)
+        p.set_defaults(func=cmd_users)
+    audit = sub.add_parser("audit", help="the center's hash-chained audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify",
+        help="check the chain and its anchor file; exit 1 naming the first bad record",
+        parents=[common],
+    )
+    verify.set_defaults(func=cmd_audit)
+    export = audit_sub.add_parser(
+        "export", help="records in a time window, oldest first", parents=[common]
+    )
+    export.add_argument("--since", help="ISO 8601 time, at or after (no zone: UTC)")
+    export.add_argument("--until", help="ISO 8601 time, before (no zone: UTC)")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", type=Path, help="file to write (mode 0600); default stdout")
+    export.set_defaults(func=cmd_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtcc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-port", type=int, default=8080, help="API port (a free one is used if it is taken)"
     )
     demo.set_defaults(func=cmd_demo)
+    add_people_commands(sub)
     return parser
 
 

@@ -1,0 +1,214 @@
+"""`rtcc audit verify` and `rtcc audit export` through the real command entry, on an SQLite
+file and on a real PostgreSQL server: the chain passes, then a record edited, removed or
+cut off behind a consistent head by someone with direct access to the database is named;
+an export keeps to its time window in JSON Lines and CSV, oldest first, across pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from central.db.audit import MAX_PAGE, Audit, AuditQuery
+from central.db.audit_chain import AuditEntry, AuditRecord
+from central.db.engine import Database
+from central.db.schema import migrate
+from rtcc.cli import main
+from runtime.logs import configure_logging
+
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC).timestamp()
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Center:
+    data_dir: Path
+    database: Database
+    run: Callable[..., tuple[int, str, str]]
+
+    def append(self, count: int, start: int = 0) -> list[AuditRecord]:
+        """Records at T0 + i minutes, i = start .. start + count - 1."""
+        with self.database.write() as tx:
+            return [
+                Audit(tx).append(
+                    AuditEntry(
+                        T0 + 60 * i,
+                        "ana",
+                        "streams.watch",
+                        "ok",
+                        "dispatcher",
+                        "10.0.0.7",
+                        f"unit-{i % 3:02d}",
+                        {"i": i, "note": 'comma, "quote" and é'},
+                    )
+                )
+                for i in range(start, start + count)
+            ]
+
+    def sql(self, *statements: str) -> None:
+        with self.database.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+
+@pytest.fixture
+def center(
+    new_database_url: Callable[[], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Center]:
+    url = new_database_url()
+    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RTCC_DATABASE_URL", url)
+    for field, value in (("TIME_COST", 1), ("MEMORY_KIB", 8192), ("PARALLELISM", 1)):
+        monkeypatch.setenv(f"RTCC_ACCESS__PASSWORDS__{field}", str(value))
+
+    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    database = Database.open(url)
+    migrate(database.engine)
+    try:
+        yield Center(tmp_path, database, run)
+    finally:
+        database.close()
+        configure_logging("warning", "console")  # the commands bound logging to capsys
+
+
+def verify(center: Center) -> tuple[int, str]:
+    code, out, err = center.run("audit", "verify")
+    assert err == ""
+    return code, out.strip()
+
+
+def test_verify_passes_then_names_an_edited_record(center: Center) -> None:
+    assert verify(center) == (0, "audit chain intact: 0 records")
+    center.append(3)
+    for name in ("ana", "bob"):
+        assert center.run("users", "add", name, "--role", "dispatcher")[0] == 0
+    assert verify(center) == (0, "audit chain intact: 5 records")
+
+    center.sql("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
+    code, line = verify(center)
+    assert code == 1
+    assert line == "audit chain broken: audit record 2 edited: its fields do not match its hash"
+
+
+def test_verify_names_a_removed_record(center: Center) -> None:
+    center.append(5)
+    center.sql("DELETE FROM audit WHERE seq = 3")
+    code, line = verify(center)
+    assert code == 1
+    assert line.startswith("audit chain broken: audit record 3 removed")
+
+
+def test_verify_catches_a_consistent_cut_through_the_anchor_file(center: Center) -> None:
+    """The last records removed and the head row moved back to match: the database alone
+    is consistent, the heads the commands wrote to the anchor file are not."""
+    center.append(2)
+    assert center.run("users", "add", "ana", "--role", "tech")[0] == 0
+    assert center.run("users", "disable", "ana")[0] == 0
+    with center.database.read() as tx:
+        kept = Audit(tx).query(AuditQuery(limit=2, newest_first=False)).records[-1]
+    center.sql(
+        "DELETE FROM audit WHERE seq > 2",
+        f"UPDATE audit_head SET seq = 2, hash = '{kept.hash}'",
+    )
+    with center.database.read() as tx:
+        assert Audit(tx).verify() is None  # the database agrees with itself
+    code, line = verify(center)
+    assert code == 1
+    assert "audit record 3 removed" in line
+
+
+def test_verify_refuses_an_anchor_file_that_was_edited(center: Center) -> None:
+    assert center.run("users", "add", "ana", "--role", "tech")[0] == 0
+    anchors = center.data_dir / "audit-anchors.jsonl"
+    anchors.write_text(anchors.read_text() + "not a head\n")
+    code, line = verify(center)
+    assert code == 1
+    assert "anchor file line 2 is not a chain head" in line
+
+
+def read_jsonl(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_export_keeps_to_its_window_in_both_formats(center: Center) -> None:
+    made = center.append(10)
+    window = ["--since", iso(T0 + 120), "--until", iso(T0 + 420)]  # records 2..6
+    code, out, err = center.run("audit", "export", *window)
+    assert code == 0, err
+    rows = read_jsonl(out)
+    assert [row["seq"] for row in rows] == [r.seq for r in made[2:7]]
+    first = made[2]
+    assert rows[0] == {
+        "seq": first.seq,
+        "at": "2026-11-01T08:02:00.000000Z",
+        "actor": "ana",
+        "role": "dispatcher",
+        "source": "10.0.0.7",
+        "action": "streams.watch",
+        "object": "unit-02",
+        "outcome": "ok",
+        "detail": {"i": 2, "note": 'comma, "quote" and é'},
+        "prev_hash": first.prev_hash,
+        "hash": first.hash,
+    }
+
+    target = center.data_dir / "export.csv"
+    code, out, err = center.run(
+        "audit", "export", *window, "--format", "csv", "--output", str(target)
+    )
+    assert code == 0 and out == ""
+    assert err == "rtcc audit export: 5 records\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with target.open(newline="", encoding="utf-8") as file:
+        table = list(csv.DictReader(file))
+    assert [int(row["seq"]) for row in table] == [r.seq for r in made[2:7]]
+    assert [json.loads(row["detail"]) for row in table] == [dict(r.entry.detail) for r in made[2:7]]
+    assert table[0]["hash"] == first.hash and table[0]["object"] == "unit-02"
+
+    # Each export is itself on the record, after the chain still holds.
+    with center.database.read() as tx:
+        exports = Audit(tx).query(AuditQuery(action="audit.export", newest_first=False)).records
+    assert [e.entry.detail["format"] for e in exports] == ["jsonl", "csv"]
+    assert [e.entry.detail["records"] for e in exports] == [5, 5]
+    assert verify(center)[0] == 0
+
+
+def test_export_pages_through_everything_oldest_first(center: Center) -> None:
+    made = center.append(MAX_PAGE + 7)
+    code, out, err = center.run("audit", "export", "--until", iso(T0 + 60 * (MAX_PAGE + 7)))
+    assert code == 0, err
+    assert [row["seq"] for row in read_jsonl(out)] == [r.seq for r in made]
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (("--since", "yesterday"), "'yesterday' is not an ISO 8601 time"),
+        (("--since", "2026-11-02T00:00:00Z", "--until", "2026-11-01"), "--since must be before"),
+    ],
+)
+def test_export_refuses_a_bad_window(center: Center, window: tuple[str, ...], message: str) -> None:
+    code, out, err = center.run("audit", "export", *window)
+    assert code == 2 and out == ""
+    assert err.startswith("rtcc audit export: ") and message in err and err.count("\n") == 1
