@@ -244,3 +244,23 @@ def test_a_database_that_cannot_be_opened_is_one_line(
             assert "s3cret" not in err and "Traceback" not in err
     finally:
         configure_logging("warning", "console")
+
+
+def test_the_center_config_file_names_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for variable in ("RTCC_DATA_DIR", "RTCC_DATABASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    config = tmp_path / "center.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        "[access.passwords]\ntime_cost = 1\nmemory_kib = 8192\nparallelism = 1\n"
+    )
+    try:
+        assert main(["users", "add", "ana", "--role", "tech", "--config", str(config)]) == 0
+        assert main(["users", "list", "--config", str(config)]) == 0
+        assert "ana   tech" in capsys.readouterr().out
+    finally:
+        configure_logging("warning", "console")
+    assert (tmp_path / "data" / "center.db").is_file()
+    assert (tmp_path / "data" / ANCHOR_FILE).is_file()
