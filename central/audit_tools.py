@@ -16,6 +16,7 @@ from typing import Literal, TextIO
 
 from pydantic import JsonValue
 
+from central.config import CentralSettings
 from central.db.audit import MAX_PAGE, Audit, AuditQuery
 from central.db.audit_chain import (
     AnchorsUnreadable,
@@ -29,7 +30,6 @@ from central.errors import CenterError
 from central.people import (
     CommandRefused,
     Operator,
-    PeopleSettings,
     anchor_file,
     open_center_database,
 )
@@ -143,7 +143,7 @@ class ExportRequest:
     output: Path | None = None
 
 
-def run_verify(settings: PeopleSettings, out: TextIO) -> bool:
+def run_verify(settings: CentralSettings, out: TextIO) -> bool:
     database = open_center_database(settings.database())
     try:
         intact, message = verify_audit(database, settings.data_dir)
@@ -153,7 +153,7 @@ def run_verify(settings: PeopleSettings, out: TextIO) -> bool:
     return intact
 
 
-def run_export(settings: PeopleSettings, request: ExportRequest, stdout: TextIO) -> int:
+def run_export(settings: CentralSettings, request: ExportRequest, stdout: TextIO) -> int:
     """Writes the export to `request.output` (created 0600) or `stdout`; audits it and
     returns how many records were written."""
     since = None if request.since is None else parse_time(request.since)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from central.access.settings import AccessSettings
 from central.db.engine import default_url, parse_url
 from protocol.tokens import TokenSigner
 from protocol.topics import check_id
@@ -105,6 +106,7 @@ class CentralSettings(CommonSettings):
     fleet: FleetSettings = FleetSettings()
     relay: RelaySettings = RelaySettings()
     tokens: TokenKeys = TokenKeys()
+    access: AccessSettings = AccessSettings()
     database_url: str | None = Field(
         default=None,
         description="The center's database: postgresql://user:password@host/db for a center "

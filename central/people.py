@@ -31,7 +31,6 @@ from central.access.passwords import (
     password_problem,
 )
 from central.access.policy import Role
-from central.access.settings import AccessSettings
 from central.config import CentralSettings
 from central.db.anchors import ANCHOR_FILE, AnchorFile
 from central.db.audit import Audit
@@ -43,13 +42,6 @@ from central.db.users import User, Users
 from central.errors import CenterError, Conflict, NotFound
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
-
-
-class PeopleSettings(CentralSettings):
-    """The center's settings with the access section, whose password rules and argon2id
-    cost the user commands apply (env RTCC_ACCESS__PASSWORDS__...)."""
-
-    access: AccessSettings = AccessSettings()
 
 
 class CommandRefused(Exception):
@@ -292,7 +284,7 @@ class UserCommand:
 
 
 def run_users_command(
-    settings: PeopleSettings, command: UserCommand, stdin: TextIO, stdout: TextIO
+    settings: CentralSettings, command: UserCommand, stdin: TextIO, stdout: TextIO
 ) -> None:
     """Carries out `command`, printing what the person needs; raises CommandRefused."""
     password = _read_password(stdin) if command.password_stdin else None

@@ -141,9 +141,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from central.people import CommandRefused, PeopleSettings, UserCommand, run_users_command
+    from central.config import CentralSettings
+    from central.people import CommandRefused, UserCommand, run_users_command
 
-    settings = load_settings(PeopleSettings, args.config)
+    settings = load_settings(CentralSettings, args.config)
     configure_logging("warning", settings.log.format)
     command = UserCommand(
         args.users_command,
@@ -161,9 +162,10 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from central.audit_tools import ExportRequest, run_export, run_verify
-    from central.people import CommandRefused, PeopleSettings
+    from central.config import CentralSettings
+    from central.people import CommandRefused
 
-    settings = load_settings(PeopleSettings, args.config)
+    settings = load_settings(CentralSettings, args.config)
     configure_logging("warning", settings.log.format)
     try:
         if args.audit_command == "verify":
