@@ -96,7 +96,10 @@ def verify_audit(database: Database, data_dir: Path) -> tuple[bool, str]:
         count = audit.head().seq
     if problem is not None:
         return False, f"audit chain broken: {problem}"
-    return True, f"audit chain intact: {count} records"
+    if count and not heads:
+        # Without a head kept apart, a database rewritten and re-sealed would pass.
+        return False, f"audit anchors {anchors.path}: none, for a chain of {count} records"
+    return True, f"audit chain intact: {count} records, {len(heads)} anchors"
 
 
 def records_between(

@@ -9,8 +9,8 @@ change the chain's head is also appended to the anchor file in the data director
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import re
 import time
 from collections.abc import Callable
@@ -60,9 +60,10 @@ class Operator:
     def at_command_line(cls) -> Operator:
         """The OS user running the command: "cli:<login name>"."""
         try:
-            login = getpass.getuser()
-        except (OSError, KeyError):
-            login = f"uid-{os.getuid()}"
+            # The account itself, never $USER or $LOGNAME: the caller sets those.
+            login = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            login = f"uid-{os.geteuid()}"
         return cls(f"cli:{login}")
 
 

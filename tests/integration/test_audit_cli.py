@@ -99,11 +99,11 @@ def verify(center: Center) -> tuple[int, str]:
 
 
 def test_verify_passes_then_names_an_edited_record(center: Center) -> None:
-    assert verify(center) == (0, "audit chain intact: 0 records")
+    assert verify(center) == (0, "audit chain intact: 0 records, 0 anchors")
     center.append(3)
     for name in ("ana", "bob"):
         assert center.run("users", "add", name, "--role", "dispatcher")[0] == 0
-    assert verify(center) == (0, "audit chain intact: 5 records")
+    assert verify(center) == (0, "audit chain intact: 5 records, 2 anchors")
 
     center.sql("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
     code, line = verify(center)
@@ -136,6 +136,14 @@ def test_verify_catches_a_consistent_cut_through_the_anchor_file(center: Center)
     code, line = verify(center)
     assert code == 1
     assert "audit record 3 removed" in line
+
+
+def test_verify_refuses_a_chain_whose_anchor_file_is_gone(center: Center) -> None:
+    """Deleting the anchor file along with a rewrite must not make the chain pass."""
+    assert center.run("users", "add", "ana", "--role", "dispatcher")[0] == 0
+    (center.data_dir / "audit-anchors.jsonl").unlink()
+    code, line = verify(center)
+    assert code == 1 and "none, for a chain of 1 records" in line
 
 
 def test_verify_refuses_an_anchor_file_that_was_edited(center: Center) -> None:

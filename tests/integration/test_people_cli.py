@@ -4,8 +4,9 @@ where they must, and refusals are one clear line with a non-zero exit."""
 
 from __future__ import annotations
 
-import getpass
 import io
+import os
+import pwd
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from rtcc.cli import main
 from runtime.logs import configure_logging
 
 CHEAP = PasswordSettings(time_cost=1, memory_kib=8192, parallelism=1)
-OPERATOR = f"cli:{getpass.getuser()}"
+OPERATOR = f"cli:{pwd.getpwuid(os.geteuid()).pw_name}"
 
 
 @dataclass
