@@ -182,7 +182,8 @@ class UplinkEstimator:
 
     def _round_trip(self, now: float) -> tuple[float | None, float | None]:
         """The smoothed round trip, and how far it lies above the path's floor."""
-        while len(self._rtts) > RTT_MEDIAN_OF and self._rtts[0][0] < now - RTT_FLOOR_WINDOW_S:
+        # Round trips older than the window say nothing about the path now (reports stopped).
+        while self._rtts and self._rtts[0][0] < now - RTT_FLOOR_WINDOW_S:
             self._rtts.popleft()
         if not self._rtts:
             return None, None

@@ -105,11 +105,11 @@ async def keep_running(
     that ends is judged by how long it lasted). `on_exit` hears each exit's code;
     `on_start_failed`, if given, hears a start that raised, which is then retried (else
     the error ends the supervision). `after_restart` runs beside each restarted run (e.g.
-    to announce it once it answers). Returns once `stopping()` holds when the child exits;
-    stops the child when cancelled."""
+    to announce it once it answers). Returns once `stopping()` holds, checked before each
+    start and when the child exits; stops the child when cancelled."""
     loop = asyncio.get_running_loop()
     try:
-        while True:
+        while not stopping():  # a stop may come while the loop waits to restart
             try:
                 await child.start()
             except Exception as exc:

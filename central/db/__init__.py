@@ -1,6 +1,6 @@
 """The center's records in one database: SQLite (WAL) by default, PostgreSQL by URL for a
 center of several processes or hosts. SQLAlchemy 2 describes the tables (`models`),
-Alembic changes them (`schema.migrate`, run at start), and one thin repository per kind of
+Alembic changes them (`schema.migrate`, run before first use), and one thin repository per kind of
 record works inside a transaction the caller opens:
 
     database = open_migrated(settings.database())  # or SchemaTooNew

@@ -1,4 +1,5 @@
-"""Schema migrations, run by the center at start (Alembic, driven from here: the
+"""Schema migrations, run before the database is used (today by `rtcc users` and `rtcc
+audit`; by the center at start once sign-in lands) (Alembic, driven from here: the
 migration scripts live in `central.db.migrations`, no alembic.ini is needed).
 
 `migrate` upgrades a database to the newest schema this code knows and refuses one whose
