@@ -22,6 +22,7 @@ from central.db.audit_chain import (
     AnchorsUnreadable,
     AuditEntry,
     AuditRecord,
+    fields,
     head_of,
     timestamp,
 )
@@ -66,18 +67,9 @@ def parse_time(text: str) -> float:
 def exported(record: AuditRecord) -> dict[str, JsonValue]:
     """One record as an export writes it: its fields, its time in ISO 8601 UTC, and the
     hashes that let the receiver check the chain themselves."""
-    entry = record.entry
     return {
-        "seq": record.seq,
-        "at": timestamp(entry.at),
-        "actor": entry.actor,
-        "role": entry.role,
-        "source": entry.source,
-        "action": entry.action,
-        "object": entry.object,
-        "outcome": entry.outcome,
-        "detail": dict(entry.detail),
-        "prev_hash": record.prev_hash,
+        **fields(record.seq, record.entry, record.prev_hash),
+        "at": timestamp(record.entry.at),
         "hash": record.hash,
     }
 

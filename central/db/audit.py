@@ -22,6 +22,7 @@ from central.db.audit_chain import (
     ChainHead,
     ChainProblem,
     Tamper,
+    fields,
     seal,
     verify_chain,
 )
@@ -69,20 +70,7 @@ def _record(row: AuditRow) -> AuditRecord:
 
 
 def _columns(record: AuditRecord) -> dict[str, Any]:
-    entry = record.entry
-    return {
-        "seq": record.seq,
-        "at": entry.at,
-        "actor": entry.actor,
-        "role": entry.role,
-        "source": entry.source,
-        "action": entry.action,
-        "object": entry.object,
-        "outcome": entry.outcome,
-        "detail": dict(entry.detail),
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
+    return {**fields(record.seq, record.entry, record.prev_hash), "hash": record.hash}
 
 
 def _check_lengths(columns: dict[str, Any]) -> None:

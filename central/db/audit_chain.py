@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -84,11 +85,11 @@ def timestamp(epoch_s: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def canonical(seq: int, entry: AuditEntry, prev_hash: str) -> bytes:
-    """The bytes a record's hash covers: sorted-key compact JSON, UTF-8."""
-    document = {
+def fields(seq: int, entry: AuditEntry, prev_hash: str) -> dict[str, Any]:
+    """A record's fields by name, `at` as epoch seconds: what is hashed, stored and exported."""
+    return {
         "seq": seq,
-        "at": timestamp(entry.at),
+        "at": entry.at,
         "actor": entry.actor,
         "role": entry.role,
         "source": entry.source,
@@ -98,6 +99,11 @@ def canonical(seq: int, entry: AuditEntry, prev_hash: str) -> bytes:
         "detail": dict(entry.detail),
         "prev_hash": prev_hash,
     }
+
+
+def canonical(seq: int, entry: AuditEntry, prev_hash: str) -> bytes:
+    """The bytes a record's hash covers: sorted-key compact JSON, UTF-8."""
+    document = {**fields(seq, entry, prev_hash), "at": timestamp(entry.at)}
     text = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
