@@ -9,8 +9,10 @@ PostgreSQL goes through psycopg 3; `postgresql://` URLs are read as `postgresql+
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
+from runtime.backoff import Backoff
+
 SQLITE_FILE = "center.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WAL_RETRY = Backoff(initial_s=0.01, max_s=0.5)
 # Execution option of the engine that write transactions go through (SQLite only).
 _IMMEDIATE = "rtcc_begin_immediate"
 
@@ -65,10 +70,29 @@ def _sqlite_engine(url: URL) -> Engine:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    _use_wal(path)
     engine = create_engine(url)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
+
+
+def _use_wal(path: Path) -> None:
+    """WAL is kept in the file, so it is set once. Centers opening a new file together race
+    for the switch, and SQLite answers "locked" at once instead of waiting its busy timeout:
+    try again with jittered backoff until that timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    attempt = 0
+    while True:
+        with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as db:
+            try:
+                if db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+        time.sleep(WAL_RETRY.delay(attempt))
+        attempt += 1
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -76,7 +100,6 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     for pragma in (
         f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",  # first: the others may wait for a lock
-        "journal_mode=WAL",
         "foreign_keys=ON",
         "synchronous=FULL",
     ):
