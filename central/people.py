@@ -135,11 +135,7 @@ class People:
         """Creates the user; returns the one-time password made when none was given."""
         check_name(name)
         wanted = check_role(role)
-        made = None
-        if password is None:
-            made = password = one_time_password()
-        self._check_password(password, name)
-        password_hash = PasswordHasher(self._passwords).hash(password)
+        made, password_hash = self._new_password(password, name)
 
         def change(tx: Session, now: float) -> dict[str, JsonValue]:
             Users(tx).create(name, wanted.value, password_hash, now)
@@ -172,12 +168,7 @@ class People:
     def reset_password(self, name: str, password: str | None = None) -> str | None:
         """Stores a new password and ends the user's sessions; returns the one-time
         password made when none was given."""
-        check_name(name)
-        made = None
-        if password is None:
-            made = password = one_time_password()
-        self._check_password(password, name)
-        password_hash = PasswordHasher(self._passwords).hash(password)
+        made, password_hash = self._new_password(password, check_name(name))
 
         def change(tx: Session, now: float) -> dict[str, JsonValue]:
             Users(tx).set_password(name, password_hash, now)
@@ -213,10 +204,16 @@ class People:
         self._audited("user.totp_enroll", check_name(name), change)
         return Enrollment(secret, totp.provisioning_uri(secret, name))
 
-    def _check_password(self, password: str, name: str) -> None:
+    def _new_password(self, password: str | None, name: str) -> tuple[str | None, str]:
+        """Checks the given password, or makes a one-time one; returns the one made (None
+        when one was given) and the hash to store."""
+        made = None
+        if password is None:
+            made = password = one_time_password()
         problem = password_problem(password, name, self._passwords)
         if problem is not None:
             raise CommandRefused(f"password refused: {problem}")
+        return made, PasswordHasher(self._passwords).hash(password)
 
     def _summary(self, tx: Session, user: User, now: float) -> UserSummary:
         sessions = Sessions(tx).of_user(user.name, open_only=False)

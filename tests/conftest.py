@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from central.broker import MosquittoProcess
 from runtime.logs import configure_logging
 
-pytest_plugins = ["tests.db_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "tests.center_cli"]
 
 configure_logging("warning", "console")
 # CI machines are slower and busier than a laptop: judge properties, not speed.

@@ -6,24 +6,15 @@ an export keeps to its time window in JSON Lines and CSV, oldest first, across p
 from __future__ import annotations
 
 import csv
-import io
 import json
 import stat
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from central.db.audit import MAX_PAGE, Audit, AuditQuery
 from central.db.audit_chain import AuditEntry, AuditRecord
-from central.db.engine import Database
-from central.db.schema import migrate
-from rtcc.cli import main
-from runtime.logs import configure_logging
+from tests.center_cli import Center
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC).timestamp()
 
@@ -32,64 +23,24 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass
-class Center:
-    data_dir: Path
-    database: Database
-    run: Callable[..., tuple[int, str, str]]
-
-    def append(self, count: int, start: int = 0) -> list[AuditRecord]:
-        """Records at T0 + i minutes, i = start .. start + count - 1."""
-        with self.database.write() as tx:
-            return [
-                Audit(tx).append(
-                    AuditEntry(
-                        T0 + 60 * i,
-                        "ana",
-                        "streams.watch",
-                        "ok",
-                        "dispatcher",
-                        "10.0.0.7",
-                        f"unit-{i % 3:02d}",
-                        {"i": i, "note": 'comma, "quote" and é'},
-                    )
+def append(center: Center, count: int, start: int = 0) -> list[AuditRecord]:
+    """Records at T0 + i minutes, i = start .. start + count - 1."""
+    with center.database.write() as tx:
+        return [
+            Audit(tx).append(
+                AuditEntry(
+                    T0 + 60 * i,
+                    "ana",
+                    "streams.watch",
+                    "ok",
+                    "dispatcher",
+                    "10.0.0.7",
+                    f"unit-{i % 3:02d}",
+                    {"i": i, "note": 'comma, "quote" and é'},
                 )
-                for i in range(start, start + count)
-            ]
-
-    def sql(self, *statements: str) -> None:
-        with self.database.engine.begin() as connection:
-            for statement in statements:
-                connection.execute(text(statement))
-
-
-@pytest.fixture
-def center(
-    new_database_url: Callable[[], str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Iterator[Center]:
-    url = new_database_url()
-    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RTCC_DATABASE_URL", url)
-    for field, value in (("TIME_COST", 1), ("MEMORY_KIB", 8192), ("PARALLELISM", 1)):
-        monkeypatch.setenv(f"RTCC_ACCESS__PASSWORDS__{field}", str(value))
-
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    database = Database.open(url)
-    migrate(database.engine)
-    try:
-        yield Center(tmp_path, database, run)
-    finally:
-        database.close()
-        configure_logging("warning", "console")  # the commands bound logging to capsys
+            )
+            for i in range(start, start + count)
+        ]
 
 
 def verify(center: Center) -> tuple[int, str]:
@@ -100,7 +51,7 @@ def verify(center: Center) -> tuple[int, str]:
 
 def test_verify_passes_then_names_an_edited_record(center: Center) -> None:
     assert verify(center) == (0, "audit chain intact: 0 records, 0 anchors")
-    center.append(3)
+    append(center, 3)
     for name in ("ana", "bob"):
         assert center.run("users", "add", name, "--role", "dispatcher")[0] == 0
     assert verify(center) == (0, "audit chain intact: 5 records, 2 anchors")
@@ -112,7 +63,7 @@ def test_verify_passes_then_names_an_edited_record(center: Center) -> None:
 
 
 def test_verify_names_a_removed_record(center: Center) -> None:
-    center.append(5)
+    append(center, 5)
     center.sql("DELETE FROM audit WHERE seq = 3")
     code, line = verify(center)
     assert code == 1
@@ -122,7 +73,7 @@ def test_verify_names_a_removed_record(center: Center) -> None:
 def test_verify_catches_a_consistent_cut_through_the_anchor_file(center: Center) -> None:
     """The last records removed and the head row moved back to match: the database alone
     is consistent, the heads the commands wrote to the anchor file are not."""
-    center.append(2)
+    append(center, 2)
     assert center.run("users", "add", "ana", "--role", "tech")[0] == 0
     assert center.run("users", "disable", "ana")[0] == 0
     with center.database.read() as tx:
@@ -160,7 +111,7 @@ def read_jsonl(out: str) -> list[dict[str, object]]:
 
 
 def test_export_keeps_to_its_window_in_both_formats(center: Center) -> None:
-    made = center.append(10)
+    made = append(center, 10)
     window = ["--since", iso(T0 + 120), "--until", iso(T0 + 420)]  # records 2..6
     code, out, err = center.run("audit", "export", *window)
     assert code == 0, err
@@ -203,7 +154,7 @@ def test_export_keeps_to_its_window_in_both_formats(center: Center) -> None:
 
 
 def test_export_pages_through_everything_oldest_first(center: Center) -> None:
-    made = center.append(MAX_PAGE + 7)
+    made = append(center, MAX_PAGE + 7)
     code, out, err = center.run("audit", "export", "--until", iso(T0 + 60 * (MAX_PAGE + 7)))
     assert code == 0, err
     assert [row["seq"] for row in read_jsonl(out)] == [r.seq for r in made]

@@ -4,78 +4,22 @@ where they must, and refusals are one clear line with a non-zero exit."""
 
 from __future__ import annotations
 
-import io
 import os
 import pwd
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from central.access import totp
-from central.access.passwords import PasswordHasher, PasswordSettings
+from central.access.passwords import PasswordHasher
 from central.db.anchors import ANCHOR_FILE, AnchorFile
-from central.db.audit import Audit, AuditQuery
-from central.db.audit_chain import AuditRecord
-from central.db.engine import Database
 from central.db.sessions import Sessions
-from central.db.users import FailureCount, User, Users
+from central.db.users import FailureCount, Users
 from rtcc.cli import main
 from runtime.logs import configure_logging
+from tests.center_cli import CHEAP_PASSWORDS, Center
 
-CHEAP = PasswordSettings(time_cost=1, memory_kib=8192, parallelism=1)
 OPERATOR = f"cli:{pwd.getpwuid(os.geteuid()).pw_name}"
-
-
-@dataclass
-class Center:
-    url: str
-    data_dir: Path
-    database: Database
-    run: Callable[..., tuple[int, str, str]]
-
-    def user(self, name: str) -> User:
-        with self.database.read() as tx:
-            found = Users(tx).get(name)
-        assert found is not None
-        return found
-
-    def audit(self) -> list[AuditRecord]:
-        with self.database.read() as tx:
-            return Audit(tx).query(AuditQuery(limit=1000, newest_first=False)).records
-
-
-@pytest.fixture
-def center(
-    new_database_url: Callable[[], str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Iterator[Center]:
-    """A new center database and data directory; `run(*argv, stdin=...)` runs `rtcc` in
-    this process and returns its exit code, stdout and stderr."""
-    url = new_database_url()
-    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RTCC_DATABASE_URL", url)
-    for field in ("time_cost", "memory_kib", "parallelism"):
-        value = getattr(CHEAP, field)
-        monkeypatch.setenv(f"RTCC_ACCESS__PASSWORDS__{field.upper()}", str(value))
-
-    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    database = Database.open(url)
-    try:
-        yield Center(url, tmp_path, database, run)
-    finally:
-        database.close()
-        configure_logging("warning", "console")  # the commands bound logging to capsys
 
 
 def one_time_password(out: str, name: str) -> str:
@@ -96,14 +40,14 @@ def test_add_list_change_and_every_change_audited(center: Center) -> None:
     code, out, err = center.run("users", "add", "ana", "--role", "dispatcher")
     assert code == 0, err
     password = one_time_password(out, "ana")
-    assert PasswordHasher(CHEAP).verify(center.user("ana").password_hash, password)
+    assert PasswordHasher(CHEAP_PASSWORDS).verify(center.user("ana").password_hash, password)
     chosen = "correct horse battery staple"
     code, out, err = center.run(
         "users", "add", "bob", "--role", "supervisor", "--password-stdin", stdin=chosen + "\n"
     )
     assert code == 0, err
     assert "one-time password" not in out
-    assert PasswordHasher(CHEAP).verify(center.user("bob").password_hash, chosen)
+    assert PasswordHasher(CHEAP_PASSWORDS).verify(center.user("bob").password_hash, chosen)
     assert listed(center) == {
         "ana": ["dispatcher", "no", "no", "no", "never"],
         "bob": ["supervisor", "no", "no", "no", "never"],
@@ -116,7 +60,7 @@ def test_add_list_change_and_every_change_audited(center: Center) -> None:
     assert not center.user("ana").disabled
     code, out, _ = center.run("users", "reset-password", "bob")
     assert code == 0
-    assert PasswordHasher(CHEAP).verify(
+    assert PasswordHasher(CHEAP_PASSWORDS).verify(
         center.user("bob").password_hash, one_time_password(out, "bob")
     )
     assert center.run("users", "set-role", "ana", "supervisor")[0] == 0
