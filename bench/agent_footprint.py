@@ -134,15 +134,17 @@ def main(argv: list[str]) -> int:
                     },
                 )
                 try:
-                    wait_until(partial(unit_online, api, unit), 30)
+                    wait_until(partial(unit_online, api, unit, center.key), 30)
                     if not rows:
                         time.sleep(3)
                         rows.append(Row("idle (status only)", *sample(agent.pid, seconds)))
-                    http("POST", f"{api}/api/v1/units/{unit}/stream")
+                    http(
+                        "POST", f"{api}/api/v1/units/{unit}/stream", center.key, {"reason": "bench"}
+                    )
                     # With evidence on, let the pre-event buffer fill first.
                     time.sleep(32 if "evidence" in case else 2)
                     rows.append(Row(f"streaming {case}", *sample(agent.pid, seconds)))
-                    http("DELETE", f"{api}/api/v1/units/{unit}/stream")
+                    http("DELETE", f"{api}/api/v1/units/{unit}/stream", center.key)
                 finally:
                     agent.terminate()
                     agent.wait(15)

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.results import ROOT
+from central.access.policy import Scope
 from central.broker import MosquittoProcess, free_port
+from central.client_keys import add_client
+from central.db.engine import default_url
+from central.db.schema import open_migrated
+from central.people import Operator
 
 LOOPBACK = '["127.0.0.1"]'
 T = TypeVar("T")
@@ -27,6 +32,18 @@ class CenterProcess:
     api: str
     broker_url: str
     env: dict[str, str]  # what every rtcc child of the benchmark starts from
+    key: str  # an API key with every scope
+
+
+def bench_key(data_dir: Path) -> str:
+    """An API key with every scope, made in the center's database before it starts (what
+    `rtcc clients add` does)."""
+    database = open_migrated(default_url(data_dir))
+    try:
+        scopes = [scope.value for scope in Scope]
+        return add_client(database, Operator("bench"), "bench", scopes)
+    finally:
+        database.close()
 
 
 @contextlib.contextmanager
@@ -43,6 +60,8 @@ def running_center(work: Path, relay_workers: int | None = None) -> Iterator[Cen
     }
     if relay_workers is not None:
         central_env["RTCC_RELAY__WORKERS"] = str(relay_workers)
+    (work / "center").mkdir(parents=True, exist_ok=True)
+    key = bench_key(work / "center")
     central = subprocess.Popen(
         [sys.executable, "-m", "rtcc", "central"],
         cwd=ROOT,
@@ -51,15 +70,18 @@ def running_center(work: Path, relay_workers: int | None = None) -> Iterator[Cen
         env=central_env,
     )
     try:
-        yield CenterProcess(f"http://127.0.0.1:{port}", broker.url, env)
+        yield CenterProcess(f"http://127.0.0.1:{port}", broker.url, env, key)
     finally:
         central.terminate()
         central.wait(30)
         broker.stop()
 
 
-def http(method: str, url: str) -> Any:
-    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=30) as r:
+def http(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as r:
         return json.load(r)
 
 
@@ -74,5 +96,5 @@ def wait_until(check: Callable[[], T], timeout: float) -> T:
     raise TimeoutError("condition not met")
 
 
-def unit_online(api: str, unit: str) -> bool:
-    return bool(http("GET", f"{api}/api/v1/units/{unit}")["online"])
+def unit_online(api: str, unit: str, key: str) -> bool:
+    return bool(http("GET", f"{api}/api/v1/units/{unit}", key)["online"])

@@ -21,7 +21,8 @@ from central.relay import passthrough
 async def trial(http: httpx.AsyncClient, api: str, unit: str) -> tuple[float, float]:
     """(API answer s, first decoded frame s), both from the moment of the API call."""
     asked = time.time()
-    grant = (await http.post(f"{api}/api/v1/units/{unit}/stream")).raise_for_status().json()
+    answer = await http.post(f"{api}/api/v1/units/{unit}/stream", json={"reason": "bench"})
+    grant = answer.raise_for_status().json()
     answered = time.time()
     viewer = Viewer("h264")
     await viewer.join(http, grant["whep_url"], grant["token"])
@@ -56,8 +57,11 @@ async def run(center: CenterProcess, work: Path, trials: int) -> list[tuple[floa
         },
     )
     try:
-        await asyncio.to_thread(wait_until, partial(unit_online, center.api, "bench-1"), 30)
-        async with httpx.AsyncClient(timeout=30) as http:
+        await asyncio.to_thread(
+            wait_until, partial(unit_online, center.api, "bench-1", center.key), 30
+        )
+        headers = {"Authorization": f"Bearer {center.key}"}
+        async with httpx.AsyncClient(timeout=30, headers=headers) as http:
             return [await trial(http, center.api, "bench-1") for _ in range(trials)]
     finally:
         agent.terminate()

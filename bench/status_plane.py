@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from bench.center import bench_key
 from bench.results import ROOT, write_results
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 
@@ -41,15 +42,16 @@ class Row:
     generator_cpu_pct: float
 
 
-def _http(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
+def _http(url: str, key: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+        return str(r.read().decode())
 
 
-def _metrics(api: str) -> tuple[float, dict[float, float]]:
+def _metrics(api: str, key: str) -> tuple[float, dict[float, float]]:
     """(state messages ingested, cumulative latency histogram {le: count})."""
     messages, buckets = 0.0, {}
-    for line in _http(api + "/metrics").splitlines():
+    for line in _http(api + "/metrics", key).splitlines():
         if line.startswith('rtcc_mqtt_messages_total{kind="state"}'):
             messages = float(line.split()[-1])
         elif line.startswith("rtcc_ingest_latency_seconds_bucket"):
@@ -121,6 +123,9 @@ def run_ours(
 ) -> Row:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
+    data_dir = workdir / f"central-{units}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = bench_key(data_dir)
     central = subprocess.Popen(
         [sys.executable, "-m", "rtcc", "central"],
         cwd=ROOT,
@@ -128,7 +133,7 @@ def run_ours(
             **os.environ,
             "RTCC_MQTT_URL": broker.url,
             "RTCC_HTTP__PORT": str(port),
-            "RTCC_DATA_DIR": str(workdir / f"central-{units}"),
+            "RTCC_DATA_DIR": str(data_dir),
             "RTCC_LOG__LEVEL": "warning",
             "RTCC_CENTER_ID": f"bench-{units}",
             "RTCC_MQTT__SESSION_EXPIRY_S": "0",
@@ -149,11 +154,11 @@ def run_ours(
             )
         }
         time.sleep(warmup)
-        m0, h0 = _metrics(api)
+        m0, h0 = _metrics(api, key)
         c0 = {name: _cpu(p) for name, p in procs.items()}
         t0 = time.monotonic()
         time.sleep(seconds)
-        m1, h1 = _metrics(api)
+        m1, h1 = _metrics(api, key)
         c1 = {name: _cpu(p) for name, p in procs.items()}
         elapsed = time.monotonic() - t0
         rss = procs["central"].memory_info().rss / 2**20

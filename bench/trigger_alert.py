@@ -26,9 +26,9 @@ from bench.results import ROOT, write_results
 from central.broker import free_port
 
 
-def newest_alert(api: str, count: int) -> Any:
+def newest_alert(api: str, key: str, count: int) -> Any:
     """The newest alert once there are `count` of them, else None."""
-    alerts = http("GET", f"{api}/api/v1/alerts?limit=500")
+    alerts = http("GET", f"{api}/api/v1/alerts?limit=500", key)
     return alerts[0] if len(alerts) >= count else None
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
         try:
             wait_until(
                 lambda: (
-                    (u := http("GET", f"{api}/api/v1/units/bench-unit"))["online"]
+                    (u := http("GET", f"{api}/api/v1/units/bench-unit", center.key))["online"]
                     and u["state"]["camera"]["connected"]
                 ),
                 30,
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
                     sent = time.time()
                     sock.sendall(b"trigger holster_draw\n")
                     replies.readline()
-                    alert = wait_until(partial(newest_alert, api, n + 1), 10)
+                    alert = wait_until(partial(newest_alert, api, center.key, n + 1), 10)
                     latencies.append(1000 * (alert["received"] - sent))
                     time.sleep(0.1)
             floor = mqtt_floor(center.broker_url, count)

@@ -8,11 +8,13 @@ import asyncio
 from collections import deque
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
+from central.access.policy import Action
 from central.errors import CenterError
 from central.fleet import FleetService, ReceivedEvent
+from central.gate import Gate
 from central.http_errors import status_of
 from central.streams import StartRequest, StreamService
 from protocol.events import TRIGGER_EVENTS, TriggerBody
@@ -90,8 +92,8 @@ class AlertDesk:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def add_alert_routes(app: FastAPI, desk: AlertDesk) -> None:
-    @app.get("/api/v1/alerts")
+def add_alert_routes(app: FastAPI, desk: AlertDesk, gate: Gate) -> None:
+    @app.get("/api/v1/alerts", dependencies=[Depends(gate.require(Action.ALERTS_READ))])
     def list_alerts(unit_id: str | None = None, limit: int = 100) -> list[AlertView]:
         """Newest first."""
         found = [a for a in reversed(desk.recent) if unit_id is None or a.unit_id == unit_id]

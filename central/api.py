@@ -1,15 +1,19 @@
 """The center's HTTP API (JSON): units, commands, health, metrics."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the routes' signatures hold the gate's
+# dependencies, which FastAPI must evaluate where the routes are defined.
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
-from central.errors import UnknownUnit
+from central.access.policy import Action
+from central.errors import CenterError, UnknownUnit
 from central.fleet import FleetService
+from central.gate import Caller, Gate
 from central.http_errors import install_error_handlers
 from central.registry import UnitRecord
 from protocol import CommandStatus, UnitState
@@ -33,7 +37,7 @@ class UnitView(ApiModel):
     state_ts: float | None
 
     @classmethod
-    def of(cls, record: UnitRecord) -> UnitView:
+    def of(cls, record: UnitRecord) -> "UnitView":
         return cls(
             unit_id=record.unit_id,
             online=record.online,
@@ -66,9 +70,19 @@ class Health(ApiModel):
     units_online: int
 
 
-def create_app(fleet: FleetService) -> FastAPI:
-    app = FastAPI(title="rtcc center", version=VERSION)
+def create_app(fleet: FleetService, gate: Gate) -> FastAPI:
+    """The API with its units and command routes; every route but /healthz asks the gate."""
+    app = FastAPI(
+        title="rtcc center",
+        version=VERSION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     install_error_handlers(app)
+
+    def needs(action: Action) -> Any:
+        return Depends(gate.require(action))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -81,15 +95,19 @@ def create_app(fleet: FleetService) -> FastAPI:
         )
         return JSONResponse(body.model_dump(), status_code=200 if connected else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[needs(Action.METRICS_SCRAPE)])
     def metrics() -> Response:
         return Response(fleet.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/api/v1/units")
+    @app.get("/api/v1/units", dependencies=[needs(Action.UNITS_LIST)])
     def list_units() -> list[UnitView]:
         return [UnitView.of(r) for r in fleet.registry.units()]
 
-    @app.get("/api/v1/units/{unit_id}", responses={404: {"description": "Unknown unit"}})
+    @app.get(
+        "/api/v1/units/{unit_id}",
+        responses={404: {"description": "Unknown unit"}},
+        dependencies=[needs(Action.UNIT_VIEW)],
+    )
     def get_unit(unit_id: UnitIdPath) -> UnitView:
         record = fleet.registry.get(unit_id)
         if record is None:
@@ -105,15 +123,27 @@ def create_app(fleet: FleetService) -> FastAPI:
             504: {"description": "No final result in time (with cmd_id and accepted)"},
         },
     )
-    async def post_command(unit_id: UnitIdPath, request: CommandRequest) -> CommandResponse:
+    async def post_command(
+        unit_id: UnitIdPath,
+        request: CommandRequest,
+        caller: Annotated[Caller, Depends(gate.require(Action.COMMAND_SEND))],
+    ) -> CommandResponse:
         fleet.online_unit(unit_id)
-        answer = await fleet.call(
-            unit_id,
-            request.name,
-            request.args,
-            request.timeout_s,
-            ttl_s=fleet.settings.fleet.command_ttl_s,
-        )
+        try:
+            answer = await fleet.call(
+                unit_id,
+                request.name,
+                request.args,
+                request.timeout_s,
+                ttl_s=fleet.settings.fleet.command_ttl_s,
+            )
+        except CenterError as exc:
+            detail = {"command": request.name, "error": str(exc), **exc.context}
+            await asyncio.to_thread(gate.audit, caller, "commands.send", "failed", unit_id, detail)
+            raise
+        detail = {"command": request.name, "cmd_id": answer.cmd_id}
+        outcome = answer.result.status.value
+        await asyncio.to_thread(gate.audit, caller, "commands.send", outcome, unit_id, detail)
         return CommandResponse(
             cmd_id=answer.cmd_id,
             status=answer.result.status,

@@ -4,6 +4,7 @@ Also the viewer page."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from importlib import resources
@@ -13,8 +14,10 @@ from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator
 
+from central.gate import source_of
 from central.relay_front import RelayFront
 from central.streams import StreamService
+from central.viewers import ViewerAccess
 from protocol.tokens import Audience
 from protocol.topics import check_id
 
@@ -22,16 +25,26 @@ StreamIdPath = Annotated[str, AfterValidator(check_id)]
 Authorization = Annotated[str | None, Header()]
 
 
-def add_media_routes(app: FastAPI, relay: RelayFront, streams: StreamService) -> None:
+def add_media_routes(
+    app: FastAPI, relay: RelayFront, streams: StreamService, viewers: ViewerAccess
+) -> None:
     viewer_page = resources.files("central.static").joinpath("view.html").read_text()
 
     async def pass_on(
         aud: Audience, stream_id: str, request: Request, authorization: str | None
     ) -> Response:
-        relay.authorize(aud, stream_id, authorization)
+        claims = relay.authorize(aud, stream_id, authorization)
         if aud == "whip":
             streams.check_wanted(stream_id)
-        return await relay.proxy(request, stream_id)
+            return await relay.proxy(request, stream_id)
+        grant = await asyncio.to_thread(viewers.check, claims)
+        answer = await relay.proxy(request, stream_id)
+        if request.method == "POST" and answer.status_code == 201:
+            location = answer.headers.get("location", "")
+            await asyncio.to_thread(viewers.opened, grant, location, source_of(request))
+        elif request.method == "DELETE" and answer.status_code < 300:
+            await asyncio.to_thread(viewers.closed, request.url.path, "left")
+        return answer
 
     def route(aud: Audience) -> Callable[..., Awaitable[Response]]:
         async def handle(
@@ -49,14 +62,17 @@ def add_media_routes(app: FastAPI, relay: RelayFront, streams: StreamService) ->
         "/whep/{stream_id}", route("whep"), methods=["POST"], status_code=201, tags=media
     )
     app.add_api_route("/whip/{stream_id}/{session}", route("whip"), methods=["DELETE"], tags=media)
-    app.add_api_route(
-        "/whep/{stream_id}/{session}",
-        route("whep"),
-        methods=["GET", "DELETE"],
-        description="GET: whether the relay still holds this viewer session, and whether "
-        "video flows (a viewer whose video stopped keeps a session that is still held).",
-        tags=media,
-    )
+    for method in ("GET", "DELETE"):
+        app.add_api_route(
+            "/whep/{stream_id}/{session}",
+            route("whep"),
+            methods=[method],
+            operation_id=f"whep_session_{method.lower()}",
+            description="GET: whether the relay still holds this viewer session, and whether "
+            "video flows (a viewer whose video stopped keeps a session that is still held). "
+            "DELETE: leave.",
+            tags=media,
+        )
 
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
     def view(stream_id: StreamIdPath) -> HTMLResponse:

@@ -71,6 +71,10 @@ class RelayFront:
         await self._proxy.aclose()
         await self._poll.aclose()
 
+    def worker_url(self, stream_id: str, path: str) -> str:
+        """`path` at the worker that homes the stream."""
+        return self.pool.url_for(stream_id) + path
+
     def home_of(self, stream_id: str) -> int:
         """The index of the worker that homes the stream."""
         return self.pool.index_for(stream_id)

@@ -14,25 +14,39 @@ from pathlib import Path
 import structlog
 import uvicorn
 
+from central.access_routes import add_access_routes
 from central.alerts import AlertDesk, add_alert_routes
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
 from central.config import CentralSettings, TokenKeys
+from central.db.anchors import ANCHOR_FILE, AnchorFile
+from central.db.engine import Database
+from central.db.schema import open_migrated
 from central.evidence.api import add_evidence_routes
 from central.evidence.store import EvidenceStore
 from central.fleet import FleetService
+from central.gate import Gate
 from central.media_routes import add_media_routes
 from central.metrics import Metrics
 from central.reconcile import Reconciler
 from central.relay_front import RelayFront
+from central.sign_in import SignInService
 from central.stream_routes import add_stream_routes
 from central.streams import StreamService
+from central.viewers import ViewerAccess
 from runtime.config import ConfigError
 from runtime.files import write_atomic
 from runtime.http import EmbeddedServer
 from runtime.supervise import TaskGroup
 
 log = structlog.get_logger("rtcc.central")
+ANCHOR_EVERY_S = 10.0
+
+
+def swagger_dir() -> Path | None:
+    """Swagger UI as `make setup` installs it (npm, pinned by package-lock.json)."""
+    found = Path(__file__).resolve().parents[1] / "node_modules" / "swagger-ui-dist"
+    return found if (found / "swagger-ui-bundle.js").is_file() else None
 
 
 class ApiServer(EmbeddedServer):
@@ -67,6 +81,9 @@ class Central:
         self.reconciler: Reconciler | None = None
         self.alerts: AlertDesk | None = None
         self.evidence: EvidenceStore | None = None
+        self.database: Database | None = None
+        self.gate: Gate | None = None
+        self.viewers: ViewerAccess | None = None
         self.api_url = ""
         self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -74,6 +91,10 @@ class Central:
 
     async def start(self) -> None:
         settings = self.settings
+        database = self.database = await asyncio.to_thread(open_migrated, settings.database())
+        anchors = AnchorFile(settings.data_dir / ANCHOR_FILE)
+        self.gate = Gate(database, settings.access, anchors)
+        self._tasks.spawn("audit-anchor", self._anchor_every_while)
         mqtt_url = settings.mqtt_url
         if mqtt_url is None:
             self.broker = MosquittoProcess(
@@ -97,7 +118,6 @@ class Central:
         self._tasks.spawn("reconcile", self.reconciler.run)
         self.streams = StreamService(
             self.fleet,
-            self.relay.signer,
             relay,
             lambda: relay.public_url or self.api_url,
             self.reconciler,
@@ -108,12 +128,16 @@ class Central:
         host, port = sock.getsockname()[:2]
         self.api_url = f"http://{host}:{port}"
         self.alerts = AlertDesk(self.fleet, self.streams)
-        app = create_app(self.fleet)
-        add_media_routes(app, self.relay, self.streams)
-        add_stream_routes(app, self.streams)
-        add_alert_routes(app, self.alerts)
+        gate = self.gate
+        self.viewers = ViewerAccess(gate, self.relay, relay.viewer_token_ttl_s)
+        self._tasks.spawn("viewer-access", self.viewers.run)
+        app = create_app(self.fleet, gate)
+        add_access_routes(app, gate, SignInService(database, settings.access), swagger_dir())
+        add_media_routes(app, self.relay, self.streams, self.viewers)
+        add_stream_routes(app, self.streams, self.viewers, gate)
+        add_alert_routes(app, self.alerts, gate)
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
-        add_evidence_routes(app, self.evidence)
+        add_evidence_routes(app, self.evidence, gate)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         server = self._server = ApiServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
@@ -147,7 +171,18 @@ class Central:
         await self._tasks.close()
         if self.evidence is not None:
             self.evidence.close()
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.anchor)
+        if self.database is not None:
+            self.database.close()
         log.info("central_stopped")
+
+    async def _anchor_every_while(self) -> None:
+        """The audit chain's head goes to the anchor file every ANCHOR_EVERY_S."""
+        assert self.gate is not None
+        while True:
+            await asyncio.sleep(ANCHOR_EVERY_S)
+            await asyncio.to_thread(self.gate.anchor)
 
 
 def kept_token_keys(data_dir: Path) -> TokenKeys:

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from central.config import RelaySettings
-from central.desired import DesiredStream
 from central.errors import NotFound, TimedOut
 from central.fleet import FleetService
 from central.reconcile import Reconciler, StreamStartFailed
 from protocol.events import EventType
-from protocol.tokens import TokenSigner
 
 log = structlog.get_logger("rtcc.streams")
 
@@ -32,6 +31,7 @@ class StreamGrant(ApiModel):
     whep_url: str
     view_url: str
     token: str
+    token_id: str = Field(description="Names the viewer token (to revoke it).")
     token_expires_in_s: float
     start_ms: float
 
@@ -53,23 +53,41 @@ class StreamView(ApiModel):
 
 class StartRequest(ApiModel):
     reason: str = Field(default="", max_length=512, description="Why (kept with the stream).")
+    incident: str = Field(default="", max_length=64, description="The incident number, if any.")
     duration_s: float | None = Field(
         default=None, gt=0, le=86_400, description="Keep it live this long (default setting)."
     )
+
+    @model_validator(mode="after")
+    def _needs_a_reason(self) -> StartRequest:
+        if not (self.reason.strip() or self.incident.strip()):
+            raise ValueError("a remote start needs a reason or an incident number")
+        return self
+
+    @property
+    def why(self) -> str:
+        return " ".join(p for p in (self.incident.strip(), self.reason.strip()) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A stream live at the relay: which, and how long it took to get there."""
+
+    stream_id: str
+    unit_id: str
+    start_ms: float
 
 
 class StreamService:
     def __init__(
         self,
         fleet: FleetService,
-        signer: TokenSigner,
         settings: RelaySettings,
         public_url: Callable[[], str],
         reconciler: Reconciler,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
-        self.signer = signer
         self.settings = settings
         self.reconciler = reconciler
         self._public_url = public_url
@@ -80,33 +98,33 @@ class StreamService:
         if self.reconciler.plan.get(stream_id) is None:
             raise NotFound("no such stream was started")
 
-    def grant(self, stream: DesiredStream, started_at: float) -> StreamGrant:
-        now = self._clock()
-        ttl = self.settings.viewer_token_ttl_s
-        token = self.signer.issue("whep", stream.stream_id, now, ttl, who="api")
+    def grant_urls(self, stream_id: str, token: str) -> tuple[str, str]:
+        """Where to watch: the WHEP endpoint, and the viewer page with the token."""
         base = self._public_url()
+        return f"{base}/whep/{stream_id}", f"{base}/view/{stream_id}#token={token}"
+
+    def grant(self, started: Started, token: str, token_id: str, ttl_s: float) -> StreamGrant:
+        whep_url, view_url = self.grant_urls(started.stream_id, token)
         return StreamGrant(
-            stream_id=stream.stream_id,
-            unit_id=stream.unit_id,
-            whep_url=f"{base}/whep/{stream.stream_id}",
-            view_url=f"{base}/view/{stream.stream_id}#token={token}",
+            stream_id=started.stream_id,
+            unit_id=started.unit_id,
+            whep_url=whep_url,
+            view_url=view_url,
             token=token,
-            token_expires_in_s=ttl,
-            start_ms=round((now - started_at) * 1000, 1),
+            token_id=token_id,
+            token_expires_in_s=ttl_s,
+            start_ms=started.start_ms,
         )
 
-    async def start(
-        self, unit_id: str, requested_by: str = "api", request: StartRequest | None = None
-    ) -> StreamGrant:
+    async def start(self, unit_id: str, requested_by: str, request: StartRequest) -> Started:
         """Make the unit's stream desired and answer once its media reaches the relay.
         Raises UnknownUnit, UnitOffline, StreamStartFailed or TimedOut; a stream this call
         made desired is given up again then."""
         started_at = self._clock()
-        request = request or StartRequest()
         self.fleet.online_unit(unit_id)
         duration = request.duration_s or self.settings.stream_duration_s
         reconciler = self.reconciler
-        stream, new = reconciler.want(unit_id, requested_by, request.reason, duration)
+        stream, new = reconciler.want(unit_id, requested_by, request.why, duration)
         deadline = started_at + self.settings.start_timeout_s
         try:
             if not stream.live and stream.start_sent is None:
@@ -125,7 +143,7 @@ class StreamService:
             self.fleet.announce(
                 EventType.STREAM_STARTED, {"stream_id": stream.stream_id, "unit_id": unit_id}
             )
-        return self.grant(stream, started_at)
+        return Started(stream.stream_id, unit_id, round((self._clock() - started_at) * 1000, 1))
 
     async def stop(self, unit_id: str) -> list[str]:
         stream = self.reconciler.plan.for_unit(unit_id)

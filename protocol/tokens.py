@@ -64,13 +64,22 @@ class TokenSigner:
         self._keys = dict(keys)
         self._current = current
 
-    def issue(self, aud: Audience, stream_id: str, now: float, ttl_s: float, who: str = "") -> str:
+    def issue(
+        self,
+        aud: Audience,
+        stream_id: str,
+        now: float,
+        ttl_s: float,
+        who: str = "",
+        jti: str | None = None,
+    ) -> str:
+        """A token; `jti` names it (for revocation), a random one when not given."""
         claims = {
             "kid": self._current,
             "aud": aud,
             "sub": stream_id,
             "exp": int(now + ttl_s),
-            "jti": secrets.token_urlsafe(12),
+            "jti": jti or secrets.token_urlsafe(12),
             "who": who,
         }
         body = PREFIX + _b64encode(json.dumps(claims, separators=(",", ":")).encode())

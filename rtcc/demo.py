@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from central.access.policy import Role, Scope, needs_second_factor
+from central.client_keys import add_client
+from central.config import CentralSettings
+from central.db.schema import open_migrated
+from central.people import Operator, People, anchor_file
 from runtime.backoff import Backoff, Retry
+from runtime.config import load_settings
+from runtime.files import write_atomic
 from runtime.process import ChildProcess, keep_running
 
 REFRESH_S = 3.0
@@ -66,6 +73,8 @@ class Demo:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="rtcc-demo-"))
         self.http_port = _port_or_free(http_port)
         self.api = f"http://127.0.0.1:{self.http_port}"
+        self.key = ""
+        self.logins: list[str] = []
 
     def _children(self) -> list[Child]:
         logs = self.data_dir / "logs"
@@ -123,7 +132,36 @@ class Demo:
             children.append(Child(f"agent:{unit}", agent_env, logs / f"{unit}.log"))
         return children
 
+    def _make_logins(self) -> None:
+        """One login per role, TOTP for the roles that need it, and an API key with every
+        scope (for curl and for the demo's own remote starts), printed in the banner and
+        kept in `{data_dir}/demo-logins.txt` (0600)."""
+        center_dir = self.data_dir / "central"
+        center_dir.mkdir(parents=True, exist_ok=True)
+        settings = load_settings(CentralSettings, data_dir=center_dir)
+        database = open_migrated(settings.database())
+        operator = Operator("demo")
+        lines = []
+        try:
+            people = People(database, operator, settings.access.passwords, anchor_file(center_dir))
+            for role in Role:
+                name = f"demo-{role.value}"
+                password = people.add(name, role.value)
+                line = f"{role.value:<11}{name:<17} password {password}"
+                if needs_second_factor(role):
+                    line += f"  TOTP secret {people.enroll_totp(name).secret}"
+                lines.append(line)
+            self.key = add_client(database, operator, "demo", [s.value for s in Scope])
+        finally:
+            database.close()
+        lines.append(f"API key    {self.key}")
+        self.logins = lines
+        write_atomic(
+            self.data_dir / "demo-logins.txt", "\n".join(lines).encode() + b"\n", mode=0o600
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self._make_logins)
         children = self._children()
         tasks = [asyncio.create_task(c.keep_running(), name=c.name) for c in children[:1]]
         try:
@@ -159,8 +197,12 @@ class Demo:
         return False
 
     def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.api + path, timeout=5) as response:
+        request = urllib.request.Request(self.api + path, headers=self._auth())
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
 
     async def _start_streams(self, stop: asyncio.Event) -> list[str]:
         """Remote-start the body-cams of the first units, as a dispatcher would."""
@@ -183,21 +225,26 @@ class Demo:
         return urls
 
     def _post(self, path: str) -> Any:
-        request = urllib.request.Request(self.api + path, method="POST")
+        body = json.dumps({"reason": "demo"}).encode()
+        request = urllib.request.Request(self.api + path, body, self._auth(), method="POST")
         with urllib.request.urlopen(request, timeout=20) as response:
             return json.load(response)
 
     def _banner(self, streams: list[str]) -> None:
         live = "\n".join(f"  live       {line}" for line in streams)
+        logins = "\n".join(f"             {line}" for line in self.logins)
         print(f"""
 rtcc demo is running: the center, its Mosquitto and {self.units} simulated patrol units.
 
 {live}
 
-  API        {self.api}/api/v1/units
-  API docs   {self.api}/docs
+  sign in    {self.api}/  (one login per role; authenticator codes from the TOTP secrets)
+{logins}
+  API        curl -H "Authorization: Bearer $KEY" {self.api}/api/v1/units
+  API docs   {self.api}/docs  (signed in)
   metrics    {self.api}/metrics
   command    curl -X POST {self.api}/api/v1/units/unit-01/commands \\
+               -H "Authorization: Bearer $KEY" \\
                -H 'content-type: application/json' -d '{{"name": "ping"}}'
   alerts     {self.api}/api/v1/alerts
   evidence   {self.api}/api/v1/evidence

@@ -14,6 +14,8 @@ command -v gpsfake >/dev/null 2>&1 || need_apt+=(gpsd gpsd-clients)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium chromium-driver)
 # The center's storage tests start their own cluster from Debian's PostgreSQL server binaries.
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need_apt+=(postgresql)
+# Browser libraries the center serves itself come from npm, pinned by package-lock.json.
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # Another WebRTC stack (webrtcbin) for the interoperability tests, and a real RTSP server.
 gst=(python3-gst-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-nice
      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -33,6 +35,14 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "missing: ${need_apt[*]}; install them (e.g. sudo apt-get install ${need_apt[*]})" >&2
     exit 1
   fi
+fi
+
+# No install scripts: the center only serves these files, and none of them may phone home.
+npm_stamp=node_modules/.installed
+if ! [ -f "$npm_stamp" ] || ! [ "$npm_stamp" -nt package-lock.json ]; then
+  echo "installing browser libraries (npm ci, pinned by package-lock.json) ..."
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  touch "$npm_stamp"
 fi
 
 PYTHON="${PYTHON:-python3}"

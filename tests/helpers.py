@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from agent.config import AgentSettings
 from agent.runner import vehicle_from
 from agent.service import Agent
+from central.access.policy import Scope
 from central.api import create_app
+from central.client_keys import add_client
 from central.config import CentralSettings
+from central.db.engine import Database, default_url
+from central.db.schema import open_migrated
 from central.fleet import FleetService
+from central.gate import Gate
 from central.metrics import Metrics
+from central.people import Operator
 from runtime.config import load_settings
 from runtime.mqtt import MqttLink
 
@@ -90,14 +98,30 @@ async def running_center(
     settings = load_settings(CentralSettings, **values)
     fleet = FleetService(settings, Metrics(), broker_url)
     task = asyncio.create_task(fleet.run(), name="center-fleet")
-    transport = httpx.ASGITransport(app=create_app(fleet))
-    async with httpx.AsyncClient(transport=transport, base_url="http://center") as http:
+    with tempfile.TemporaryDirectory(prefix="rtcc-center-") as data_dir:
+        database = open_migrated(default_url(Path(data_dir)))
+        app = create_app(fleet, Gate(database, settings.access))
         try:
-            await asyncio.wait_for(fleet.link.connected.wait(), 10)
-            yield CenterHandle(fleet, http)
+            async with _api_client(app, every_scope_key(database)) as http:
+                await asyncio.wait_for(fleet.link.connected.wait(), 10)
+                yield CenterHandle(fleet, http)
         finally:
             await fleet.link.close(final=[fleet.goodbye()])
             await stop_link_task(fleet.link, task)
+            database.close()
+
+
+def every_scope_key(database: Database) -> str:
+    """An API key with every scope (a program's key: the tests act as a CAD integration)."""
+    return add_client(database, Operator("tests"), "tests", [scope.value for scope in Scope])
+
+
+def _api_client(app: FastAPI, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://center",
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 async def stop_link_task(link: MqttLink, task: asyncio.Task[None]) -> None:

@@ -131,7 +131,9 @@ SCOPE_ACTIONS: dict[Scope, frozenset[Action]] = {
     Scope.UNITS_COMMAND: frozenset({Action.COMMAND_SEND}),
     Scope.STREAMS_START: frozenset({Action.REMOTE_START}),
     Scope.STREAMS_WATCH: frozenset({Action.LIVE_WATCH, Action.STREAMS_LIST}),
-    Scope.STREAMS_MANAGE: frozenset({Action.STREAMS_LIST, Action.STREAM_STOP}),
+    Scope.STREAMS_MANAGE: frozenset(
+        {Action.STREAMS_LIST, Action.STREAM_STOP, Action.VIEWER_TOKEN_REVOKE}
+    ),
     Scope.EVIDENCE_READ: frozenset({Action.EVIDENCE_SEARCH, Action.EVIDENCE_VERIFY}),
     Scope.EVIDENCE_PLAYBACK: frozenset({Action.EVIDENCE_PLAYBACK}),
     Scope.EVIDENCE_DOWNLOAD: frozenset({Action.EVIDENCE_DOWNLOAD}),

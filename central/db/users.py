@@ -24,6 +24,7 @@ class User:
     role: str
     password_hash: str
     totp_secret: str | None
+    last_totp_step: int | None
     disabled: bool
     failed_attempts: int
     last_failed_at: float | None
@@ -40,6 +41,7 @@ class User:
             row.role,
             row.password_hash,
             row.totp_secret,
+            row.last_totp_step,
             row.disabled,
             row.failed_attempts,
             row.last_failed_at,
@@ -109,7 +111,23 @@ class Users:
         return self._change(name, now, password_hash=password_hash)
 
     def set_totp_secret(self, name: str, secret: str | None, now: float) -> User:
-        return self._change(name, now, totp_secret=secret)
+        return self._change(name, now, totp_secret=secret, last_totp_step=None)
+
+    def set_signed_in(
+        self, name: str, now: float, totp_step: int | None, password_hash: str | None
+    ) -> User:
+        """A successful sign-in: its failures are cleared, its TOTP step is used up, and a
+        password hashed at an older cost is stored at the current one."""
+        values: dict[str, object] = {
+            "failed_attempts": 0,
+            "last_failed_at": None,
+            "locked_until": None,
+        }
+        if totp_step is not None:
+            values["last_totp_step"] = totp_step
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        return self._change(name, now, **values)
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> User:
         return self._change(name, now, disabled=disabled)

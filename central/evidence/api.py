@@ -1,20 +1,24 @@
 """HTTP for evidence: units post signed manifest entries and upload segments in resumable
 chunks (HEAD tells the stored offset, PATCH appends at it); dispatchers search, download and
-verify. Uploads need no bearer token: an entry must carry the unit's pinned signature and a
+verify, each read allowed by the gate's policy and audited. Uploads are the units': they
+need no person's credentials, since an entry must carry the unit's pinned signature and a
 segment must hash to its entry, so nothing can be slipped in."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the routes' signatures hold the gate's
+# dependencies, which FastAPI must evaluate where the routes are defined.
 
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
-from central.errors import TooLarge
+from central.access.policy import Action
+from central.errors import Forbidden, TooLarge
 from central.evidence.store import EvidenceStore, SegmentState
+from central.gate import Caller, Gate
 from protocol.evidence import ManifestEntry
 from protocol.upload import (
     ENTRIES_ROUTE,
@@ -54,9 +58,9 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-def add_evidence_routes(app: FastAPI, store: EvidenceStore) -> None:
+def add_evidence_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
     add_upload_routes(app, store)
-    add_search_routes(app, store)
+    add_search_routes(app, store, gate)
 
 
 def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
@@ -89,30 +93,61 @@ def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
         return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
 
 
-def add_search_routes(app: FastAPI, store: EvidenceStore) -> None:
-    """What dispatchers call."""
+def add_search_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
+    """What dispatchers and supervisors call."""
+
+    def caller_for(action: Action) -> Any:
+        return Depends(gate.require(action))
 
     @app.get(EVIDENCE_ROUTE)
     async def list_evidence(
+        caller: Annotated[Caller, caller_for(Action.EVIDENCE_SEARCH)],
         unit_id: str | None = None,
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
     ) -> list[dict[str, object]]:
-        return await call(store.recordings, unit_id, since, until, max(1, min(limit, 1000)))
+        found = await call(store.recordings, unit_id, since, until, max(1, min(limit, 1000)))
+        query: dict[str, JsonValue] = {"unit_id": unit_id, "since": since, "until": until}
+        await call(
+            gate.audit, caller, "evidence.search", "ok", unit_id, {**query, "found": len(found)}
+        )
+        return found
 
-    @app.get("/api/v1/evidence/{recording_id}")
+    @app.get("/api/v1/evidence/{recording_id}", dependencies=[caller_for(Action.EVIDENCE_SEARCH)])
     async def describe(recording_id: str) -> dict[str, object]:
         return await call(store.describe, recording_id)
 
     @app.get(SEGMENT_ROUTE)
-    async def download(recording_id: str, index: int) -> FileResponse:
+    async def segment(
+        recording_id: str,
+        index: int,
+        caller: Annotated[Caller, caller_for(Action.EVIDENCE_PLAYBACK)],
+        download: bool = False,
+    ) -> FileResponse:
+        """Plays a segment; `download=true` (supervisors) saves it as a file."""
+        action = Action.EVIDENCE_DOWNLOAD if download else Action.EVIDENCE_PLAYBACK
+        if not caller.principal.may(action):
+            raise Forbidden(f"{caller.role} {caller.name} may not {action.value}")
         path = await call(store.segment_path, recording_id, index)
-        return FileResponse(path, filename=path.name)
+        await call(gate.audit, caller, action.value, "ok", recording_id, {"index": index})
+        disposition = "attachment" if download else "inline"
+        return FileResponse(path, filename=path.name, content_disposition_type=disposition)
 
     @app.get("/api/v1/evidence/{recording_id}/verify")
-    async def verify(recording_id: str) -> VerifyView:
+    async def verify(
+        recording_id: str, caller: Annotated[Caller, caller_for(Action.EVIDENCE_VERIFY)]
+    ) -> VerifyView:
         problems = await call(store.verify, recording_id)
+        outcome = "ok" if not problems else "problems"
+        await call(
+            gate.audit,
+            caller,
+            "evidence.verify",
+            outcome,
+            recording_id,
+            {"problems": len(problems)},
+        )
         return VerifyView(
             recording_id=recording_id,
             ok=not problems,

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bench.center import bench_key
 from protocol import Topic, decode
 from tests.lab.lab import FaultLab
 from tests.lab.watch import Arrival, MqttWatch
@@ -49,6 +50,7 @@ class Site:
     center: subprocess.Popen[str] | None = None
     agent: subprocess.Popen[str] | None = None
     started: list[subprocess.Popen[str]] = field(default_factory=list)
+    key: str | None = None  # an API key with every scope, made before the center's first start
 
     @property
     def api(self) -> str:
@@ -68,6 +70,9 @@ class Site:
             "RTCC_RELAY__ICE__HOST_ADDRESSES": json.dumps([self.lab.core_address]),
             "RTCC_LOG__FORMAT": "json",
         }
+        if self.key is None:
+            (self.folder / "center").mkdir(parents=True, exist_ok=True)
+            self.key = bench_key(self.folder / "center")
         self.center = self._spawn("core", "center", ["-m", "rtcc", "central"], env)
         wait_until(self._healthy, STARTUP_S, "the center answers")
 
@@ -123,7 +128,8 @@ class Site:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         def call() -> httpx.Response:
-            with httpx.Client(timeout=kwargs.pop("timeout", 15.0)) as http:
+            headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+            with httpx.Client(timeout=kwargs.pop("timeout", 15.0), headers=headers) as http:
                 return http.request(method, self.api + path, **kwargs)
 
         return self.lab.call("core", call)

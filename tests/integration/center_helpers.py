@@ -15,7 +15,7 @@ from agent.service import Agent
 from central.config import CentralSettings
 from central.service import Central
 from runtime.config import load_settings
-from tests.helpers import FAST_MQTT, running_agent, wait_for
+from tests.helpers import FAST_MQTT, every_scope_key, running_agent, wait_for
 
 LOOPBACK_ICE = {"host_addresses": ["127.0.0.1"]}
 
@@ -37,7 +37,7 @@ class StreamingUnit:
 
 
 def central_settings(
-    broker_url: str, unique: str, tmp_path: Path, port: int = 0
+    broker_url: str, unique: str, tmp_path: Path, port: int = 0, **extra: Any
 ) -> CentralSettings:
     """The whole center (fleet, API, one relay worker process), loopback only."""
     return load_settings(
@@ -48,6 +48,7 @@ def central_settings(
         data_dir=tmp_path / "center",
         http={"port": port},
         relay={"workers": 1, "ice": LOOPBACK_ICE},
+        **extra,
     )
 
 
@@ -59,6 +60,12 @@ async def running_central(broker_url: str, unique: str, tmp_path: Path) -> Async
         yield central
     finally:
         await central.stop()
+
+
+def every_scope_headers(central: Central) -> dict[str, str]:
+    """The Authorization header of a new API key with every scope."""
+    assert central.database is not None
+    return {"Authorization": f"Bearer {every_scope_key(central.database)}"}
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +85,9 @@ async def unit_at_center(
             ice=LOOPBACK_ICE,
             **agent,
         ) as running,
-        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        httpx.AsyncClient(
+            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+        ) as http,
     ):
         yield UnitAtCenter(central, running, http, unit)
 
@@ -93,6 +102,6 @@ async def streaming_unit(
         fleet = at.central.fleet
         assert fleet is not None
         await wait_for(lambda: (r := fleet.registry.get(at.unit_id)) and r.online, timeout=15)
-        response = await at.http.post(f"/api/v1/units/{at.unit_id}/stream")
+        response = await at.http.post(f"/api/v1/units/{at.unit_id}/stream", json={"reason": "test"})
         assert response.status_code == 200, response.text
         yield StreamingUnit(at.central, at.agent, at.http, response.json())

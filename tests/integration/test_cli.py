@@ -16,9 +16,19 @@ from central.broker import free_port
 from tests.helpers import ROOT
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return json.load(response)
+def get(url: str, key: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
+        return json.load(r)
+
+
+def demo_key(data_dir: Path) -> str | None:
+    """The API key `rtcc demo` made and kept in its logins file, once it is there."""
+    try:
+        lines = (data_dir / "demo-logins.txt").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return next(line.split()[-1] for line in lines if line.startswith("API key"))
 
 
 def poll(predicate: Any, timeout: float) -> Any:
@@ -81,10 +91,13 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
     proc = rtcc("demo", "--units", "2", "--http-port", str(port), "--data-dir", str(tmp_path))
     api = f"http://127.0.0.1:{port}"
     try:
+        key = poll(lambda: demo_key(tmp_path), 40)
+        logins = (tmp_path / "demo-logins.txt").read_text()
+        assert all(f"demo-{role} " in logins for role in ("admin", "dispatcher", "patrol"))
         units = poll(
             lambda: (
-                [u for u in get(api + "/api/v1/units") if u["online"] and u["state"]]
-                if len(get(api + "/api/v1/units")) == 2
+                [u for u in get(api + "/api/v1/units", key) if u["online"] and u["state"]]
+                if len(get(api + "/api/v1/units", key)) == 2
                 else None
             ),
             40,
@@ -92,7 +105,7 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
         assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
 
         def live_streams() -> list[dict[str, Any]] | None:
-            live = [s for s in get(api + "/api/v1/streams") if s["live"]]
+            live = [s for s in get(api + "/api/v1/streams", key) if s["live"]]
             return live if len(live) == 2 else None
 
         streams = poll(live_streams, 40)

@@ -21,7 +21,7 @@ from runtime.backoff import Backoff
 from tests.audio_clip import write_clip_with_sound
 from tests.helpers import running_agent, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
-from tests.integration.center_helpers import running_central, unit_at_center
+from tests.integration.center_helpers import every_scope_headers, running_central, unit_at_center
 
 SMALL_VIDEO = {"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1}
 
@@ -123,7 +123,9 @@ def _entry_start(central: Any, unit: str, recording_id: str, index: int) -> floa
 async def test_tampering_is_named_exactly(broker_url: str, unique: str, tmp_path: Path) -> None:
     async with (
         running_central(broker_url, unique, tmp_path) as central,
-        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        httpx.AsyncClient(
+            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+        ) as http,
     ):
         recording_id, recordings = record_clip(tmp_path / "unit", seconds=7)
         await offload(central.api_url, recordings)
@@ -230,7 +232,9 @@ async def test_uploads_cut_at_random_offsets_resume_to_byte_identical_files(
 ) -> None:
     async with (
         running_central(broker_url, unique, tmp_path) as central,
-        httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+        httpx.AsyncClient(
+            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+        ) as http,
     ):
         port = int(central.api_url.rsplit(":", 1)[1])
         recording_id, recordings = record_clip(tmp_path / "unit", seconds=6)

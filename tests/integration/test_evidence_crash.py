@@ -110,7 +110,9 @@ async def test_a_full_disk_pauses_recording_not_streaming_and_recovers(
             evidence = agent.evidence
             assert evidence is not None
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
-            grant = (await http.post(f"/api/v1/units/{unit}/stream")).json()
+            grant = (
+                await http.post(f"/api/v1/units/{unit}/stream", json={"reason": "test"})
+            ).json()
             viewer = RelayViewer("h264")
             await viewer.join(central.api_url, grant["stream_id"], grant["token"])
             await wait_for(lambda: viewer.frames > 10, timeout=15)

@@ -12,7 +12,12 @@ import httpx
 from central.broker import free_port
 from central.service import Central
 from tests.helpers import running_agent, wait_for
-from tests.integration.center_helpers import LOOPBACK_ICE, central_settings, running_central
+from tests.integration.center_helpers import (
+    LOOPBACK_ICE,
+    central_settings,
+    every_scope_headers,
+    running_central,
+)
 from tests.integration.relay_helpers import RelayViewer
 
 VIDEO = {"width": 320, "height": 240, "codec": "vp8"}
@@ -32,7 +37,7 @@ async def wait_for_live(http: httpx.AsyncClient, stream_id: str) -> dict[str, An
 
 
 async def started(http: httpx.AsyncClient, unit: str) -> dict[str, Any]:
-    answer = await http.post(f"/api/v1/units/{unit}/stream")
+    answer = await http.post(f"/api/v1/units/{unit}/stream", json={"reason": "test"})
     assert answer.status_code == 200, answer.text
     grant: dict[str, Any] = answer.json()
     return grant
@@ -66,7 +71,9 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
                 ice=LOOPBACK_ICE,
                 video=VIDEO,
             ),
-            httpx.AsyncClient(base_url=central.api_url, timeout=20) as http,
+            httpx.AsyncClient(
+                base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+            ) as http,
         ):
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
             grant = await started(http, unit)
@@ -96,7 +103,9 @@ async def test_agent_restart_resumes_its_stream(
             "ice": LOOPBACK_ICE,
             "video": VIDEO,
         }
-        async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
+        async with httpx.AsyncClient(
+            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+        ) as http:
             async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw):
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
                 grant = await started(http, unit)
@@ -131,7 +140,9 @@ async def test_center_restart_keeps_desired_streams_and_tokens(
             ice=LOOPBACK_ICE,
             video=VIDEO,
         ) as agent:
-            async with httpx.AsyncClient(base_url=central.api_url, timeout=20) as http:
+            async with httpx.AsyncClient(
+                base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
+            ) as http:
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
                 grant = await started(http, unit)
             await central.stop()

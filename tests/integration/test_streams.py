@@ -27,7 +27,7 @@ async def test_remote_start_view_and_stop(broker_url: str, unique: str, tmp_path
         assert streams[0]["live"] and streams[0]["viewers"] == 1
         assert streams[0]["codec"] == "vp8" and streams[0]["unit_id"] == agent.unit_id
         await wait_for(lambda: (s := agent.current_state()) and s.camera.streaming)
-        again = await http.post(f"/api/v1/units/{agent.unit_id}/stream")
+        again = await http.post(f"/api/v1/units/{agent.unit_id}/stream", json={"reason": "test"})
         assert again.json()["stream_id"] == grant["stream_id"]  # idempotent
         page = await http.get(f"/view/{grant['stream_id']}")
         assert page.status_code == 200 and "WHEP" in page.text

@@ -98,7 +98,7 @@ EXPECTED_SCOPES: dict[Scope, set[str]] = {
     Scope.UNITS_COMMAND: {"commands.send"},
     Scope.STREAMS_START: {"streams.remote_start"},
     Scope.STREAMS_WATCH: {"streams.watch", "streams.list"},
-    Scope.STREAMS_MANAGE: {"streams.list", "streams.stop"},
+    Scope.STREAMS_MANAGE: {"streams.list", "streams.stop", "streams.revoke_viewer"},
     Scope.EVIDENCE_READ: {"evidence.search", "evidence.verify"},
     Scope.EVIDENCE_PLAYBACK: {"evidence.playback"},
     Scope.EVIDENCE_DOWNLOAD: {"evidence.download"},
