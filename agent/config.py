@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -162,6 +163,19 @@ class AgentSettings(CommonSettings):
     center_url: str | None = Field(
         default=None, description="The center's HTTPS base URL (WHIP publishing goes there)."
     )
+    center_ca_file: Path | None = Field(
+        default=None,
+        description="The CA that signed the center's certificate (its own CA's ca.pem); "
+        "default: the system's trusted CAs.",
+    )
+
+    def center_tls(self) -> ssl.SSLContext | bool:
+        """How the center's HTTPS certificate is checked: always, against this CA or the
+        system's."""
+        if self.center_ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.center_ca_file))
+
     video: VideoSettings = VideoSettings()
     ice: IceSettings = IceSettings()
     device: DeviceSettings = DeviceSettings()

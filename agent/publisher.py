@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -103,8 +104,10 @@ class WhipPublisher:
         substream: VideoSource | None = None,
         options: PublishOptions = PublishOptions(),
         stream_id: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.whip_url = whip_url
+        self._verify = verify
         self._token = token
         self._configuration = configuration
         self._retry = Retry(backoff, rand=rand)
@@ -148,7 +151,7 @@ class WhipPublisher:
         """Publish until cancelled; raises PublishRefused when the center refuses the token."""
         self._retry.reset()
         try:
-            async with httpx.AsyncClient(timeout=SIGNAL_TIMEOUT) as http:
+            async with httpx.AsyncClient(timeout=SIGNAL_TIMEOUT, verify=self._verify) as http:
                 try:
                     while True:
                         try:

@@ -92,6 +92,7 @@ class LiveStream:
             substream=substream or make_substream(settings),
             options=options or publish_options(settings.video.live),
             stream_id=stream_id,
+            verify=settings.center_tls(),
         )
         self.refused = False
         self._stopped = False

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -239,7 +240,8 @@ class Viewer:
 async def view(args: argparse.Namespace) -> None:
     passthrough.install()  # viewers count packets; only one decodes
     viewers = [Viewer(args.codec if i == 0 else None, args.ice_host) for i in range(args.n)]
-    async with httpx.AsyncClient(timeout=30) as http:
+    verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else True
+    async with httpx.AsyncClient(timeout=30, verify=verify) as http:
         rejoining = []
         for index, viewer in enumerate(viewers):
             if args.rejoin:
@@ -302,6 +304,7 @@ def main() -> None:
     vw.add_argument("--warmup", type=float, default=2.0)
     vw.add_argument("--seconds", type=float, default=8.0)
     vw.add_argument("--ice-host", default="127.0.0.1")
+    vw.add_argument("--ca-file", help="the CA of the center's HTTPS certificate")
     vw.add_argument("--light", action="store_true", help="all but the first only count frames")
     vw.add_argument(
         "--rejoin",

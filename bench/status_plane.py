@@ -135,6 +135,7 @@ def run_ours(
             "RTCC_HTTP__PORT": str(port),
             "RTCC_DATA_DIR": str(data_dir),
             "RTCC_LOG__LEVEL": "warning",
+            "RTCC_HTTP__TLS": "false",  # as behind a TLS proxy, comparable with earlier runs
             "RTCC_CENTER_ID": f"bench-{units}",
             "RTCC_MQTT__SESSION_EXPIRY_S": "0",
             **EXTRA_ENV,

@@ -19,6 +19,26 @@ from runtime.config import CommonSettings, IceSettings, Section
 class HttpSettings(Section):
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8080, ge=0, le=65_535, description="0 picks a free port.")
+    tls: bool = Field(
+        default=True,
+        description="Serve HTTPS; plain HTTP only behind a TLS-terminating proxy.",
+    )
+    cert_file: Path | None = Field(
+        default=None,
+        description="The department's server certificate (PEM, chain included); default: "
+        "one from the center's own CA in {data_dir}/tls.",
+    )
+    key_file: Path | None = Field(default=None, description="Its private key (PEM).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses whose X-Forwarded-For/-Proto are believed (a TLS proxy).",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> HttpSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both http.cert_file and http.key_file, or neither")
+        return self
 
 
 class BrokerSettings(Section):

@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
@@ -33,6 +34,7 @@ from central.relay_front import RelayFront
 from central.sign_in import SignInService
 from central.stream_routes import add_stream_routes
 from central.streams import StreamService
+from central.tls import CenterCa, ServerFiles, server_hosts
 from central.viewers import ViewerAccess
 from runtime.config import ConfigError
 from runtime.files import write_atomic
@@ -85,6 +87,7 @@ class Central:
         self.gate: Gate | None = None
         self.viewers: ViewerAccess | None = None
         self.api_url = ""
+        self.ca_file: Path | None = None  # the center's own CA, when it made its certificate
         self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks = TaskGroup()
@@ -126,7 +129,8 @@ class Central:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.http.host, settings.http.port))
         host, port = sock.getsockname()[:2]
-        self.api_url = f"http://{host}:{port}"
+        https = await asyncio.to_thread(self._https_files)
+        self.api_url = f"{'https' if https else 'http'}://{host}:{port}"
         self.alerts = AlertDesk(self.fleet, self.streams)
         gate = self.gate
         self.viewers = ViewerAccess(gate, self.relay, relay.viewer_token_ttl_s)
@@ -138,7 +142,17 @@ class Central:
         add_alert_routes(app, self.alerts, gate)
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
         add_evidence_routes(app, self.evidence, gate)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        trusted = settings.http.trusted_proxies
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=https.cert_file if https else None,
+            ssl_keyfile=https.key_file if https else None,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
+        )
         server = self._server = ApiServer(config)
         self._http_task = asyncio.create_task(server.serve(sockets=[sock]), name="http")
         await server.wait_started(self._http_task)
@@ -146,6 +160,20 @@ class Central:
         gc.collect()
         gc.freeze()
         log.info("central_started", api=self.api_url, mqtt=mqtt_url)
+
+    def _https_files(self) -> ServerFiles | None:
+        """The certificate to serve, or None for plain HTTP (explicitly asked for)."""
+        http = self.settings.http
+        if not http.tls:
+            log.warning("plain_http", detail="serving HTTP without TLS, as configured")
+            return None
+        if http.cert_file is not None and http.key_file is not None:
+            return ServerFiles(http.cert_file, http.key_file, None)
+        public = self.settings.relay.public_url
+        hosts = server_hosts(http.host, urlsplit(public).hostname if public else None)
+        files = CenterCa(self.settings.data_dir / "tls").server_files(hosts)
+        self.ca_file = files.ca_file
+        return files
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         assert self.fleet is not None

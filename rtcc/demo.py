@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import sys
 import tempfile
 import urllib.request
@@ -72,7 +73,8 @@ class Demo:
         self.units = units
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="rtcc-demo-"))
         self.http_port = _port_or_free(http_port)
-        self.api = f"http://127.0.0.1:{self.http_port}"
+        self.api = f"https://127.0.0.1:{self.http_port}"
+        self.ca_file = self.data_dir / "central" / "tls" / "ca.pem"  # the center makes it
         self.key = ""
         self.logins: list[str] = []
 
@@ -121,6 +123,7 @@ class Demo:
                 "RTCC_SIM__EVENT_INTERVAL_S": "30",
                 "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
                 "RTCC_CENTER_URL": self.api,
+                "RTCC_CENTER_CA_FILE": str(self.ca_file),
                 "RTCC_ICE__HOST_ADDRESSES": loopback,
             }
             if n == 1:
@@ -198,8 +201,12 @@ class Demo:
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(self.api + path, headers=self._auth())
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5, context=self._tls()) as response:
             return json.load(response)
+
+    def _tls(self) -> ssl.SSLContext:
+        """The center's certificate, checked against the CA it made (OSError until then)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
@@ -227,7 +234,7 @@ class Demo:
     def _post(self, path: str) -> Any:
         body = json.dumps({"reason": "demo"}).encode()
         request = urllib.request.Request(self.api + path, body, self._auth(), method="POST")
-        with urllib.request.urlopen(request, timeout=20) as response:
+        with urllib.request.urlopen(request, timeout=20, context=self._tls()) as response:
             return json.load(response)
 
     def _banner(self, streams: list[str]) -> None:
@@ -239,11 +246,15 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
 {live}
 
   sign in    {self.api}/  (one login per role; authenticator codes from the TOTP secrets)
+  HTTPS      the center's own CA is {self.ca_file}: trust it in the browser (Chromium:
+             Settings > Privacy > Security > Manage certificates > Authorities > Import;
+             curl: --cacert), or accept the warning once for this demo
 {logins}
-  API        curl -H "Authorization: Bearer $KEY" {self.api}/api/v1/units
+  API        curl --cacert {self.ca_file} -H "Authorization: Bearer $KEY" \\
+               {self.api}/api/v1/units
   API docs   {self.api}/docs  (signed in)
   metrics    {self.api}/metrics
-  command    curl -X POST {self.api}/api/v1/units/unit-01/commands \\
+  command    curl --cacert {self.ca_file} -X POST {self.api}/api/v1/units/unit-01/commands \\
                -H "Authorization: Bearer $KEY" \\
                -H 'content-type: application/json' -d '{{"name": "ping"}}'
   alerts     {self.api}/api/v1/alerts

@@ -71,6 +71,7 @@ class EvidenceManager:
                 settings.center_url,
                 lambda: self.recorder.recording_id,
                 self.settings.upload_chunk_bytes,
+                verify=settings.center_tls(),
             )
             if settings.center_url
             else None

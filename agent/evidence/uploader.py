@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +38,9 @@ class Uploader:
         idle_poll_s: float = 2.0,
         backoff: Backoff = Backoff(initial_s=0.5, max_s=30.0),
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        self.verify = verify
         self.recordings = recordings
         self.center_url = center_url.rstrip("/")
         self.active_recording = active_recording
@@ -57,7 +60,9 @@ class Uploader:
 
     async def run(self) -> None:
         retry = Retry(self.backoff)
-        async with httpx.AsyncClient(timeout=30.0, transport=self.transport) as http:
+        async with httpx.AsyncClient(
+            timeout=30.0, transport=self.transport, verify=self.verify
+        ) as http:
             while True:
                 self._wake.clear()
                 try:

@@ -9,6 +9,7 @@ import itertools
 import json
 import signal
 import sqlite3
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -54,7 +55,12 @@ class Site:
 
     @property
     def api(self) -> str:
-        return f"http://{self.lab.core_address}:{API_PORT}"
+        return f"https://{self.lab.core_address}:{API_PORT}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA the center made at its first start (its certificate is checked against it)."""
+        return self.folder / "center" / "tls" / "ca.pem"
 
     # ---- processes ----------------------------------------------------------------------
 
@@ -88,6 +94,7 @@ class Site:
             "RTCC_MQTT_URL": f"mqtt://{self.lab.core_address}:{BROKER_PORT}",
             "RTCC_MQTT__KEEPALIVE_S": str(KEEPALIVE_S),
             "RTCC_CENTER_URL": self.api,
+            "RTCC_CENTER_CA_FILE": str(self.ca_file),
             "RTCC_POLL_INTERVAL_S": "0.5",
             "RTCC_SIM__EVENT_INTERVAL_S": "1",
             "RTCC_EVIDENCE__ENABLED": "false",
@@ -129,7 +136,12 @@ class Site:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         def call() -> httpx.Response:
             headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-            with httpx.Client(timeout=kwargs.pop("timeout", 15.0), headers=headers) as http:
+            try:
+                tls = ssl.create_default_context(cafile=str(self.ca_file))
+            except FileNotFoundError:
+                raise httpx.ConnectError("the center has not made its CA yet") from None
+            timeout = kwargs.pop("timeout", 15.0)
+            with httpx.Client(timeout=timeout, headers=headers, verify=tls) as http:
                 return http.request(method, self.api + path, **kwargs)
 
         return self.lab.call("core", call)
@@ -201,6 +213,8 @@ class ViewerRun:
             "1",
             "--ice-host",
             site.lab.core_address,
+            "--ca-file",
+            str(site.ca_file),
             "--rejoin",
             stdout=subprocess.PIPE,
             env={"RTCC_LOG__LEVEL": "warning"},

@@ -15,6 +15,7 @@ from agent.service import Agent
 from central.config import CentralSettings
 from central.service import Central
 from runtime.config import load_settings
+from tests.center_tls import ca_file, client_tls, https_settings
 from tests.helpers import FAST_MQTT, every_scope_key, running_agent, wait_for
 
 LOOPBACK_ICE = {"host_addresses": ["127.0.0.1"]}
@@ -46,7 +47,7 @@ def central_settings(
         mqtt_url=broker_url,
         mqtt=FAST_MQTT,
         data_dir=tmp_path / "center",
-        http={"port": port},
+        http=https_settings(port),
         relay={"workers": 1, "ice": LOOPBACK_ICE},
         **extra,
     )
@@ -60,6 +61,15 @@ async def running_central(broker_url: str, unique: str, tmp_path: Path) -> Async
         yield central
     finally:
         await central.stop()
+
+
+def api_client(central: Central, key: bool = True) -> httpx.AsyncClient:
+    """A client of the center's HTTPS API that checks its certificate; with an API key of
+    every scope unless `key` is False (a browser before sign-in)."""
+    headers = every_scope_headers(central) if key else {}
+    return httpx.AsyncClient(
+        base_url=central.api_url, timeout=20, headers=headers, verify=client_tls()
+    )
 
 
 def every_scope_headers(central: Central) -> dict[str, str]:
@@ -82,12 +92,11 @@ async def unit_at_center(
             broker_url,
             data_dir or tmp_path / "agent",
             center_url=central.api_url,
+            center_ca_file=ca_file(),
             ice=LOOPBACK_ICE,
             **agent,
         ) as running,
-        httpx.AsyncClient(
-            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-        ) as http,
+        api_client(central) as http,
     ):
         yield UnitAtCenter(central, running, http, unit)
 

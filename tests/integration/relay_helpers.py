@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -79,7 +80,9 @@ class RelayViewer:
     location: str = ""
     task: asyncio.Task[None] | None = None
 
-    async def join(self, base: str, stream_id: str, token: str) -> httpx.Response:
+    async def join(
+        self, base: str, stream_id: str, token: str, verify: ssl.SSLContext | bool = True
+    ) -> httpx.Response:
         self.pc.addTransceiver("video", direction="recvonly")
 
         @self.pc.on("track")
@@ -87,12 +90,13 @@ class RelayViewer:
             self.task = asyncio.create_task(self._read(track))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=verify) as http:
             response = await http.post(
                 f"{base}/whep/{stream_id}",
                 content=self.pc.localDescription.sdp,
                 headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
             )
+        self.verify = verify
         if response.status_code == 201:
             self.location = base + response.headers["Location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
@@ -121,7 +125,7 @@ class RelayViewer:
 
     async def leave(self, token: str) -> None:
         if self.location:
-            async with httpx.AsyncClient() as http:
+            async with httpx.AsyncClient(verify=self.verify) as http:
                 await http.delete(self.location, headers={"Authorization": f"Bearer {token}"})
         await self.close()
 

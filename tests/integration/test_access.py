@@ -23,11 +23,12 @@ from central.db.users import Users
 from central.people import Operator, People
 from central.service import Central
 from tests.center_cli import CHEAP_PASSWORDS
+from tests.center_tls import ca_file, client_tls
 from tests.helpers import running_agent, wait_for
 from tests.integration.center_helpers import (
     LOOPBACK_ICE,
+    api_client,
     central_settings,
-    every_scope_headers,
 )
 from tests.integration.relay_helpers import RelayViewer
 
@@ -97,7 +98,7 @@ class Site:
         self.secrets[name] = self.people.enroll_totp(name).secret if needs_code else None
 
     def browser(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.central.api_url, timeout=20)
+        return api_client(self.central, key=False)
 
     async def person(self, name: str, role: Role) -> Person:
         self.add(name, role)
@@ -216,12 +217,11 @@ async def test_remote_start_needs_a_reason_and_revoking_drops_the_viewer(
             broker_url,
             tmp_path / "agent",
             center_url=central.api_url,
+            center_ca_file=ca_file(),
             ice=LOOPBACK_ICE,
             video={"width": 320, "height": 240},
         ),
-        httpx.AsyncClient(
-            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-        ) as cad,
+        api_client(central) as cad,
     ):
         assert central.fleet is not None
         await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
@@ -231,14 +231,16 @@ async def test_remote_start_needs_a_reason_and_revoking_drops_the_viewer(
         assert started.status_code == 200, started.text
         grant = started.json()
         viewer = RelayViewer("h264")
-        await viewer.join(central.api_url, grant["stream_id"], grant["token"])
+        await viewer.join(central.api_url, grant["stream_id"], grant["token"], client_tls())
         await wait_for(lambda: viewer.frames > 5, timeout=15)
         revoked = await cad.delete(f"/api/v1/viewer-tokens/{grant['token_id']}")
         assert revoked.status_code == 200, revoked.text
         reading = viewer.task
         assert reading is not None
         await wait_for(reading.done, timeout=5)
-        again = await RelayViewer("h264").join(central.api_url, grant["stream_id"], grant["token"])
+        again = await RelayViewer("h264").join(
+            central.api_url, grant["stream_id"], grant["token"], client_tls()
+        )
         assert again.status_code == 403
         await viewer.pc.close()
     start = site.audit("streams.remote_start")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.center_tls import spki_pin
 from tests.helpers import wait_for
 from tests.integration.center_helpers import streaming_unit
 from tests.integration.relay_helpers import publishing, viewer_token
@@ -32,6 +33,8 @@ ARGS = [
     "--allow-loopback-in-peer-connection",
     f"--disable-features=WebRtcHideLocalIpsWithMdns,{PLAYWRIGHT_DISABLED}",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    # The test centers' certificate, accepted by its key alone (tests/center_tls.py).
+    f"--ignore-certificate-errors-spki-list={spki_pin()}",
 ]
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -16,9 +17,12 @@ from central.broker import free_port
 from tests.helpers import ROOT
 
 
-def get(url: str, key: str | None = None) -> Any:
+def get(url: str, ca: Path, key: str | None = None) -> Any:
+    """JSON from the center, its certificate checked against its own CA `ca`."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
+    tls = ssl.create_default_context(cafile=str(ca))
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=2, context=tls) as r:
         return json.load(r)
 
 
@@ -62,9 +66,9 @@ def test_central_restarts_its_broker(tmp_path: Path) -> None:
         RTCC_DATA_DIR=str(tmp_path),
         RTCC_MQTT__RECONNECT_MAX_S="1",
     )
-    api = f"http://127.0.0.1:{port}"
+    api, ca = f"https://127.0.0.1:{port}", tmp_path / "tls" / "ca.pem"
     try:
-        poll(lambda: get(api + "/healthz")["mqtt_connected"], 20)
+        poll(lambda: get(api + "/healthz", ca)["mqtt_connected"], 20)
         broker = next(p for p in psutil.Process(proc.pid).children() if "mosquitto" in p.name())
         broker.kill()
         poll(
@@ -74,7 +78,7 @@ def test_central_restarts_its_broker(tmp_path: Path) -> None:
             ),
             15,
         )
-        poll(lambda: get(api + "/healthz")["mqtt_connected"], 20)
+        poll(lambda: get(api + "/healthz", ca)["mqtt_connected"], 20)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert not psutil.pid_exists(broker.pid) or broker.status() == psutil.STATUS_ZOMBIE
@@ -89,15 +93,16 @@ def test_central_restarts_its_broker(tmp_path: Path) -> None:
 def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     proc = rtcc("demo", "--units", "2", "--http-port", str(port), "--data-dir", str(tmp_path))
-    api = f"http://127.0.0.1:{port}"
+    api = f"https://127.0.0.1:{port}"
+    ca = tmp_path / "central" / "tls" / "ca.pem"
     try:
         key = poll(lambda: demo_key(tmp_path), 40)
         logins = (tmp_path / "demo-logins.txt").read_text()
         assert all(f"demo-{role} " in logins for role in ("admin", "dispatcher", "patrol"))
         units = poll(
             lambda: (
-                [u for u in get(api + "/api/v1/units", key) if u["online"] and u["state"]]
-                if len(get(api + "/api/v1/units", key)) == 2
+                [u for u in get(api + "/api/v1/units", ca, key) if u["online"] and u["state"]]
+                if len(get(api + "/api/v1/units", ca, key)) == 2
                 else None
             ),
             40,
@@ -105,7 +110,7 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
         assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
 
         def live_streams() -> list[dict[str, Any]] | None:
-            live = [s for s in get(api + "/api/v1/streams", key) if s["live"]]
+            live = [s for s in get(api + "/api/v1/streams", ca, key) if s["live"]]
             return live if len(live) == 2 else None
 
         streams = poll(live_streams, 40)
@@ -134,7 +139,8 @@ def test_children_die_with_a_killed_center(tmp_path: Path) -> None:
         "central", RTCC_HTTP__PORT=str(port), RTCC_DATA_DIR=str(tmp_path), RTCC_RELAY__WORKERS="2"
     )
     try:
-        poll(lambda: get(f"http://127.0.0.1:{port}/healthz")["mqtt_connected"], 20)
+        ca = tmp_path / "tls" / "ca.pem"
+        poll(lambda: get(f"https://127.0.0.1:{port}/healthz", ca)["mqtt_connected"], 20)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # its broker and two relay workers
         proc.kill()

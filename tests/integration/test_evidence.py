@@ -19,9 +19,10 @@ from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from runtime.backoff import Backoff
 from tests.audio_clip import write_clip_with_sound
+from tests.center_tls import client_tls
 from tests.helpers import running_agent, wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_async, wait_for_state
-from tests.integration.center_helpers import every_scope_headers, running_central, unit_at_center
+from tests.integration.center_helpers import api_client, running_central, unit_at_center
 
 SMALL_VIDEO = {"width": 192, "height": 96, "fps": 10, "keyframe_interval_s": 1}
 
@@ -123,9 +124,7 @@ def _entry_start(central: Any, unit: str, recording_id: str, index: int) -> floa
 async def test_tampering_is_named_exactly(broker_url: str, unique: str, tmp_path: Path) -> None:
     async with (
         running_central(broker_url, unique, tmp_path) as central,
-        httpx.AsyncClient(
-            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-        ) as http,
+        api_client(central) as http,
     ):
         recording_id, recordings = record_clip(tmp_path / "unit", seconds=7)
         await offload(central.api_url, recordings)
@@ -174,6 +173,7 @@ async def offload(center_url: str, recordings: Path, chunk_bytes: int = 1 << 20)
         lambda: None,
         chunk_bytes=chunk_bytes,
         backoff=Backoff(initial_s=0.01, max_s=0.05),
+        verify=client_tls(),
     )
     task = asyncio.create_task(uploader.run())
     try:
@@ -232,9 +232,7 @@ async def test_uploads_cut_at_random_offsets_resume_to_byte_identical_files(
 ) -> None:
     async with (
         running_central(broker_url, unique, tmp_path) as central,
-        httpx.AsyncClient(
-            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-        ) as http,
+        api_client(central) as http,
     ):
         port = int(central.api_url.rsplit(":", 1)[1])
         recording_id, recordings = record_clip(tmp_path / "unit", seconds=6)
@@ -243,7 +241,7 @@ async def test_uploads_cut_at_random_offsets_resume_to_byte_identical_files(
         proxy = CuttingProxy(port, cuts=10, seed=int(unique, 16), max_bytes=total // 4)
         proxy_port = await proxy.start()
         try:
-            await offload(f"http://127.0.0.1:{proxy_port}", recordings, chunk_bytes=64 * 1024)
+            await offload(f"https://127.0.0.1:{proxy_port}", recordings, chunk_bytes=64 * 1024)
         finally:
             proxy.server.close()
         assert proxy.cut == 10

@@ -17,6 +17,7 @@ from protocol import UnitState
 from protocol.evidence import UnitKey, parse_manifest, verify
 from protocol.upload import MANIFEST
 from runtime.files import sha256_file
+from tests.center_tls import client_tls
 from tests.helpers import running_agent, running_center, spawn_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state
 from tests.integration.center_helpers import unit_at_center
@@ -114,7 +115,7 @@ async def test_a_full_disk_pauses_recording_not_streaming_and_recovers(
                 await http.post(f"/api/v1/units/{unit}/stream", json={"reason": "test"})
             ).json()
             viewer = RelayViewer("h264")
-            await viewer.join(central.api_url, grant["stream_id"], grant["token"])
+            await viewer.join(central.api_url, grant["stream_id"], grant["token"], client_tls())
             await wait_for(lambda: viewer.frames > 10, timeout=15)
             evidence.start_recording("test")
             await wait_for(lambda: evidence.recorder.segments_written >= 2, timeout=10)

@@ -11,11 +11,12 @@ import httpx
 
 from central.broker import free_port
 from central.service import Central
+from tests.center_tls import ca_file, client_tls
 from tests.helpers import running_agent, wait_for
 from tests.integration.center_helpers import (
     LOOPBACK_ICE,
+    api_client,
     central_settings,
-    every_scope_headers,
     running_central,
 )
 from tests.integration.relay_helpers import RelayViewer
@@ -47,7 +48,7 @@ async def decoding_again(central: Central, stream_id: str, token: str) -> RelayV
     """A viewer joined anew (as a page does after its session died) decodes frames."""
     while True:
         viewer = RelayViewer("vp8")
-        joined = await viewer.join(central.api_url, stream_id, token)
+        joined = await viewer.join(central.api_url, stream_id, token, client_tls())
         if joined.status_code == 201:
             with contextlib.suppress(AssertionError):
                 await wait_for(lambda v=viewer: v.frames > 5, timeout=3)  # type: ignore[misc]
@@ -68,12 +69,11 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
                 broker_url,
                 tmp_path / "agent",
                 center_url=central.api_url,
+                center_ca_file=ca_file(),
                 ice=LOOPBACK_ICE,
                 video=VIDEO,
             ),
-            httpx.AsyncClient(
-                base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-            ) as http,
+            api_client(central) as http,
         ):
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
             grant = await started(http, unit)
@@ -100,12 +100,11 @@ async def test_agent_restart_resumes_its_stream(
         unit = f"u-{unique}"
         agent_kw: dict[str, Any] = {
             "center_url": central.api_url,
+            "center_ca_file": ca_file(),
             "ice": LOOPBACK_ICE,
             "video": VIDEO,
         }
-        async with httpx.AsyncClient(
-            base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-        ) as http:
+        async with api_client(central) as http:
             async with running_agent(unit, broker_url, tmp_path / "agent", **agent_kw):
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
                 grant = await started(http, unit)
@@ -137,12 +136,11 @@ async def test_center_restart_keeps_desired_streams_and_tokens(
             broker_url,
             tmp_path / "agent",
             center_url=central.api_url,
+            center_ca_file=ca_file(),
             ice=LOOPBACK_ICE,
             video=VIDEO,
         ) as agent:
-            async with httpx.AsyncClient(
-                base_url=central.api_url, timeout=20, headers=every_scope_headers(central)
-            ) as http:
+            async with api_client(central) as http:
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
                 grant = await started(http, unit)
             await central.stop()

@@ -4,6 +4,7 @@
 from pathlib import Path
 from typing import Any
 
+from tests.center_tls import client_tls
 from tests.helpers import wait_for
 from tests.integration.center_helpers import streaming_unit
 from tests.integration.relay_helpers import RelayViewer
@@ -19,7 +20,9 @@ async def test_remote_start_view_and_stop(broker_url: str, unique: str, tmp_path
         grant, http, agent = unit.grant, unit.http, unit.agent
         assert grant["stream_id"].startswith(agent.unit_id)
         viewer = RelayViewer("vp8")
-        joined = await viewer.join(unit.central.api_url, grant["stream_id"], grant["token"])
+        joined = await viewer.join(
+            unit.central.api_url, grant["stream_id"], grant["token"], client_tls()
+        )
         assert joined.status_code == 201, joined.text
         await wait_for(lambda: len(viewer.stamps) > 10, timeout=15)
         assert viewer.sizes == {(320, 240)}

@@ -118,7 +118,6 @@ PEOPLE_ONLY = {
     Action.SHARES_REVOKE,
     Action.SHARES_RECEIVE,
     Action.SHARES_OPEN,
-    Action.VIEWER_TOKEN_REVOKE,
     Action.API_DOCS,
 }
 

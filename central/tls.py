@@ -1,0 +1,165 @@
+"""The center's own HTTPS certificate, from its own CA, made at first start: a department
+that has its own certificate points `RTCC_HTTP__CERT_FILE`/`__KEY_FILE` at it instead.
+
+The CA (`{data_dir}/tls/ca.pem`, key 0600) is what browsers and gateways are told to trust;
+it signs a server certificate for the names the center is reached by (the listen address,
+localhost, and the public URL's host). The server certificate is made again when those names
+change or it is within `RENEW_BEFORE_S` of expiry; the CA lasts ten years. This CA is not
+the device CA that provisioning uses for units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from runtime.files import write_atomic
+
+CA_DAYS = 3650
+SERVER_DAYS = 397  # what browsers accept for a server certificate
+RENEW_BEFORE_S = 30 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFiles:
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None  # None for a certificate the department brought
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "rtcc center"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _alt_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+class CenterCa:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ca_file = folder / "ca.pem"
+        self.ca_key_file = folder / "ca.key"
+        self.cert_file = folder / "server.pem"
+        self.key_file = folder / "server.key"
+
+    def server_files(self, hosts: list[str], now: dt.datetime | None = None) -> ServerFiles:
+        """The server certificate for `hosts`, made (with the CA, the first time) when
+        missing, for other names, or close to expiry."""
+        now = now or dt.datetime.now(dt.UTC)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca_cert, ca_key = self._ca(now)
+        if not self._current(hosts, now):
+            self._issue(hosts, ca_cert, ca_key, now)
+        return ServerFiles(self.cert_file, self.key_file, self.ca_file)
+
+    def _ca(self, now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if self.ca_file.exists() and self.ca_key_file.exists():
+            cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
+            key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            return cert, key
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = _name("rtcc center CA")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        write_atomic(self.ca_key_file, _key_pem(key), mode=0o600)
+        write_atomic(self.ca_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        return cert, key
+
+    def _current(self, hosts: list[str], now: dt.datetime) -> bool:
+        if not (self.cert_file.exists() and self.key_file.exists()):
+            return False
+        cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        if cert.not_valid_after_utc - now < dt.timedelta(seconds=RENEW_BEFORE_S):
+            return False
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return set(names) == {_alt_name(h) for h in hosts}
+
+    def _issue(
+        self,
+        hosts: list[str],
+        ca_cert: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+        now: dt.datetime,
+    ) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(hosts[0]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([_alt_name(h) for h in hosts]), critical=False
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        write_atomic(self.key_file, _key_pem(key), mode=0o600)
+        write_atomic(self.cert_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+
+
+def server_hosts(listen_host: str, public_host: str | None) -> list[str]:
+    """The names a center's certificate must carry, in a stable order."""
+    hosts = []
+    for host in (public_host, listen_host, "localhost", "127.0.0.1"):
+        if host and host not in ("0.0.0.0", "::") and host not in hosts:
+            hosts.append(host)
+    return hosts
