@@ -51,6 +51,9 @@ class SessionView(ApiModel):
     role: str
     csrf_token: str | None = Field(description=f"Send it as {CSRF_HEADER} on changes.")
     expires_at: float | None = None
+    idle_lock_s: float | None = Field(
+        default=None, description="Unused this long, the session locks (sessions only)."
+    )
 
 
 class AuditRecordView(ApiModel):
@@ -71,12 +74,13 @@ class AuditPageView(ApiModel):
     next_cursor: int | None
 
 
-def _session_answer(signed: SignedIn, request: Request) -> JSONResponse:
+def _session_answer(signed: SignedIn, request: Request, idle_lock_s: float) -> JSONResponse:
     body = SessionView(
         user=signed.user,
         role=signed.role.value,
         csrf_token=signed.csrf,
         expires_at=signed.expires_at,
+        idle_lock_s=idle_lock_s,
     )
     answer = JSONResponse(body.model_dump())
     secure = request.url.scheme == "https"
@@ -91,6 +95,7 @@ def add_access_routes(
 ) -> None:
     tags: list[Any] = ["access"]
     home_page = resources.files("central.static").joinpath("home.html").read_text()
+    idle_lock_s = gate.settings.sessions.idle_lock_s
 
     @app.post("/api/v1/session", tags=tags, responses={401: {}})
     async def sign_in(body: SignInRequest, request: Request) -> JSONResponse:
@@ -98,14 +103,15 @@ def add_access_routes(
         signed = await asyncio.to_thread(
             sign_ins.sign_in, body.name, body.password, body.code, source_of(request)
         )
-        return _session_answer(signed, request)
+        return _session_answer(signed, request, idle_lock_s)
 
     @app.get("/api/v1/session", tags=tags, responses={401: {}})
     def who_am_i(request: Request) -> SessionView:
         caller = gate.identify(request)
         session_id = request.cookies.get(SESSION_COOKIE)
         csrf = csrf_token(session_id) if caller.session_hash and session_id else None
-        return SessionView(user=caller.name, role=caller.role, csrf_token=csrf)
+        idle = idle_lock_s if caller.session_hash else None
+        return SessionView(user=caller.name, role=caller.role, csrf_token=csrf, idle_lock_s=idle)
 
     @app.post("/api/v1/session/unlock", tags=tags, responses={401: {}})
     async def unlock(body: UnlockRequest, request: Request) -> JSONResponse:
@@ -114,7 +120,7 @@ def add_access_routes(
         signed = await asyncio.to_thread(
             sign_ins.unlock, session_id, body.password, source_of(request)
         )
-        return _session_answer(signed, request)
+        return _session_answer(signed, request, idle_lock_s)
 
     @app.delete("/api/v1/session", tags=tags)
     async def sign_out(request: Request) -> Response:

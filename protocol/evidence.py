@@ -22,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 GENESIS = "0" * 64
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-SafeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+MAX_SEGMENT_INDEX = 1_000_000
+SafeName = Annotated[str, Field(pattern=SAFE_NAME_PATTERN)]
 
 
 class GpsPoint(BaseModel):
@@ -37,7 +39,7 @@ class ManifestEntry(BaseModel):
     v: Literal[1] = 1
     unit_id: SafeName
     recording_id: SafeName
-    index: int = Field(ge=0, le=1_000_000)
+    index: int = Field(ge=0, le=MAX_SEGMENT_INDEX)
     file: SafeName
     size: int = Field(ge=0)
     sha256: Sha256Hex

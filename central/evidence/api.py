@@ -10,7 +10,7 @@ segment must hash to its entry, so nothing can be slipped in."""
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -19,7 +19,7 @@ from central.access.policy import Action
 from central.errors import Forbidden, TooLarge
 from central.evidence.store import EvidenceStore, SegmentState
 from central.gate import Caller, Gate
-from protocol.evidence import ManifestEntry
+from protocol.evidence import MAX_SEGMENT_INDEX, SAFE_NAME_PATTERN, ManifestEntry
 from protocol.upload import (
     ENTRIES_ROUTE,
     EVIDENCE_ROUTE,
@@ -30,6 +30,9 @@ from protocol.upload import (
 )
 
 MAX_CHUNK = 8 * 2**20
+# The manifest's own bounds (protocol.evidence): anything else names no stored segment.
+RecordingId = Annotated[str, Path(pattern=SAFE_NAME_PATTERN)]
+SegmentIndex = Annotated[int, Path(ge=0, le=MAX_SEGMENT_INDEX)]
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -71,17 +74,17 @@ def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
         return {"added": await call(store.add_entry, entry)}
 
     @app.head(SEGMENT_ROUTE)
-    async def segment_offset(recording_id: str, index: int) -> Response:
+    async def segment_offset(recording_id: RecordingId, index: SegmentIndex) -> Response:
         return _state(await call(store.segment, recording_id, index))
 
     @app.get(UPLOAD_STATUS_ROUTE)
-    async def segment_status(recording_id: str, index: int) -> Response:
+    async def segment_status(recording_id: RecordingId, index: SegmentIndex) -> Response:
         return _state(await call(store.segment, recording_id, index))
 
     @app.patch(SEGMENT_ROUTE)
     async def upload_chunk(
-        recording_id: str,
-        index: int,
+        recording_id: RecordingId,
+        index: SegmentIndex,
         request: Request,
         upload_offset: Annotated[int, Header(alias=UPLOAD_OFFSET, ge=0)],
     ) -> Response:
@@ -115,13 +118,13 @@ def add_search_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
         return found
 
     @app.get("/api/v1/evidence/{recording_id}", dependencies=[caller_for(Action.EVIDENCE_SEARCH)])
-    async def describe(recording_id: str) -> dict[str, object]:
+    async def describe(recording_id: RecordingId) -> dict[str, object]:
         return await call(store.describe, recording_id)
 
     @app.get(SEGMENT_ROUTE)
     async def segment(
-        recording_id: str,
-        index: int,
+        recording_id: RecordingId,
+        index: SegmentIndex,
         caller: Annotated[Caller, caller_for(Action.EVIDENCE_PLAYBACK)],
         download: bool = False,
     ) -> FileResponse:
@@ -136,7 +139,7 @@ def add_search_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
 
     @app.get("/api/v1/evidence/{recording_id}/verify")
     async def verify(
-        recording_id: str, caller: Annotated[Caller, caller_for(Action.EVIDENCE_VERIFY)]
+        recording_id: RecordingId, caller: Annotated[Caller, caller_for(Action.EVIDENCE_VERIFY)]
     ) -> VerifyView:
         problems = await call(store.verify, recording_id)
         outcome = "ok" if not problems else "problems"
