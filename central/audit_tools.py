@@ -17,7 +17,7 @@ from typing import Literal, TextIO
 from pydantic import JsonValue
 
 from central.config import CentralSettings
-from central.db.audit import MAX_PAGE, Audit, AuditQuery
+from central.db.audit import MAX_PAGE, PURGE_ACTION, Audit, AuditQuery
 from central.db.audit_chain import (
     AnchorsUnreadable,
     AuditEntry,
@@ -85,13 +85,15 @@ def verify_audit(database: Database, data_dir: Path) -> tuple[bool, str]:
     with database.read() as tx:
         audit = Audit(tx)
         problem = audit.verify(heads)
-        count = audit.head().seq
+        purged = audit.base().seq
+        count = audit.head().seq - purged
     if problem is not None:
         return False, f"audit chain broken: {problem}"
     if count and not heads:
         # Without a head kept apart, a database rewritten and re-sealed would pass.
         return False, f"audit anchors {anchors.path}: none, for a chain of {count} records"
-    return True, f"audit chain intact: {count} records, {len(heads)} anchors"
+    after = f" after {purged} purged" if purged else ""
+    return True, f"audit chain intact: {count} records{after}, {len(heads)} anchors"
 
 
 def records_between(
@@ -146,6 +148,51 @@ def run_verify(settings: CentralSettings, out: TextIO) -> bool:
         database.close()
     print(message, file=out)
     return intact
+
+
+def run_purge(settings: CentralSettings, out: TextIO, now: float | None = None) -> int:
+    """Deletes the records older than the retention (refused when none is set), audited in
+    the same transaction; returns how many went."""
+    days = settings.access.audit_retention_days
+    if days is None:
+        raise CommandRefused(
+            "no retention is set (RTCC_ACCESS__AUDIT_RETENTION_DAYS): the audit log is kept forever"
+        )
+    now = time.time() if now is None else now
+    before = now - days * 86_400
+    operator = Operator.at_command_line()
+    database = open_center_database(settings.database())
+    try:
+        with database.write() as tx:
+            audit = Audit(tx)
+            removed, base = audit.purge(before)
+            if removed:
+                detail: dict[str, JsonValue] = {
+                    "removed": removed,
+                    "before": before,
+                    "retention_days": days,
+                    "through_seq": base.seq,
+                    "through_hash": base.hash,
+                }
+                entry = AuditEntry(
+                    now,
+                    operator.actor,
+                    PURGE_ACTION,
+                    "ok",
+                    operator.role,
+                    operator.source,
+                    None,
+                    detail,
+                )
+                record = audit.append(entry)
+        if removed:
+            anchor_file(settings.data_dir).record(head_of(record), now)
+    except CenterError as exc:
+        raise CommandRefused(str(exc)) from None
+    finally:
+        database.close()
+    print(f"purged {removed} audit records older than {days:g} days", file=out)
+    return removed
 
 
 def run_export(settings: CentralSettings, request: ExportRequest, stdout: TextIO) -> int:

@@ -166,7 +166,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from central.audit_tools import ExportRequest, run_export, run_verify
+    from central.audit_tools import ExportRequest, run_export, run_purge, run_verify
     from central.config import CentralSettings
     from central.people import CommandRefused
 
@@ -175,6 +175,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         if args.audit_command == "verify":
             return 0 if run_verify(settings, sys.stdout) else 1
+        if args.audit_command == "purge":
+            run_purge(settings, sys.stdout)
+            return 0
         request = ExportRequest(args.since, args.until, args.format, args.output)
         count = run_export(settings, request, sys.stdout)
     except CommandRefused as exc:
@@ -266,6 +269,12 @@ def add_people_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--output", type=Path, help="file to write (mode 0600); default stdout")
     export.set_defaults(func=cmd_audit)
+    purge = audit_sub.add_parser(
+        "purge",
+        help="delete records older than RTCC_ACCESS__AUDIT_RETENTION_DAYS (audited)",
+        parents=[common],
+    )
+    purge.set_defaults(func=cmd_audit)
     add_client_commands(sub, common)
 
 

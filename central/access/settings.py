@@ -3,6 +3,8 @@ RTCC_ACCESS__SESSIONS__IDLE_LOCK_S=900 or RTCC_ACCESS__THROTTLE__ACCOUNT__LOCK_A
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from central.access.passwords import PasswordSettings
 from central.access.sessions import SessionSettings
 from central.access.throttle import ThrottleSettings
@@ -13,3 +15,9 @@ class AccessSettings(Section):
     passwords: PasswordSettings = PasswordSettings()
     sessions: SessionSettings = SessionSettings()
     throttle: ThrottleSettings = ThrottleSettings()
+    audit_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="`rtcc audit purge` deletes audit records older than this; none: the "
+        "audit log is kept forever and nothing deletes from it.",
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from central.db.audit_chain import (
@@ -31,6 +31,7 @@ from central.errors import Invalid
 
 _HEAD_ID = 1
 MAX_PAGE = 1000
+PURGE_ACTION = "audit.purge"
 
 
 class AuditQuery(BaseModel):
@@ -80,6 +81,16 @@ def _check_lengths(columns: dict[str, Any]) -> None:
         limit = getattr(AuditRow.__table__.c[name].type, "length", None)
         if isinstance(value, str) and limit is not None and len(value) > limit:
             raise Invalid(f"audit {name} is longer than {limit} characters")
+
+
+def _purge_recorded(records: Sequence[AuditRecord], base: ChainHead) -> bool:
+    """Whether the kept chain holds the purge that moved its base to `base`."""
+    return any(
+        r.entry.action == PURGE_ACTION
+        and r.entry.detail.get("through_seq") == base.seq
+        and r.entry.detail.get("through_hash") == base.hash
+        for r in records
+    )
 
 
 def _filtered(query: AuditQuery) -> Select[tuple[AuditRow]]:
@@ -150,12 +161,50 @@ class Audit:
             yield from (_record(row) for row in rows)
             after_seq = rows[-1].seq
 
+    def base(self) -> ChainHead:
+        """The record the oldest kept one follows (GENESIS unless records were purged)."""
+        found = self._session.execute(
+            select(AuditHeadRow.base_seq, AuditHeadRow.base_hash).where(AuditHeadRow.id == _HEAD_ID)
+        ).one()
+        return ChainHead(found.base_seq, found.base_hash)
+
+    def purge(self, before: float) -> tuple[int, ChainHead]:
+        """Deletes the records older than `before` that start the chain (a record kept
+        stops the purge, so the chain stays whole) and moves the base past them; returns
+        how many went and the new base. The caller audits the purge in the same
+        transaction: `verify` accepts a moved base only with that record."""
+        base = self.base()
+        first_kept = self._session.scalar(
+            select(func.min(AuditRow.seq)).where(AuditRow.at >= before, AuditRow.seq > base.seq)
+        )
+        through = first_kept - 1 if first_kept is not None else self.head().seq
+        last = self._session.execute(
+            select(AuditRow.seq, AuditRow.hash).where(
+                AuditRow.seq == through, AuditRow.seq > base.seq
+            )
+        ).first()
+        if last is None:
+            return 0, base
+        removed = self._session.execute(delete(AuditRow).where(AuditRow.seq <= last.seq))
+        new_base = ChainHead(last.seq, last.hash)
+        self._session.execute(
+            update(AuditHeadRow)
+            .where(AuditHeadRow.id == _HEAD_ID)
+            .values(base_seq=new_base.seq, base_hash=new_base.hash)
+        )
+        return int(getattr(removed, "rowcount", 0) or 0), new_base
+
     def verify(self, anchors: Sequence[ChainHead] = ()) -> ChainProblem | None:
         """The first tampered record, checked against the database's own head and any
         `anchors` kept elsewhere; None when the chain holds."""
         head = self.head()
-        records = list(self.scan())
-        problem = verify_chain(records, anchors=[head, *anchors])
+        base = self.base()
+        records = list(self.scan(after_seq=base.seq))
+        problem = verify_chain(records, start=base, anchors=[head, *anchors])
+        if problem is None and base.seq > 0 and not _purge_recorded(records, base):
+            return ChainProblem(
+                Tamper.REMOVED, 1, f"records up to {base.seq} are gone without an audited purge"
+            )
         if problem is None and records and records[-1].seq > head.seq:
             return ChainProblem(
                 Tamper.INSERTED, head.seq + 1, f"the chain's head is {head.seq}, not beyond"

@@ -162,6 +162,9 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    # The record the oldest kept one follows: GENESIS (0) until records are purged.
+    base_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    base_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), server_default="0" * 64)
 
 
 class ViewerGrantRow(Base):

@@ -171,3 +171,33 @@ def test_export_refuses_a_bad_window(center: Center, window: tuple[str, ...], me
     code, out, err = center.run("audit", "export", *window)
     assert code == 2 and out == ""
     assert err.startswith("rtcc audit export: ") and message in err and err.count("\n") == 1
+
+
+def test_purge_needs_a_retention_and_keeps_the_chain_verifiable(
+    center: Center, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    append(center, 5)  # a month old
+    assert center.run("users", "add", "ana", "--role", "tech")[0] == 0  # now
+    code, _, err = center.run("audit", "purge")
+    assert code == 2 and "kept forever" in err
+    monkeypatch.setenv("RTCC_ACCESS__AUDIT_RETENTION_DAYS", "7")
+    code, out, _ = center.run("audit", "purge")
+    assert (code, out.strip()) == (0, "purged 5 audit records older than 7 days")
+    with center.database.read() as tx:
+        kept = Audit(tx).query(AuditQuery(limit=100, newest_first=False)).records
+    assert [r.entry.action for r in kept] == ["user.create", "audit.purge"]
+    assert kept[1].entry.detail["through_seq"] == 5
+    assert verify(center) == (0, "audit chain intact: 2 records after 5 purged, 2 anchors")
+    assert center.run("audit", "purge")[1].strip() == "purged 0 audit records older than 7 days"
+
+
+def test_records_cut_from_the_start_without_a_purge_are_named(center: Center) -> None:
+    records = append(center, 4)
+    assert center.run("users", "add", "ana", "--role", "tech")[0] == 0
+    cut = records[1]
+    center.sql(
+        "DELETE FROM audit WHERE seq <= 2",
+        f"UPDATE audit_head SET base_seq = 2, base_hash = '{cut.hash}'",
+    )
+    code, line = verify(center)
+    assert code == 1 and "without an audited purge" in line, line
