@@ -1,6 +1,6 @@
 import sys
 
-from bench import agent_footprint, relay_fanout, remote_start, status_plane, trigger_alert
+from bench import access, agent_footprint, relay_fanout, remote_start, status_plane, trigger_alert
 
 if __name__ == "__main__":
     sys.exit(
@@ -9,4 +9,5 @@ if __name__ == "__main__":
         or remote_start.main([])
         or agent_footprint.main([])
         or trigger_alert.main([])
+        or access.main([])
     )

@@ -243,8 +243,24 @@ async def test_remote_start_needs_a_reason_and_revoking_drops_the_viewer(
         )
         assert again.status_code == 403
         await viewer.pc.close()
+        # A dispatcher's own token ends with their session: signing out drops their view.
+        dana = await site.person("dana", Role.DISPATCHER)
+        async with contextlib.aclosing(dana):
+            token = await dana.call("POST", f"/api/v1/streams/{grant['stream_id']}/viewer-token")
+            assert token.status_code == 200, token.text
+            watching = RelayViewer("h264")
+            own = token.json()["token"]
+            await watching.join(central.api_url, grant["stream_id"], own, client_tls())
+            await wait_for(lambda: watching.frames > 5, timeout=15)
+            assert (await dana.call("DELETE", "/api/v1/session")).status_code == 204
+            assert watching.task is not None
+            await wait_for(watching.task.done, timeout=5)
+            await watching.pc.close()
     start = site.audit("streams.remote_start")
     assert [(r["outcome"], r["detail"].get("incident")) for r in start] == [("ok", "24-0117")]
     stops = site.audit("streams.view_stop")
-    assert [r["outcome"] for r in stops] == ["revoked"]
-    assert [r["outcome"] for r in site.audit("streams.view_start")] == ["ok"]
+    assert sorted((r["actor"], r["outcome"]) for r in stops) == [
+        ("dana", "revoked"),
+        ("tests", "revoked"),
+    ]
+    assert len(site.audit("streams.view_start")) == 2
