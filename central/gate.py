@@ -38,7 +38,7 @@ from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.engine import Database
 from central.db.sessions import SessionRecord, Sessions
-from central.db.users import Users
+from central.db.users import User, Users
 from central.errors import Forbidden, NotAuthorized
 
 log = structlog.get_logger("rtcc.gate")
@@ -110,6 +110,16 @@ def as_session(record: SessionRecord) -> sessions.Session:
     )
 
 
+def session_and_user(database: Database, token_hash: str) -> tuple[SessionRecord, User]:
+    """The session and its user; NotAuthorized when either is gone or the user is disabled."""
+    with database.read() as tx:
+        record = Sessions(tx).get(token_hash)
+        user = Users(tx).get(record.user) if record is not None else None
+    if record is None or user is None or user.disabled:
+        raise NotAuthorized("sign in first", session="none")
+    return record, user
+
+
 class Gate:
     def __init__(
         self,
@@ -164,11 +174,7 @@ class Gate:
     def _by_session(self, session_id: str, source: str) -> Caller:
         now = self._clock()
         token_hash = hash_secret(session_id)
-        with self.database.read() as tx:
-            record = Sessions(tx).get(token_hash)
-            user = Users(tx).get(record.user) if record is not None else None
-        if record is None or user is None or user.disabled:
-            raise NotAuthorized("sign in first", session="none")
+        record, user = session_and_user(self.database, token_hash)
         settings = self.settings.sessions
         session = as_session(record)
         try:

@@ -30,7 +30,7 @@ from central.db.engine import Database
 from central.db.sessions import Sessions
 from central.db.users import AddressFailures, FailureCount, User, Users
 from central.errors import NotAuthorized
-from central.gate import as_session, csrf_token
+from central.gate import as_session, csrf_token, session_and_user
 
 MAX_ACCOUNT_LOCKS = 4096
 
@@ -129,11 +129,7 @@ class SignInService:
         """The password again on a locked session opens it (audited either way)."""
         now = self._clock()
         token_hash = hash_secret(session_id)
-        with self.database.read() as tx:
-            record = Sessions(tx).get(token_hash)
-            user = Users(tx).get(record.user) if record is not None else None
-        if record is None or user is None or user.disabled:
-            raise NotAuthorized("sign in first", session="none")
+        record, user = session_and_user(self.database, token_hash)
         password_ok = self.hasher.verify(user.password_hash, password)
         settings = self.settings.sessions
         refusal: NotAuthorized | None = None

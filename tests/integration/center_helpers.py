@@ -78,6 +78,21 @@ def every_scope_headers(central: Central) -> dict[str, str]:
     return {"Authorization": f"Bearer {every_scope_key(central.database)}"}
 
 
+def agent_of(
+    central: Central, unit: str, broker_url: str, data_dir: Path, **agent: Any
+) -> contextlib.AbstractAsyncContextManager[Agent]:
+    """`rtcc agent` for `unit`, publishing to `central` over HTTPS (loopback ICE)."""
+    return running_agent(
+        unit,
+        broker_url,
+        data_dir,
+        center_url=central.api_url,
+        center_ca_file=ca_file(),
+        ice=LOOPBACK_ICE,
+        **agent,
+    )
+
+
 @contextlib.asynccontextmanager
 async def unit_at_center(
     broker_url: str, unique: str, tmp_path: Path, data_dir: Path | None = None, **agent: Any
@@ -87,15 +102,7 @@ async def unit_at_center(
     unit = f"u-{unique}"
     async with (
         running_central(broker_url, unique, tmp_path) as central,
-        running_agent(
-            unit,
-            broker_url,
-            data_dir or tmp_path / "agent",
-            center_url=central.api_url,
-            center_ca_file=ca_file(),
-            ice=LOOPBACK_ICE,
-            **agent,
-        ) as running,
+        agent_of(central, unit, broker_url, data_dir or tmp_path / "agent", **agent) as running,
         api_client(central) as http,
     ):
         yield UnitAtCenter(central, running, http, unit)

@@ -23,10 +23,10 @@ from central.db.users import Users
 from central.people import Operator, People
 from central.service import Central
 from tests.center_cli import CHEAP_PASSWORDS
-from tests.center_tls import ca_file, client_tls
-from tests.helpers import running_agent, wait_for
+from tests.center_tls import client_tls
+from tests.helpers import wait_for
 from tests.integration.center_helpers import (
-    LOOPBACK_ICE,
+    agent_of,
     api_client,
     central_settings,
 )
@@ -122,16 +122,18 @@ class Site:
         ]
 
 
-@pytest.fixture
-async def site(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Site]:
-    passwords = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
+@contextlib.asynccontextmanager
+async def running_site(
+    broker_url: str, unique: str, tmp_path: Path, idle_lock_s: float = IDLE_LOCK_S
+) -> AsyncIterator[Site]:
+    """A whole center with cheap password hashing and the idle lock given."""
     settings = central_settings(
         broker_url,
         unique,
         tmp_path,
         access={
-            "passwords": passwords,
-            "sessions": {"idle_lock_s": IDLE_LOCK_S},
+            "passwords": {"time_cost": 1, "memory_kib": 8192, "parallelism": 1},
+            "sessions": {"idle_lock_s": idle_lock_s},
             # No waits between failures, so that five come at once; the lock is as configured.
             "throttle": {"account": {"base_delay_s": 0}},
         },
@@ -142,6 +144,12 @@ async def site(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Si
         yield Site(central)
     finally:
         await central.stop()
+
+
+@pytest.fixture
+async def site(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Site]:
+    async with running_site(broker_url, unique, tmp_path) as running:
+        yield running
 
 
 async def test_every_route_refuses_no_credentials_and_the_wrong_role(site: Site) -> None:
@@ -212,14 +220,8 @@ async def test_remote_start_needs_a_reason_and_revoking_drops_the_viewer(
     central = site.central
     unit = "u-revoke"
     async with (
-        running_agent(
-            unit,
-            broker_url,
-            tmp_path / "agent",
-            center_url=central.api_url,
-            center_ca_file=ca_file(),
-            ice=LOOPBACK_ICE,
-            video={"width": 320, "height": 240},
+        agent_of(
+            central, unit, broker_url, tmp_path / "agent", video={"width": 320, "height": 240}
         ),
         api_client(central) as cad,
     ):

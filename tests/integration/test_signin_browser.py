@@ -20,8 +20,7 @@ from central.access import totp
 from central.access.policy import Role
 from central.gate import CSRF_COOKIE, SESSION_COOKIE
 from central.service import Central
-from tests.integration.center_helpers import central_settings
-from tests.integration.test_access import PASSWORD, Site
+from tests.integration.test_access import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
 
 __all__ = ["browser"]  # the fixture, shared with the stream viewer's browser tests
@@ -33,28 +32,6 @@ IDLE_LOCK_S = 2.0
 # Long enough that no other test's session locks on a busy machine.
 NO_IDLE_LOCK_S = 600.0
 WAIT_MS = 15_000
-
-
-@contextlib.asynccontextmanager
-async def running_site(
-    broker_url: str, unique: str, tmp_path: Path, idle_lock_s: float
-) -> AsyncIterator[Site]:
-    """A whole center with cheap password hashing and the idle lock given (as test_access)."""
-    settings = central_settings(
-        broker_url,
-        unique,
-        tmp_path,
-        access={
-            "passwords": {"time_cost": 1, "memory_kib": 8192, "parallelism": 1},
-            "sessions": {"idle_lock_s": idle_lock_s},
-        },
-    )
-    central = Central(settings)
-    await central.start()
-    try:
-        yield Site(central)
-    finally:
-        await central.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests.center_tls import ca_file, client_tls
 from tests.helpers import running_agent, wait_for
 from tests.integration.center_helpers import (
     LOOPBACK_ICE,
+    agent_of,
     api_client,
     central_settings,
     running_central,
@@ -64,15 +65,7 @@ async def test_relay_worker_killed_stream_back_under_the_same_id(
         assert central.relay is not None and central.fleet is not None
         unit = f"u-{unique}"
         async with (
-            running_agent(
-                unit,
-                broker_url,
-                tmp_path / "agent",
-                center_url=central.api_url,
-                center_ca_file=ca_file(),
-                ice=LOOPBACK_ICE,
-                video=VIDEO,
-            ),
+            agent_of(central, unit, broker_url, tmp_path / "agent", video=VIDEO),
             api_client(central) as http,
         ):
             await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
@@ -131,15 +124,7 @@ async def test_center_restart_keeps_desired_streams_and_tokens(
     await central.start()
     try:
         assert central.fleet is not None
-        async with running_agent(
-            unit,
-            broker_url,
-            tmp_path / "agent",
-            center_url=central.api_url,
-            center_ca_file=ca_file(),
-            ice=LOOPBACK_ICE,
-            video=VIDEO,
-        ) as agent:
+        async with agent_of(central, unit, broker_url, tmp_path / "agent", video=VIDEO) as agent:
             async with api_client(central) as http:
                 await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
                 grant = await started(http, unit)
