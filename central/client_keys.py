@@ -19,6 +19,7 @@ from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.engine import Database
 from central.db.schema import open_migrated
+from central.db.viewer_grants import ViewerGrants
 from central.errors import CenterError
 from central.people import CommandRefused, Operator, anchor_file, check_name
 
@@ -89,7 +90,10 @@ def _revoke(database: Database, operator: Operator, key_id: str) -> None:
     now = time.time()
     with database.write() as tx:
         client = ApiClients(tx).revoke(key_id, now)
-        Audit(tx).append(_entry(operator, now, "apikey.revoke", client.name, {"key_id": key_id}))
+        # A client's viewer tokens are its key's: they end with it.
+        grants = ViewerGrants(tx).revoke_held_by(client.name, now)
+        detail: dict[str, JsonValue] = {"key_id": key_id, "viewer_tokens_revoked": grants}
+        Audit(tx).append(_entry(operator, now, "apikey.revoke", client.name, detail))
 
 
 def _entry(

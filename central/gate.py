@@ -9,6 +9,7 @@ runs in its thread pool, never on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
@@ -32,13 +33,13 @@ from central.access.credentials import (
 )
 from central.access.policy import Action, Principal, Role, Scope
 from central.access.settings import AccessSettings
+from central.access.tally import AuditTally
 from central.db.anchors import AnchorFile
 from central.db.api_clients import ApiClients
 from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.engine import Database
-from central.db.sessions import SessionRecord, Sessions
-from central.db.users import User, Users
+from central.db.sessions import SessionHolder, SessionRecord, Sessions
 from central.errors import Forbidden, NotAuthorized
 
 log = structlog.get_logger("rtcc.gate")
@@ -49,7 +50,9 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEY_USE_AUDIT_S = 60.0
 MAX_TOUCH_INTERVAL_S = 15.0
+TOUCH_FLUSH_S = 1.0
 MAX_KEYS_REMEMBERED = 10_000
+MAX_AUDITED_PATH = 200  # the audit record's object column holds 256
 # How the OpenAPI document names the two ways in; `identify` does the checking.
 SESSION_SCHEME = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="A person's session (sign in first)."
@@ -110,14 +113,14 @@ def as_session(record: SessionRecord) -> sessions.Session:
     )
 
 
-def session_and_user(database: Database, token_hash: str) -> tuple[SessionRecord, User]:
-    """The session and its user; NotAuthorized when either is gone or the user is disabled."""
+def session_holder(database: Database, token_hash: str) -> SessionHolder:
+    """The session and its user's standing; NotAuthorized when it is unknown or the user is
+    disabled."""
     with database.read() as tx:
-        record = Sessions(tx).get(token_hash)
-        user = Users(tx).get(record.user) if record is not None else None
-    if record is None or user is None or user.disabled:
+        holder = Sessions(tx).holder(token_hash)
+    if holder is None or holder.disabled:
         raise NotAuthorized("sign in first", session="none")
-    return record, user
+    return holder
 
 
 class Gate:
@@ -132,7 +135,8 @@ class Gate:
         self.settings = settings
         self.anchors = anchors
         self._clock = clock
-        self._key_audited: dict[str, float] = {}
+        self._tally = AuditTally(KEY_USE_AUDIT_S, MAX_KEYS_REMEMBERED)
+        self._touches: dict[str, float] = {}  # session use not yet written
         self._lock = threading.Lock()
         idle = settings.sessions.idle_lock_s
         self._touch_every = min(MAX_TOUCH_INTERVAL_S, idle / 10)
@@ -149,7 +153,8 @@ class Gate:
         ) -> Caller:
             caller = self.identify(request)
             if not caller.principal.may(action):
-                self.audit(caller, "access.denied", "refused", request.url.path, {"action": action})
+                path = request.url.path[:MAX_AUDITED_PATH]
+                self.audit(caller, "access.denied", "refused", path, {"action": action})
                 raise Forbidden(f"{caller.role} {caller.name} may not {action.value}")
             return caller
 
@@ -174,20 +179,25 @@ class Gate:
     def _by_session(self, session_id: str, source: str) -> Caller:
         now = self._clock()
         token_hash = hash_secret(session_id)
-        record, user = session_and_user(self.database, token_hash)
+        holder = session_holder(self.database, token_hash)
+        record = holder.session
         settings = self.settings.sessions
         session = as_session(record)
         try:
-            sessions.use(session, settings, now, user.sessions_valid_after)
+            sessions.use(session, settings, now, holder.sessions_valid_after)
         except sessions.SessionRefused as refused:
             if refused.state is sessions.SessionState.LOCKED and record.locked_at is None:
-                self._record_lock(session, user.role, source, now)
+                self._record_lock(session, holder.role, source, now)
             state = refused.state.value
             raise NotAuthorized(f"session {state}", session=state) from None
         if now - record.last_seen_at >= self._touch_every:
-            with self.database.write() as tx:
-                Sessions(tx).touch(token_hash, now)
-        principal = Principal(user.name, role=Role(user.role))
+            with self._lock:
+                self._touches[token_hash] = now
+        try:
+            role = Role(holder.role)
+        except ValueError:
+            raise NotAuthorized("this account has no valid role", session="none") from None
+        principal = Principal(record.user, role=role)
         return Caller(principal, source, session_hash=token_hash)
 
     def _record_lock(self, session: sessions.Session, role: str, source: str, now: float) -> None:
@@ -203,7 +213,7 @@ class Gate:
         now = self._clock()
         key_id = key_id_of(presented)
         with self.database.read() as tx:
-            client = ApiClients(tx).get(key_id) if key_id is not None else None
+            client = ApiClients(tx).lookup(key_id) if key_id is not None else None
         record = None
         if client is not None:
             scopes = frozenset(Scope(s) for s in client.scopes if s in Scope.__members__.values())
@@ -219,27 +229,54 @@ class Gate:
         check = check_api_key(record, presented, now)
         if record is None or check is not KeyCheck.VALID or not record.scopes:
             name = record.client if record is not None else "unknown"
-            refusal = AuditEntry(now, name, "apikey.use", check.value, "api_client", source, key_id)
-            self.append(refusal)
+            # Per address, not per key: varying the key must not buy more writes.
+            self._tallied(("refused", source), name, check.value, source, key_id)
             raise NotAuthorized(f"API key {check.value}")
         caller = Caller(Principal(record.client, scopes=record.scopes), source, key_id=key_id)
-        if self._first_use_in_a_while(record.key_id, now):
-            with self.database.write() as tx:
-                ApiClients(tx).touch(record.key_id, now)
-                Audit(tx).append(
-                    AuditEntry(now, caller.name, "apikey.use", "ok", caller.role, source, key_id)
-                )
+        self._tallied(("used", key_id), caller.name, "ok", source, key_id, touch=True)
         return caller
 
-    def _first_use_in_a_while(self, key_id: str, now: float) -> bool:
+    def _tallied(
+        self,
+        key: tuple[str, str | None],
+        actor: str,
+        outcome: str,
+        source: str,
+        key_id: str | None,
+        touch: bool = False,
+    ) -> None:
+        """An `apikey.use` record, when one is due for `key` (see AuditTally)."""
+        now = self._clock()
         with self._lock:
-            last = self._key_audited.get(key_id)
-            if last is not None and now - last < KEY_USE_AUDIT_S:
-                return False
-            if len(self._key_audited) >= MAX_KEYS_REMEMBERED:
-                self._key_audited.clear()
-            self._key_audited[key_id] = now
-            return True
+            folded = self._tally.due(key, now)
+        if folded is None:
+            return
+        detail: dict[str, JsonValue] = {"folded": folded} if folded else {}
+        entry = AuditEntry(now, actor, "apikey.use", outcome, "api_client", source, key_id, detail)
+        try:
+            with self.database.write() as tx:
+                if touch and key_id is not None:
+                    ApiClients(tx).touch(key_id, now)
+                Audit(tx).append(entry)
+        except Exception:
+            with self._lock:
+                self._tally.forget(key)
+            raise
+
+    async def keep_sessions_current(self) -> None:
+        """Writes the sessions' last use every TOUCH_FLUSH_S, off the requests' path (the
+        idle lock is counted from it, so it may lag by that much)."""
+        while True:
+            await asyncio.sleep(TOUCH_FLUSH_S)
+            await asyncio.to_thread(self.flush_touches)
+
+    def flush_touches(self) -> None:
+        with self._lock:
+            pending, self._touches = self._touches, {}
+        if pending:
+            with self.database.write() as tx:
+                for token_hash, used_at in pending.items():
+                    Sessions(tx).touch(token_hash, used_at)
 
     # ---- the audit log ------------------------------------------------------------------
 

@@ -98,6 +98,7 @@ class Central:
         anchors = AnchorFile(settings.data_dir / ANCHOR_FILE)
         self.gate = Gate(database, settings.access, anchors)
         self._tasks.spawn("audit-anchor", self._anchor_every_while)
+        self._tasks.spawn("session-use", self.gate.keep_sessions_current)
         mqtt_url = settings.mqtt_url
         if mqtt_url is None:
             self.broker = MosquittoProcess(
@@ -200,6 +201,7 @@ class Central:
         if self.evidence is not None:
             self.evidence.close()
         if self.gate is not None:
+            await asyncio.to_thread(self.gate.flush_touches)
             await asyncio.to_thread(self.gate.anchor)
         if self.database is not None:
             self.database.close()

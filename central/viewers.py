@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import structlog
 
 from central.db.audit_chain import AuditEntry
 from central.db.viewer_grants import ViewerGrant, ViewerGrants
-from central.errors import Forbidden
+from central.errors import Forbidden, Unavailable
 from central.gate import Caller, Gate
 from central.relay_front import RelayFront
 from protocol.tokens import Claims
@@ -63,8 +64,8 @@ class ViewerAccess:
         self.relay = relay
         self.ttl_s = ttl_s
         self._clock = clock
-        self._views: dict[str, View] = {}  # by location
-        self._swept_at = clock()
+        self._views: dict[str, View] = {}  # by location; written from threads and the loop
+        self._lock = threading.Lock()
 
     def issue(self, caller: Caller, stream_id: str) -> IssuedViewerToken:
         """Blocking (database): a token for `caller` to watch `stream_id`, recorded and
@@ -83,7 +84,10 @@ class ViewerAccess:
         return IssuedViewerToken(token, token_id, expires)
 
     def check(self, claims: Claims) -> ViewerGrant:
-        """Blocking (database): the grant behind a viewer token, if it still holds."""
+        """Blocking (database): the grant behind a viewer token, if it still holds (and
+        the view can be watched for revocation)."""
+        if len(self._views) >= MAX_TRACKED_VIEWS:
+            raise Unavailable("too many viewers at this center", retry_after_s=5)
         with self.gate.database.read() as tx:
             grant = ViewerGrants(tx).get(claims.jti)
         if grant is None or grant.stream_id != claims.sub:
@@ -108,18 +112,18 @@ class ViewerAccess:
     # ---- views ----------------------------------------------------------------------------
 
     def opened(self, grant: ViewerGrant, location: str, source: str) -> None:
-        """A WHEP session was answered for this grant (blocking: audits)."""
-        if len(self._views) >= MAX_TRACKED_VIEWS:
-            log.warning("viewer_tracking_full", tracked=len(self._views))
-            return
+        """A WHEP session was answered for this grant (blocking: audits). Watched from now
+        on: a revocation since the check is found by the next sweep, which asks by id."""
         now = self._clock()
         view = View(grant.token_id, grant.holder, grant.stream_id, location, source, now)
-        self._views[location] = view
+        with self._lock:
+            self._views[location] = view
         self._audit_view(view, "streams.view_start", "ok", {})
 
     def closed(self, location: str, why: str) -> None:
         """The WHEP session ended (blocking: audits how long it lasted)."""
-        view = self._views.pop(location, None)
+        with self._lock:
+            view = self._views.pop(location, None)
         if view is not None:
             duration = round(self._clock() - view.started, 1)
             self._audit_view(view, "streams.view_stop", why, {"duration_s": duration})
@@ -150,27 +154,37 @@ class ViewerAccess:
                     await self._forget_gone(http)
 
     async def sweep(self, http: httpx.AsyncClient) -> None:
-        if not self._views:
-            self._swept_at = self._clock()
+        """Drops the viewers whose token is revoked (by a supervisor, or with the session
+        or key it was issued on). Asked by the ids watched, not by time, so that no clock
+        or late commit hides a revocation; a view stays watched until its worker confirms
+        the drop."""
+        with self._lock:
+            watched = list(self._views.values())
+        if not watched:
             return
-        since, self._swept_at = self._swept_at - SWEEP_S, self._clock()
-        revoked = set(await asyncio.to_thread(self._revoked_since, since))
-        for view in [v for v in self._views.values() if v.token_id in revoked]:
-            await self._drop(http, view)
-            await asyncio.to_thread(self.closed, view.location, "revoked")
+        ids = sorted({view.token_id for view in watched})
+        revoked = set(await asyncio.to_thread(self._revoked_among, ids))
+        for view in (v for v in watched if v.token_id in revoked):
+            if await self._drop(http, view):
+                await asyncio.to_thread(self.closed, view.location, "revoked")
 
-    def _revoked_since(self, since: float) -> list[str]:
+    def _revoked_among(self, token_ids: list[str]) -> list[str]:
         with self.gate.database.read() as tx:
-            return ViewerGrants(tx).revoked_since(since)
+            return ViewerGrants(tx).revoked_among(token_ids)
 
-    async def _drop(self, http: httpx.AsyncClient, view: View) -> None:
+    async def _drop(self, http: httpx.AsyncClient, view: View) -> bool:
+        """Whether the worker no longer holds the viewer (dropped now, or already gone)."""
         try:
-            await http.delete(self._worker_url(view), headers=self._auth(view))
+            answer = await http.delete(self._worker_url(view), headers=self._auth(view))
         except httpx.HTTPError as exc:
             log.warning("viewer_drop_failed", stream_id=view.stream_id, error=str(exc))
+            return False
+        return answer.status_code < 300 or answer.status_code == 404
 
     async def _forget_gone(self, http: httpx.AsyncClient) -> None:
-        for view in list(self._views.values()):
+        with self._lock:
+            watched = list(self._views.values())
+        for view in watched:
             try:
                 answer = await http.get(self._worker_url(view), headers=self._auth(view))
             except httpx.HTTPError:

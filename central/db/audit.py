@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from central.db.audit_chain import (
@@ -115,26 +115,31 @@ def _filtered(query: AuditQuery) -> Select[tuple[AuditRow]]:
     return statement.order_by(AuditRow.seq)
 
 
+_LOCK_HEAD = (
+    select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == _HEAD_ID).with_for_update()
+)
+_INSERT = insert(AuditRow)
+_MOVE_HEAD = (
+    update(AuditHeadRow)
+    .where(AuditHeadRow.id == _HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 class Audit:
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         """Seals `entry` onto the chain and stores it (in the caller's write transaction)."""
-        head = self._session.execute(
-            select(AuditHeadRow.seq, AuditHeadRow.hash)
-            .where(AuditHeadRow.id == _HEAD_ID)
-            .with_for_update()
-        ).one()
+        connection = self._session.connection()
+        head = connection.execute(_LOCK_HEAD).one()
         record = seal(entry, ChainHead(head.seq, head.hash))
         columns = _columns(record)
         _check_lengths(columns)
-        self._session.execute(insert(AuditRow).values(**columns))
-        self._session.execute(
-            update(AuditHeadRow)
-            .where(AuditHeadRow.id == _HEAD_ID)
-            .values(seq=record.seq, hash=record.hash)
-        )
+        # Statements built once, values bound: no per-record compilation.
+        connection.execute(_INSERT, columns)
+        connection.execute(_MOVE_HEAD, {"new_seq": record.seq, "new_hash": record.hash})
         return record
 
     def head(self) -> ChainHead:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Row, and_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Row, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from central.db.models import SessionRow, UserRow, ViewerGrantRow
@@ -45,6 +45,38 @@ class SessionRecord:
 _open = SessionRow.ended_at.is_(None)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionHolder:
+    """A session with what a request needs of its user, read in one query."""
+
+    session: SessionRecord
+    role: str
+    disabled: bool
+    sessions_valid_after: float | None
+    password_hash: str
+
+
+_HOLDER = (
+    select(
+        SessionRow.token_hash,
+        UserRow.name,
+        SessionRow.user_id,
+        SessionRow.created_at,
+        SessionRow.last_seen_at,
+        SessionRow.locked_at,
+        SessionRow.ended_at,
+        SessionRow.end_reason,
+        SessionRow.source,
+        UserRow.role,
+        UserRow.disabled,
+        UserRow.sessions_valid_after,
+        UserRow.password_hash,
+    )
+    .join(UserRow, UserRow.id == SessionRow.user_id)
+    .where(SessionRow.token_hash == bindparam("token_hash"))
+)
+
+
 class Sessions:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -74,6 +106,13 @@ class Sessions:
             .execution_options(populate_existing=True)
         ).one_or_none()
         return None if found is None else _record(found)
+
+    def holder(self, token_hash: str) -> SessionHolder | None:
+        """The session and its user's standing (one query: this runs on every request)."""
+        found = self._session.execute(_HOLDER, {"token_hash": token_hash}).one_or_none()
+        if found is None:
+            return None
+        return SessionHolder(SessionRecord(*found[:9]), *found[9:])
 
     def of_user(self, user: str, *, open_only: bool = True) -> list[SessionRecord]:
         query = (

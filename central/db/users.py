@@ -113,21 +113,30 @@ class Users:
     def set_totp_secret(self, name: str, secret: str | None, now: float) -> User:
         return self._change(name, now, totp_secret=secret, last_totp_step=None)
 
-    def set_signed_in(
-        self, name: str, now: float, totp_step: int | None, password_hash: str | None
-    ) -> User:
-        """A successful sign-in: its failures are cleared, its TOTP step is used up, and a
-        password hashed at an older cost is stored at the current one."""
+    def set_signed_in(self, name: str, now: float, password_hash: str | None) -> User:
+        """A successful sign-in: its failures are cleared, and a password hashed at an
+        older cost is stored at the current one."""
         values: dict[str, object] = {
             "failed_attempts": 0,
             "last_failed_at": None,
             "locked_until": None,
         }
-        if totp_step is not None:
-            values["last_totp_step"] = totp_step
         if password_hash is not None:
             values["password_hash"] = password_hash
         return self._change(name, now, **values)
+
+    def use_totp_step(self, name: str, step: int) -> bool:
+        """Takes TOTP step `step` for the account unless it (or a later one) was taken
+        already, by any center process: a code is accepted once."""
+        taken = self._session.execute(
+            update(UserRow)
+            .where(
+                UserRow.name == name,
+                (UserRow.last_totp_step.is_(None)) | (UserRow.last_totp_step < step),
+            )
+            .values(last_totp_step=step)
+        )
+        return bool(getattr(taken, "rowcount", 0))
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> User:
         return self._change(name, now, disabled=disabled)

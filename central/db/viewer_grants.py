@@ -1,15 +1,17 @@
 """Viewer tokens as issued: to whom, for which stream, in which session, until when.
 
 The token itself is signed and checks without the database; this record is what lets the
-center take it back before it expires (a supervisor revokes it, or the session it was
-issued in ends). The relay asks `revoked_since` every few seconds and drops those viewers.
+center take it back before it expires (a supervisor revokes it, the session it was issued
+in ends, or the API key it was issued to is revoked). The center asks `revoked_among` for
+the views it watches every second and drops those viewers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,9 @@ class ViewerGrant:
 
     def holds(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
+
+
+_IN_CHUNK = 500
 
 
 class ViewerGrants:
@@ -95,12 +100,29 @@ class ViewerGrants:
         rows = self._session.scalars(query.order_by(ViewerGrantRow.issued_at))
         return [ViewerGrant.of(row) for row in rows]
 
-    def revoked_since(self, since: float) -> list[str]:
-        """Ids of the tokens revoked at or after `since` (what the relay polls)."""
-        return list(
-            self._session.scalars(
-                select(ViewerGrantRow.token_id)
-                .where(ViewerGrantRow.revoked_at >= since)
-                .order_by(ViewerGrantRow.revoked_at)
+    def revoked_among(self, token_ids: Sequence[str]) -> list[str]:
+        """Which of `token_ids` are revoked (what the center asks for the views it
+        watches), in chunks that every database takes in one IN list."""
+        found: list[str] = []
+        for start in range(0, len(token_ids), _IN_CHUNK):
+            chunk = token_ids[start : start + _IN_CHUNK]
+            found += self._session.scalars(
+                select(ViewerGrantRow.token_id).where(
+                    ViewerGrantRow.token_id.in_(chunk), ViewerGrantRow.revoked_at.is_not(None)
+                )
             )
+        return found
+
+    def revoke_held_by(self, holder: str, now: float) -> int:
+        """Revokes the tokens issued to `holder` outside any session (an API client's),
+        when its key is revoked; returns how many."""
+        revoked = self._session.execute(
+            update(ViewerGrantRow)
+            .where(
+                ViewerGrantRow.holder == holder,
+                ViewerGrantRow.session_hash.is_(None),
+                ViewerGrantRow.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
         )
+        return int(getattr(revoked, "rowcount", 0) or 0)

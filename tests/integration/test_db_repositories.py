@@ -162,9 +162,13 @@ def test_viewer_grants_are_revoked_once_and_polled(database: Database, unique: s
         with pytest.raises(NotFound):
             ViewerGrants(tx).revoke(f"none-{unique}", NOW)
     with database.read() as tx:
-        assert token in ViewerGrants(tx).revoked_since(NOW + 20)
-        assert token not in ViewerGrants(tx).revoked_since(NOW + 21)
+        watched = [token, f"{token}-short", f"none-{unique}"]
+        assert ViewerGrants(tx).revoked_among(watched) == [token]
         assert ViewerGrants(tx).active(NOW + 10, stream) == []
+    with database.write() as tx:
+        ViewerGrants(tx).issue(f"{token}-cad", f"cad-{unique}", stream, NOW, NOW + 60)
+        assert ViewerGrants(tx).revoke_held_by(f"cad-{unique}", NOW + 40) == 1
+        assert ViewerGrants(tx).revoked_among([f"{token}-cad"]) == [f"{token}-cad"]
 
 
 def test_api_clients_are_created_listed_touched_and_revoked(
