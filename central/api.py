@@ -128,8 +128,8 @@ def create_app(fleet: FleetService, gate: Gate) -> FastAPI:
         request: CommandRequest,
         caller: Annotated[Caller, Depends(gate.require(Action.COMMAND_SEND))],
     ) -> CommandResponse:
-        fleet.online_unit(unit_id)
         try:
+            fleet.online_unit(unit_id)
             answer = await fleet.call(
                 unit_id,
                 request.name,

@@ -79,12 +79,12 @@ def verify_audit(database: Database, data_dir: Path) -> tuple[bool, str]:
     that says so or names the first bad record."""
     anchors = anchor_file(data_dir)
     try:
-        heads = anchors.heads()
+        heads, bases = anchors.heads(), anchors.bases()
     except AnchorsUnreadable as exc:
         return False, f"audit anchors {anchors.path}: {exc}"
     with database.read() as tx:
         audit = Audit(tx)
-        problem = audit.verify(heads)
+        problem = audit.verify(heads, bases)
         purged = audit.base().seq
         count = audit.head().seq - purged
     if problem is not None:
@@ -186,7 +186,9 @@ def run_purge(settings: CentralSettings, out: TextIO, now: float | None = None) 
                 )
                 record = audit.append(entry)
         if removed:
-            anchor_file(settings.data_dir).record(head_of(record), now)
+            anchors = anchor_file(settings.data_dir)
+            anchors.record_base(base, now)
+            anchors.record(head_of(record), now)
     except CenterError as exc:
         raise CommandRefused(str(exc)) from None
     finally:

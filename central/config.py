@@ -38,6 +38,8 @@ class HttpSettings(Section):
     def _cert_and_key_together(self) -> HttpSettings:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("set both http.cert_file and http.key_file, or neither")
+        if "*" in self.trusted_proxies:
+            raise ValueError("name the proxies' addresses: '*' would believe any client")
         return self
 
 

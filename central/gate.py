@@ -1,8 +1,12 @@
-"""Who is asking, and may they. Every HTTP route but `/healthz` names the action it does
-(`Depends(gate.require(Action...))`); the gate finds the caller — a browser session by its
-cookie, or a program by its API key — asks the one policy table, and audits what it must:
-refusals, session locks, and API key use (once a minute per key, since a CAD integration
-polls). State-changing requests on a session also need its CSRF token in a header.
+"""Who is asking, and may they. Every HTTP route for people and programs names the action
+it does (`Depends(gate.require(Action...))`): all but `/healthz`, the pages that hold no data
+(`/`, `/view/{id}`), the media routes (their stream tokens are checked by the relay front)
+and the units' evidence uploads (signed by the unit; device certificates come with
+provisioning). The gate finds the caller — a browser session by its cookie, or a program by
+its API key — asks the one policy table, and audits what it must: denials, session locks,
+and API key use and refusals (once a minute per key or address, with a count, since a CAD
+integration polls and a script may hammer). Changes on a session also need its CSRF token
+in a header.
 
 The lookups are blocking database calls: the dependencies are plain functions, which FastAPI
 runs in its thread pool, never on the event loop."""

@@ -17,7 +17,7 @@ class AccessSettings(Section):
     throttle: ThrottleSettings = ThrottleSettings()
     audit_retention_days: float | None = Field(
         default=None,
-        gt=0,
-        description="`rtcc audit purge` deletes audit records older than this; none: the "
-        "audit log is kept forever and nothing deletes from it.",
+        ge=365,
+        description="`rtcc audit purge` deletes audit records older than this (at least a "
+        "year, CJIS 5.4.7); none: the audit log is kept forever and nothing deletes from it.",
     )

@@ -199,17 +199,23 @@ class Audit:
         )
         return int(getattr(removed, "rowcount", 0) or 0), new_base
 
-    def verify(self, anchors: Sequence[ChainHead] = ()) -> ChainProblem | None:
+    def verify(
+        self, anchors: Sequence[ChainHead] = (), bases: Sequence[ChainHead] | None = None
+    ) -> ChainProblem | None:
         """The first tampered record, checked against the database's own head and any
-        `anchors` kept elsewhere; None when the chain holds."""
+        `anchors` kept elsewhere; None when the chain holds. A chain whose start was purged
+        must hold the audited purge, and `bases` (the anchor file's purge lines, when
+        given) the start it moved to."""
         head = self.head()
         base = self.base()
         records = list(self.scan(after_seq=base.seq))
         problem = verify_chain(records, start=base, anchors=[head, *anchors])
-        if problem is None and base.seq > 0 and not _purge_recorded(records, base):
-            return ChainProblem(
-                Tamper.REMOVED, 1, f"records up to {base.seq} are gone without an audited purge"
-            )
+        if problem is None and base.seq > 0:
+            recorded = _purge_recorded(records, base) and (bases is None or base in bases)
+            if not recorded:
+                return ChainProblem(
+                    Tamper.REMOVED, 1, f"records up to {base.seq} are gone without a purge"
+                )
         if problem is None and records and records[-1].seq > head.seq:
             return ChainProblem(
                 Tamper.INSERTED, head.seq + 1, f"the chain's head is {head.seq}, not beyond"

@@ -216,21 +216,35 @@ def anchor_line(head: ChainHead, at: float) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
+def base_line(base: ChainHead, at: float) -> bytes:
+    """One line of the anchor file: a purge moved the chain's start to after `base`."""
+    document = {"base_seq": base.seq, "base_hash": base.hash, "at": timestamp(at)}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
 def parse_anchors(data: bytes) -> list[ChainHead]:
     """The heads of an anchor file, oldest first. A last line cut short (a crash while it
     was written) is left out; any other line that is not a head raises AnchorsUnreadable."""
+    return parse_anchor_file(data)[0]
+
+
+def parse_anchor_file(data: bytes) -> tuple[list[ChainHead], list[ChainHead]]:
+    """The heads and the purge bases of an anchor file, each oldest first."""
     *complete, _torn = data.split(b"\n")
-    heads = []
+    heads: list[ChainHead] = []
+    bases: list[ChainHead] = []
     for number, line in enumerate(complete, start=1):
         try:
             document = json.loads(line)
-            head = ChainHead(document["seq"], document["hash"])
+            is_base = "base_seq" in document
+            prefix = "base_" if is_base else ""
+            head = ChainHead(document[prefix + "seq"], document[prefix + "hash"])
         except (ValueError, KeyError, TypeError):
             raise AnchorsUnreadable(f"anchor file line {number} is not a chain head") from None
         if not _is_head(head):
             raise AnchorsUnreadable(f"anchor file line {number} is not a chain head")
-        heads.append(head)
-    return heads
+        (bases if is_base else heads).append(head)
+    return heads, bases
 
 
 def _is_head(head: ChainHead) -> bool:

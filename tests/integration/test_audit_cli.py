@@ -23,13 +23,13 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
 
 
-def append(center: Center, count: int, start: int = 0) -> list[AuditRecord]:
-    """Records at T0 + i minutes, i = start .. start + count - 1."""
+def append(center: Center, count: int, start: int = 0, t0: float = T0) -> list[AuditRecord]:
+    """Records at t0 + i minutes, i = start .. start + count - 1."""
     with center.database.write() as tx:
         return [
             Audit(tx).append(
                 AuditEntry(
-                    T0 + 60 * i,
+                    t0 + 60 * i,
                     "ana",
                     "streams.watch",
                     "ok",
@@ -176,19 +176,30 @@ def test_export_refuses_a_bad_window(center: Center, window: tuple[str, ...], me
 def test_purge_needs_a_retention_and_keeps_the_chain_verifiable(
     center: Center, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    append(center, 5)  # a month old
+    append(center, 5, t0=T0 - 400 * 86_400)  # over a year old
     assert center.run("users", "add", "ana", "--role", "tech")[0] == 0  # now
     code, _, err = center.run("audit", "purge")
     assert code == 2 and "kept forever" in err
-    monkeypatch.setenv("RTCC_ACCESS__AUDIT_RETENTION_DAYS", "7")
+    monkeypatch.setenv("RTCC_ACCESS__AUDIT_RETENTION_DAYS", "30")
+    code, _, err = center.run("audit", "purge")
+    assert code == 2 and "365" in err  # less than a year is refused as configuration
+    monkeypatch.setenv("RTCC_ACCESS__AUDIT_RETENTION_DAYS", "366")
     code, out, _ = center.run("audit", "purge")
-    assert (code, out.strip()) == (0, "purged 5 audit records older than 7 days")
+    assert (code, out.strip()) == (0, "purged 5 audit records older than 366 days")
     with center.database.read() as tx:
         kept = Audit(tx).query(AuditQuery(limit=100, newest_first=False)).records
     assert [r.entry.action for r in kept] == ["user.create", "audit.purge"]
     assert kept[1].entry.detail["through_seq"] == 5
     assert verify(center) == (0, "audit chain intact: 2 records after 5 purged, 2 anchors")
-    assert center.run("audit", "purge")[1].strip() == "purged 0 audit records older than 7 days"
+    assert center.run("audit", "purge")[1].strip() == "purged 0 audit records older than 366 days"
+    # The start moved in the database alone (with a forged purge record) is caught: the
+    # anchor file holds where purges moved it.
+    anchors = center.data_dir / "audit-anchors.jsonl"
+    anchors.write_text(
+        "".join(line for line in anchors.read_text().splitlines(True) if "base_" not in line)
+    )
+    code, line = verify(center)
+    assert code == 1 and "without a purge" in line, line
 
 
 def test_records_cut_from_the_start_without_a_purge_are_named(center: Center) -> None:
@@ -200,4 +211,4 @@ def test_records_cut_from_the_start_without_a_purge_are_named(center: Center) ->
         f"UPDATE audit_head SET base_seq = 2, base_hash = '{cut.hash}'",
     )
     code, line = verify(center)
-    assert code == 1 and "without an audited purge" in line, line
+    assert code == 1 and "without a purge" in line, line
