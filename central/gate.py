@@ -39,11 +39,11 @@ from central.access.policy import Action, Principal, Role, Scope
 from central.access.settings import AccessSettings
 from central.access.tally import AuditTally
 from central.db.anchors import AnchorFile
-from central.db.api_clients import ApiClients
+from central.db.api_clients import ApiClients, find_key
 from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.engine import Database
-from central.db.sessions import SessionHolder, SessionRecord, Sessions
+from central.db.sessions import SessionHolder, SessionRecord, Sessions, find_holder
 from central.errors import Forbidden, NotAuthorized
 
 log = structlog.get_logger("rtcc.gate")
@@ -120,8 +120,8 @@ def as_session(record: SessionRecord) -> sessions.Session:
 def session_holder(database: Database, token_hash: str) -> SessionHolder:
     """The session and its user's standing; NotAuthorized when it is unknown or the user is
     disabled."""
-    with database.read() as tx:
-        holder = Sessions(tx).holder(token_hash)
+    with database.lookup() as connection:
+        holder = find_holder(connection, token_hash)
     if holder is None or holder.disabled:
         raise NotAuthorized("sign in first", session="none")
     return holder
@@ -216,8 +216,8 @@ class Gate:
     def _by_key(self, presented: str, source: str) -> Caller:
         now = self._clock()
         key_id = key_id_of(presented)
-        with self.database.read() as tx:
-            client = ApiClients(tx).lookup(key_id) if key_id is not None else None
+        with self.database.lookup() as connection:
+            client = find_key(connection, key_id) if key_id is not None else None
         record = None
         if client is not None:
             scopes = frozenset(Scope(s) for s in client.scopes if s in Scope.__members__.values())

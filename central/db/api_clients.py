@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,23 @@ _LOOKUP = select(
 ).where(ApiClientRow.key_id == bindparam("key_id"))
 
 
+def find_key(connection: Connection, key_id: str) -> ApiClient | None:
+    """The key's record by one plain statement (this runs on every request)."""
+    found = connection.execute(_LOOKUP, {"key_id": key_id}).one_or_none()
+    if found is None:
+        return None
+    return ApiClient(
+        found.key_id,
+        found.name,
+        found.key_hash,
+        frozenset(found.scopes),
+        found.created_at,
+        found.expires_at,
+        found.revoked_at,
+        found.last_used_at,
+    )
+
+
 class ApiClients:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -78,22 +95,6 @@ class ApiClients:
         except IntegrityError:
             raise Conflict(f"API key {key_id} exists") from None
         return ApiClient.of(row)
-
-    def lookup(self, key_id: str) -> ApiClient | None:
-        """The key's record by a plain column select (this runs on every request)."""
-        found = self._session.execute(_LOOKUP, {"key_id": key_id}).one_or_none()
-        if found is None:
-            return None
-        return ApiClient(
-            found.key_id,
-            found.name,
-            found.key_hash,
-            frozenset(found.scopes),
-            found.created_at,
-            found.expires_at,
-            found.revoked_at,
-            found.last_used_at,
-        )
 
     def get(self, key_id: str) -> ApiClient | None:
         row = self._session.get(ApiClientRow, key_id, populate_existing=True)

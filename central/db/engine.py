@@ -145,5 +145,12 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def lookup(self) -> Iterator[Connection]:
+        """One read by plain statements, without an ORM session: for what runs on every
+        request (who is asking)."""
+        with self.engine.begin() as connection:
+            yield connection
+
     def close(self) -> None:
         self.engine.dispose()

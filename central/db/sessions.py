@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Row, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, CursorResult, Row, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from central.db.models import SessionRow, UserRow, ViewerGrantRow
@@ -77,6 +77,14 @@ _HOLDER = (
 )
 
 
+def find_holder(connection: Connection, token_hash: str) -> SessionHolder | None:
+    """The session and its user's standing, in one statement (this runs on every request)."""
+    found = connection.execute(_HOLDER, {"token_hash": token_hash}).one_or_none()
+    if found is None:
+        return None
+    return SessionHolder(SessionRecord(*found[:9]), *found[9:])
+
+
 class Sessions:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -108,11 +116,7 @@ class Sessions:
         return None if found is None else _record(found)
 
     def holder(self, token_hash: str) -> SessionHolder | None:
-        """The session and its user's standing (one query: this runs on every request)."""
-        found = self._session.execute(_HOLDER, {"token_hash": token_hash}).one_or_none()
-        if found is None:
-            return None
-        return SessionHolder(SessionRecord(*found[:9]), *found[9:])
+        return find_holder(self._session.connection(), token_hash)
 
     def of_user(self, user: str, *, open_only: bool = True) -> list[SessionRecord]:
         query = (
