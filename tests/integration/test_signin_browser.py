@@ -2,7 +2,7 @@
 a whole center: a dispatcher signs in with password and TOTP, a wrong code is refused and
 audited, an idle session locks and the password opens it again, sign-out ends the session
 for good, and a change without the CSRF header is refused. Screenshots of every view at two
-screen sizes go to the test's folder and to /tmp/shots for a person to look at."""
+screen sizes go to the test's folder and to var/screenshots for a person to look at."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from central.access import totp
 from central.access.policy import Role
 from central.gate import CSRF_COOKIE, SESSION_COOKIE
 from central.service import Central
+from tests.helpers import ROOT
 from tests.integration.test_access import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
 
 __all__ = ["browser"]  # the fixture, shared with the stream viewer's browser tests
 
-SHOTS = Path("/tmp/shots")
+SHOTS = ROOT / "var" / "screenshots"
 SIZES = [(1920, 1080), (1366, 768)]
 VIEWS = ("signin", "unlock", "signed-in")
 IDLE_LOCK_S = 2.0
