@@ -201,7 +201,7 @@ class Gate:
             role = Role(holder.role)
         except ValueError:
             raise NotAuthorized("this account has no valid role", session="none") from None
-        principal = Principal(record.user, role=role)
+        principal = Principal(record.user, role=role, unit_id=holder.unit_id)
         return Caller(principal, source, session_hash=token_hash)
 
     def _record_lock(self, session: sessions.Session, role: str, source: str, now: float) -> None:

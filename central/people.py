@@ -40,6 +40,7 @@ from central.db.schema import SchemaTooNew, open_migrated
 from central.db.sessions import Sessions
 from central.db.users import User, Users
 from central.errors import CenterError, Conflict, NotFound
+from protocol.topics import is_id
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 
@@ -131,15 +132,22 @@ class People:
         self._anchors = anchors
         self._clock = clock
 
-    def add(self, name: str, role: str, password: str | None = None) -> str | None:
-        """Creates the user; returns the one-time password made when none was given."""
+    def add(
+        self, name: str, role: str, password: str | None = None, unit_id: str | None = None
+    ) -> str | None:
+        """Creates the user; returns the one-time password made when none was given. A
+        patrol login belongs to one unit (its vehicle); no other role has one."""
         check_name(name)
         wanted = check_role(role)
+        if (wanted is Role.PATROL) != (unit_id is not None):
+            raise CommandRefused("a patrol login needs --unit (its vehicle); other roles none")
+        if unit_id is not None and not is_id(unit_id):
+            raise CommandRefused(f"not a unit id: {unit_id[:80]!r}")
         made, password_hash = self._new_password(password, name)
 
         def change(tx: Session, now: float) -> dict[str, JsonValue]:
-            Users(tx).create(name, wanted.value, password_hash, now)
-            return {"role": wanted.value, "one_time_password": made is not None}
+            Users(tx).create(name, wanted.value, password_hash, now, unit_id=unit_id)
+            return {"role": wanted.value, "unit_id": unit_id, "one_time_password": made is not None}
 
         self._audited("user.create", name, change)
         return made
@@ -186,6 +194,8 @@ class People:
 
         def change(tx: Session, now: float) -> dict[str, JsonValue]:
             before = _existing(tx, name).role
+            if Role.PATROL.value in (before, wanted.value) and before != wanted.value:
+                raise Conflict("a patrol login is its unit's: add a new login instead")
             Users(tx).set_role(name, wanted.value, now)
             ended = Sessions(tx).end_all_of_user(name, now, "role_changed")
             return {"from": before, "to": wanted.value, "sessions_ended": ended}
@@ -279,6 +289,7 @@ class UserCommand:
     name: str | None = None
     role: str | None = None
     password_stdin: bool = False
+    unit_id: str | None = None
 
 
 def run_users_command(
@@ -307,7 +318,7 @@ def _dispatch(people: People, command: UserCommand, password: str | None, out: T
         return
     name = command.name or ""
     if command.verb == "add":
-        made = people.add(name, command.role or "", password)
+        made = people.add(name, command.role or "", password, command.unit_id)
         _print_done(out, f"user {name} added ({command.role})", name, made)
     elif command.verb == "reset-password":
         made = people.reset_password(name, password)

@@ -67,20 +67,26 @@ class ViewerAccess:
         self._views: dict[str, View] = {}  # by location; written from threads and the loop
         self._lock = threading.Lock()
 
-    def issue(self, caller: Caller, stream_id: str) -> IssuedViewerToken:
+    def issue(
+        self,
+        caller: Caller,
+        stream_id: str,
+        until: float | None = None,
+        share_id: str | None = None,
+    ) -> IssuedViewerToken:
         """Blocking (database): a token for `caller` to watch `stream_id`, recorded and
-        audited."""
+        audited; one issued through a share ends with it (`until`, or its revocation)."""
         now = self._clock()
         token_id = secrets.token_urlsafe(12)
-        expires = now + self.ttl_s
+        ttl = self.ttl_s if until is None else max(1.0, min(self.ttl_s, until - now))
+        expires = now + ttl
         with self.gate.database.write() as tx:
             ViewerGrants(tx).issue(
-                token_id, caller.name, stream_id, now, expires, caller.session_hash
+                token_id, caller.name, stream_id, now, expires, caller.session_hash, share_id
             )
-        self.gate.audit(caller, "streams.viewer_token", "ok", stream_id, {"token_id": token_id})
-        token = self.relay.signer.issue(
-            "whep", stream_id, now, self.ttl_s, who=caller.name, jti=token_id
-        )
+        detail = {"token_id": token_id} | ({"share_id": share_id} if share_id else {})
+        self.gate.audit(caller, "streams.viewer_token", "ok", stream_id, detail)
+        token = self.relay.signer.issue("whep", stream_id, now, ttl, who=caller.name, jti=token_id)
         return IssuedViewerToken(token, token_id, expires)
 
     def check(self, claims: Claims) -> ViewerGrant:

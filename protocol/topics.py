@@ -102,6 +102,10 @@ class Topic:
         return cls(TopicKind.CENTER_EVENT, center_id, event_type)
 
 
+def is_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
+
+
 def check_id(value: str) -> str:
     if not _ID.fullmatch(value):
         raise ProtocolError("bad_id", f"not a valid unit/center id: {value[:80]!r}")

@@ -156,6 +156,7 @@ def cmd_users(args: argparse.Namespace) -> int:
         getattr(args, "name", None),
         getattr(args, "role", None),
         getattr(args, "password_stdin", False),
+        getattr(args, "unit", None),
     )
     try:
         run_users_command(settings, command, sys.stdin, sys.stdout)
@@ -250,6 +251,7 @@ def add_people_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
             p.add_argument(
                 "--role", required=True, help="admin, supervisor, dispatcher, tech or patrol"
             )
+            p.add_argument("--unit", help="a patrol login's unit (its vehicle), e.g. P-117")
         if verb in ("add", "reset-password"):
             p.add_argument("--password-stdin", action="store_true", help=stdin_help)
         p.set_defaults(func=cmd_users)

@@ -174,6 +174,7 @@ class Principal:
     name: str
     role: Role | None = None
     scopes: frozenset[Scope] = frozenset()
+    unit_id: str | None = None  # a patrol login's vehicle: what is shared with it
 
     def __post_init__(self) -> None:
         if (self.role is None) == (not self.scopes):

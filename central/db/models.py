@@ -17,9 +17,11 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -86,6 +88,8 @@ class UserRow(Base):
     sessions_valid_after: Mapped[float | None] = mapped_column(EpochTime)
     created_at: Mapped[float] = mapped_column(EpochTime)
     updated_at: Mapped[float] = mapped_column(EpochTime)
+    # A patrol login is its vehicle's: the unit whose shares it receives.
+    unit_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class AddressFailuresRow(Base):
@@ -183,3 +187,76 @@ class ViewerGrantRow(Base):
     issued_at: Mapped[float] = mapped_column(EpochTime)
     expires_at: Mapped[float] = mapped_column(EpochTime)
     revoked_at: Mapped[float | None] = mapped_column(EpochTime, index=True)
+    # A token a patrol holds through a share ends with the share.
+    share_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class AlertRow(Base):
+    """An alert a unit raised (or the center noticed), kept until acknowledged and after."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("alerts_open", "acked_at", "received"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(64))
+    ts: Mapped[float] = mapped_column(EpochTime)
+    received: Mapped[float] = mapped_column(EpochTime)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stream_id: Mapped[str | None] = mapped_column(String(128))
+    stream_error: Mapped[str | None] = mapped_column(String(256))
+    acked_at: Mapped[float | None] = mapped_column(EpochTime)
+    acked_by: Mapped[str | None] = mapped_column(String(128))
+    ack_note: Mapped[str | None] = mapped_column(String(1024))
+
+
+class StillRow(Base):
+    """A picture decoded at the center from a live stream's latest keyframe."""
+
+    __tablename__ = "stills"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(String(128))
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    taken_at: Mapped[float] = mapped_column(EpochTime)
+    taken_by: Mapped[str] = mapped_column(String(128))
+    alert_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ShareRow(Base):
+    """What a dispatcher pushed to the patrols near a scene: a live stream, a still, a text."""
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("shares_active", "revoked_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(EpochTime)
+    expires_at: Mapped[float] = mapped_column(EpochTime)
+    revoked_at: Mapped[float | None] = mapped_column(EpochTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    stream_id: Mapped[str | None] = mapped_column(String(128))
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    still_id: Mapped[str | None] = mapped_column(ForeignKey("stills.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(String(2048))
+    scene_lat: Mapped[float] = mapped_column(Float)
+    scene_lon: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+
+
+class ShareRecipientRow(Base):
+    __tablename__ = "share_recipients"
+
+    share_id: Mapped[str] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[float | None] = mapped_column(EpochTime)
+    opened_at: Mapped[float | None] = mapped_column(EpochTime)

@@ -54,6 +54,7 @@ class SessionHolder:
     disabled: bool
     sessions_valid_after: float | None
     password_hash: str
+    unit_id: str | None = None
 
 
 _HOLDER = (
@@ -71,6 +72,7 @@ _HOLDER = (
         UserRow.disabled,
         UserRow.sessions_valid_after,
         UserRow.password_hash,
+        UserRow.unit_id,
     )
     .join(UserRow, UserRow.id == SessionRow.user_id)
     .where(SessionRow.token_hash == bindparam("token_hash"))

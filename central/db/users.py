@@ -32,6 +32,7 @@ class User:
     sessions_valid_after: float | None
     created_at: float
     updated_at: float
+    unit_id: str | None = None
 
     @classmethod
     def of(cls, row: UserRow) -> User:
@@ -49,6 +50,7 @@ class User:
             row.sessions_valid_after,
             row.created_at,
             row.updated_at,
+            row.unit_id,
         )
 
     @property
@@ -70,12 +72,19 @@ class Users:
         self._session = session
 
     def create(
-        self, name: str, role: str, password_hash: str, now: float, totp_secret: str | None = None
+        self,
+        name: str,
+        role: str,
+        password_hash: str,
+        now: float,
+        totp_secret: str | None = None,
+        unit_id: str | None = None,
     ) -> User:
         """Raises Conflict when the name is taken."""
         row = UserRow(
             name=name,
             role=role,
+            unit_id=unit_id,
             password_hash=password_hash,
             totp_secret=totp_secret,
             disabled=False,
@@ -103,6 +112,18 @@ class Users:
     def all(self) -> list[User]:
         rows = self._session.scalars(select(UserRow).order_by(UserRow.name))
         return [User.of(row) for row in rows]
+
+    def patrol_logins(self) -> dict[str, list[str]]:
+        """unit id -> the enabled patrol logins bound to it."""
+        rows = self._session.execute(
+            select(UserRow.unit_id, UserRow.name)
+            .where(UserRow.unit_id.is_not(None), UserRow.disabled.is_(False))
+            .order_by(UserRow.name)
+        )
+        found: dict[str, list[str]] = {}
+        for unit_id, name in rows:
+            found.setdefault(unit_id, []).append(name)
+        return found
 
     def set_role(self, name: str, role: str, now: float) -> User:
         return self._change(name, now, role=role)

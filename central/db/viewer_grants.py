@@ -60,9 +60,11 @@ class ViewerGrants:
         now: float,
         expires_at: float,
         session_hash: str | None = None,
+        share_id: str | None = None,
     ) -> ViewerGrant:
         row = ViewerGrantRow(
             token_id=token_id,
+            share_id=share_id,
             holder=holder,
             stream_id=stream_id,
             session_hash=session_hash,

@@ -33,6 +33,10 @@ TABLES = {
     "audit",
     "audit_head",
     "viewer_grants",
+    "alerts",
+    "stills",
+    "shares",
+    "share_recipients",
     "alembic_version",
 }
 
