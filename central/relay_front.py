@@ -13,11 +13,13 @@ import structlog
 from fastapi import Request, Response
 
 from central.config import RelaySettings, TokenKeys
-from central.errors import Unavailable
+from central.errors import CenterError, Invalid, NotFound, TooLarge, Unavailable
 from central.relay.auth import authorize
 from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
+from protocol.errors import ProtocolError
 from protocol.tokens import Audience, Claims
+from protocol.topics import check_id
 from runtime.config import LogSettings
 
 __all__ = ["RelayFront", "StreamInfo", "WorkerReports"]
@@ -28,6 +30,8 @@ PROXY_TIMEOUT_S = 10.0
 RETRY_UNREACHABLE_S = 0.1
 FORWARDED = ("content-type", "authorization")
 ANSWERED = ("content-type", "location", "www-authenticate")
+# The center's own token for one request to a worker.
+CENTER_TOKEN_TTL_S = 60.0
 
 # What every worker reports by stream id, and the indexes of workers that did not answer.
 WorkerReports = tuple[dict[str, StreamInfo], set[int]]
@@ -97,6 +101,24 @@ class RelayFront:
         keep = {k: v for k, v in answer.headers.items() if k.lower() in ANSWERED}
         return Response(answer.content, status_code=answer.status_code, headers=keep)
 
+    async def still_jpeg(self, stream_id: str) -> bytes:
+        """A JPEG of the live stream's latest keyframe, decoded once, at its worker.
+        NotFound when the stream is not live or has no keyframe yet; TooLarge past
+        4096x4096; Unavailable when the worker cannot be reached or cannot decode it."""
+        try:
+            check_id(stream_id)
+        except ProtocolError as exc:
+            raise Invalid(str(exc)) from None
+        token = self.signer.issue("whep", stream_id, self._clock(), CENTER_TOKEN_TTL_S, "center")
+        url = self.worker_url(stream_id, f"/streams/{stream_id}/still")
+        try:
+            answer = await self._proxy.get(url, headers={"authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"relay worker unreachable: {exc}", retry_after_s=1) from None
+        if answer.status_code == 200:
+            return answer.content
+        raise _still_refused(answer)
+
     # ---- what the workers say -----------------------------------------------------------
 
     async def streams(self) -> WorkerReports:
@@ -144,3 +166,19 @@ class RelayFront:
             await self._poll.delete(url)
         except httpx.HTTPError as exc:
             log.debug("relay_drop_unanswered", stream_id=stream_id, error=str(exc))
+
+
+def _still_refused(answer: httpx.Response) -> CenterError:
+    """The worker's refusal of a still, as the center's own: what is about the stream is
+    passed on, anything else (the center's token refused, a crash) is the relay failing."""
+    try:
+        detail = str(answer.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        detail = f"relay worker answered {answer.status_code}"
+    if answer.status_code == 404:
+        return NotFound(detail)
+    if answer.status_code == 413:
+        return TooLarge(detail)
+    log.warning("relay_still_failed", status=answer.status_code, detail=detail)
+    retry = answer.headers.get("retry-after", "")
+    return Unavailable(detail, retry_after_s=int(retry) if retry.isdigit() else 1)

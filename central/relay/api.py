@@ -14,11 +14,13 @@ from central.http_errors import install_error_handlers
 from central.relay.auth import authorize
 from central.relay.models import StreamInfo, ViewerSession
 from central.relay.session import Relay, Stream
+from central.relay.stills import Stills
 from protocol.tokens import Audience, Claims, TokenSigner
 from protocol.topics import check_id
 
 StreamId = Annotated[str, AfterValidator(check_id)]
 SDP = "application/sdp"
+JPEG = "image/jpeg"
 Authorization = Annotated[str | None, Header()]
 
 
@@ -55,6 +57,7 @@ class WorkerEndpoints:
         self.relay = relay
         self.signer = signer
         self.clock = clock
+        self.stills = Stills(relay, clock)
 
     def check(self, aud: Audience, stream_id: str, authorization: str | None) -> Claims:
         return authorize(self.signer, aud, stream_id, authorization, self.clock())
@@ -93,6 +96,13 @@ class WorkerEndpoints:
             info = stream_info(self.relay.streams[stream_id], self.clock())
             return Response(info.model_dump_json(), media_type="application/json")
         return Response(status_code=504)
+
+    async def still(self, stream_id: StreamId, authorization: Authorization = None) -> Response:
+        """A JPEG of the stream's latest keyframe. Asked by the center with its own viewer
+        token for the stream: a still is a view of it."""
+        self.check("whep", stream_id, authorization)
+        jpeg = await self.stills.jpeg(stream_id)
+        return Response(jpeg, media_type=JPEG, headers={"Cache-Control": "no-store"})
 
     async def drop_stream(self, stream_id: StreamId) -> Response:
         return Response(status_code=200 if await self.relay.drop(stream_id) else 404)
@@ -148,6 +158,13 @@ def create_relay_app(
     at = WorkerEndpoints(relay, signer, clock)
     app.add_api_route("/streams", at.streams, methods=["GET"])
     app.add_api_route("/streams/{stream_id}/live", at.wait_live, methods=["GET"])
+    app.add_api_route(
+        "/streams/{stream_id}/still",
+        at.still,
+        methods=["GET"],
+        response_class=Response,
+        responses={200: {"content": {JPEG: {}}}},
+    )
     app.add_api_route("/streams/{stream_id}", at.drop_stream, methods=["DELETE"])
     app.add_api_route("/healthz", at.healthz, methods=["GET"])
     app.add_api_route("/whip/{stream_id}", at.whip, methods=["POST"], status_code=201)

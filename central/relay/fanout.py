@@ -52,6 +52,13 @@ class StreamFanout:
     def viewers(self) -> int:
         return len(self._viewers)
 
+    @property
+    def latest_keyframe(self) -> RelayFrame | None:
+        """The keyframe the cached GOP starts with: None before the first, after a loss,
+        after the publisher restarted, or once the GOP grew too long to cache."""
+        frames = self._gop.frames
+        return frames[0] if frames else None
+
     def publisher_restarted(self) -> None:
         """The next frame starts a new publisher timeline: splice it onto the old one."""
         self._offset = None
