@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from central.access.settings import AccessSettings
+from central.console_settings import ConsoleSettings
 from central.db.engine import default_url, parse_url
 from protocol.tokens import TokenSigner
 from protocol.topics import check_id
@@ -129,6 +130,7 @@ class CentralSettings(CommonSettings):
     relay: RelaySettings = RelaySettings()
     tokens: TokenKeys = TokenKeys()
     access: AccessSettings = AccessSettings()
+    console: ConsoleSettings = ConsoleSettings()
     database_url: str | None = Field(
         default=None,
         description="The center's database: postgresql://user:password@host/db for a center "

@@ -33,7 +33,7 @@ from protocol import (
 from protocol.commands import CommandName
 from protocol.envelope import Stamper
 from protocol.events import EventType
-from protocol.models import ContractModel
+from protocol.models import ContractModel, Presence
 from protocol.topics import unit_filter
 from protocol.version import VERSION
 from runtime.mqtt import MqttError, MqttLink, Subscription, Will
@@ -101,6 +101,8 @@ class FleetService:
         self.event_listeners: list[Callable[[ReceivedEvent], None]] = []
         # Called with the unit id when a unit starts a new connection (not a retained birth).
         self.birth_listeners: list[Callable[[str], None]] = []
+        # Called with the unit id when its presence or state changed.
+        self.unit_listeners: list[Callable[[str], None]] = []
         self.clock = clock
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
@@ -182,9 +184,6 @@ class FleetService:
                 reason=envelope.body.reason,
                 sid=envelope.sid,
             )
-        if kind is TopicKind.PRESENCE and not retained and envelope.body.reason == "birth":
-            for born in self.birth_listeners:
-                born(unit_id)
         if kind is TopicKind.EVENT:
             received = ReceivedEvent(str(envelope.id), unit_id, envelope.body, envelope.ts, now)
             self.recent_events.append(received)
@@ -192,8 +191,20 @@ class FleetService:
                 listener(received)
         elif kind is TopicKind.RESULT:
             self._finish_command(unit_id, envelope.body, now)
+        else:
+            self._unit_changed(message, retained)
         if verdict.gap:
             self._on_gap(unit_id, now)
+
+    def _unit_changed(self, message: Message, retained: bool) -> None:
+        """A presence or state was applied: tell who listens."""
+        unit_id = message.topic.subject
+        body = message.envelope.body
+        if isinstance(body, Presence) and not retained and body.reason == "birth":
+            for born in self.birth_listeners:
+                born(unit_id)
+        for changed in self.unit_listeners:
+            changed(unit_id)
 
     def _admit(
         self, topic: str, payload: bytes, retained: bool, now: float

@@ -147,8 +147,10 @@ class Gate:
 
     # ---- who is asking ------------------------------------------------------------------
 
-    def require(self, action: Action) -> Callable[..., Caller]:
-        """A route dependency: the caller, if they may do `action`; else 401 or 403."""
+    def require(self, action: Action, *alternatives: Action) -> Callable[..., Caller]:
+        """A route dependency: the caller, if they may do `action` (or one of the
+        `alternatives`: the route then serves each what it may see); else 401 or 403."""
+        actions = (action, *alternatives)
 
         def allowed_caller(
             request: Request,
@@ -156,7 +158,7 @@ class Gate:
             _key: Annotated[HTTPAuthorizationCredentials | None, Depends(KEY_SCHEME)],
         ) -> Caller:
             caller = self.identify(request)
-            if not caller.principal.may(action):
+            if not any(caller.principal.may(a) for a in actions):
                 path = request.url.path[:MAX_AUDITED_PATH]
                 self.audit(caller, "access.denied", "refused", path, {"action": action})
                 raise Forbidden(f"{caller.role} {caller.name} may not {action.value}")
@@ -164,7 +166,9 @@ class Gate:
 
         return allowed_caller
 
-    def identify(self, request: Request) -> Caller:
+    def identify(self, request: Request, touch: bool = True) -> Caller:
+        """Who asks; `touch=False` checks a session still holds without counting it as
+        used (a page's open live feed is not a person at the keyboard)."""
         source = source_of(request)
         authorization = request.headers.get("authorization")
         if authorization is not None:
@@ -178,9 +182,9 @@ class Gate:
             raise NotAuthorized("sign in first", session="none")
         if request.method not in SAFE_METHODS:
             check_csrf(request, session_id)
-        return self._by_session(session_id, source)
+        return self._by_session(session_id, source, touch)
 
-    def _by_session(self, session_id: str, source: str) -> Caller:
+    def _by_session(self, session_id: str, source: str, touch: bool = True) -> Caller:
         now = self._clock()
         token_hash = hash_secret(session_id)
         holder = session_holder(self.database, token_hash)
@@ -194,7 +198,7 @@ class Gate:
                 self._record_lock(session, holder.role, source, now)
             state = refused.state.value
             raise NotAuthorized(f"session {state}", session=state) from None
-        if now - record.last_seen_at >= self._touch_every:
+        if touch and now - record.last_seen_at >= self._touch_every:
             with self._lock:
                 self._touches[token_hash] = now
         try:

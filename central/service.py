@@ -14,12 +14,16 @@ from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from central.access_routes import add_access_routes
-from central.alerts import AlertDesk, add_alert_routes
+from central.alert_rules import Thresholds
+from central.alerts import AlertDesk
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
 from central.config import CentralSettings, TokenKeys
+from central.console_hub import ConsoleHub
+from central.console_routes import add_console_routes
 from central.db.anchors import ANCHOR_FILE, AnchorFile
 from central.db.engine import Database
 from central.db.schema import open_migrated
@@ -29,8 +33,11 @@ from central.fleet import FleetService
 from central.gate import Gate
 from central.media_routes import add_media_routes
 from central.metrics import Metrics
+from central.nearby_response import NearbyResponse
 from central.reconcile import Reconciler
 from central.relay_front import RelayFront
+from central.share_routes import add_share_routes, add_still_routes
+from central.shares import ShareService
 from central.sign_in import SignInService
 from central.stream_routes import add_stream_routes
 from central.streams import StreamService
@@ -82,6 +89,9 @@ class Central:
         self.streams: StreamService | None = None
         self.reconciler: Reconciler | None = None
         self.alerts: AlertDesk | None = None
+        self.hub: ConsoleHub | None = None
+        self.shares: ShareService | None = None
+        self.nearby: NearbyResponse | None = None
         self.evidence: EvidenceStore | None = None
         self.database: Database | None = None
         self.gate: Gate | None = None
@@ -132,17 +142,11 @@ class Central:
         host, port = sock.getsockname()[:2]
         https = await asyncio.to_thread(self._https_files)
         self.api_url = f"{'https' if https else 'http'}://{host}:{port}"
-        self.alerts = AlertDesk(self.fleet, self.streams)
         gate = self.gate
         self.viewers = ViewerAccess(gate, self.relay, relay.viewer_token_ttl_s)
         self._tasks.spawn("viewer-access", self.viewers.run)
-        app = create_app(self.fleet, gate)
-        add_access_routes(app, gate, SignInService(database, settings.access), swagger_dir())
-        add_media_routes(app, self.relay, self.streams, self.viewers)
-        add_stream_routes(app, self.streams, self.viewers, gate)
-        add_alert_routes(app, self.alerts, gate)
-        self.evidence = EvidenceStore(settings.data_dir / "evidence")
-        add_evidence_routes(app, self.evidence, gate)
+        await self._start_console(database)
+        app = self._app(database)
         trusted = settings.http.trusted_proxies
         config = uvicorn.Config(
             app,
@@ -161,6 +165,39 @@ class Central:
         gc.collect()
         gc.freeze()
         log.info("central_started", api=self.api_url, mqtt=mqtt_url)
+
+    def _app(self, database: Database) -> FastAPI:
+        assert self.fleet and self.relay and self.streams and self.gate and self.viewers
+        assert self.hub and self.alerts and self.shares
+        settings, gate = self.settings, self.gate
+        app = create_app(self.fleet, gate)
+        add_access_routes(app, gate, SignInService(database, settings.access), swagger_dir())
+        add_media_routes(app, self.relay, self.streams, self.viewers)
+        add_stream_routes(app, self.streams, self.viewers, gate)
+        add_console_routes(app, self.hub, self.alerts, gate, settings.console)
+        add_still_routes(app, self.relay, self.hub, gate)
+        add_share_routes(app, self.shares, gate)
+        self.evidence = EvidenceStore(settings.data_dir / "evidence")
+        add_evidence_routes(app, self.evidence, gate)
+        return app
+
+    async def _start_console(self, database: Database) -> None:
+        """The pages' live picture, alerts, shares and what happens near a trigger."""
+        assert self.fleet and self.streams and self.gate and self.viewers
+        console = self.settings.console
+        streams = self.streams
+        hub = self.hub = ConsoleHub(
+            self.fleet, streams, database, console.page_queue, console.feed_history
+        )
+        self._tasks.spawn("console-hub", hub.run)
+        thresholds = Thresholds(console.battery_critical_pct, console.storage_critical_pct)
+        self.alerts = AlertDesk(self.fleet, streams, hub, self.gate, thresholds)
+        self.shares = ShareService(
+            hub, self.gate, self.viewers, console, lambda sid: streams.grant_urls(sid, "")[0]
+        )
+        self._tasks.spawn("shares", self.shares.run)
+        self.nearby = NearbyResponse(self.fleet, self.alerts, self.shares, self.gate, console)
+        await self.alerts.load()
 
     def _https_files(self) -> ServerFiles | None:
         """The certificate to serve, or None for plain HTTP (explicitly asked for)."""
@@ -187,8 +224,7 @@ class Central:
                 await asyncio.wait_for(self._http_task, 5.0)
             except TimeoutError:
                 log.warning("http_shutdown_timeout")
-        if self.alerts is not None:
-            await self.alerts.close()
+        await self._stop_console()
         if self.reconciler is not None:
             await self._tasks.cancel("reconcile")
             await self.reconciler.close()
@@ -206,6 +242,12 @@ class Central:
         if self.database is not None:
             self.database.close()
         log.info("central_stopped")
+
+    async def _stop_console(self) -> None:
+        if self.nearby is not None:
+            await self.nearby.close()
+        if self.alerts is not None:
+            await self.alerts.close()
 
     async def _anchor_every_while(self) -> None:
         """The audit chain's head goes to the anchor file every ANCHOR_EVERY_S."""

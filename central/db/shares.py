@@ -117,15 +117,17 @@ class Shares:
         self._session.flush()
         return self._record(row)
 
-    def expired_with_grants(self, now: float) -> list[str]:
-        """Shares past their end whose viewer tokens are not all revoked yet."""
-        rows = self._session.scalars(
-            select(ViewerGrantRow.share_id)
-            .join(ShareRow, ShareRow.id == ViewerGrantRow.share_id)
-            .where(ViewerGrantRow.revoked_at.is_(None), ShareRow.expires_at <= now)
-            .distinct()
+    def end_expired_grants(self, now: float) -> int:
+        """Revokes the viewer tokens of shares past their end; returns how many."""
+        ended = self._session.execute(
+            update(ViewerGrantRow)
+            .where(
+                ViewerGrantRow.revoked_at.is_(None),
+                ViewerGrantRow.share_id.in_(select(ShareRow.id).where(ShareRow.expires_at <= now)),
+            )
+            .values(revoked_at=now)
         )
-        return [share_id for share_id in rows if share_id is not None]
+        return int(getattr(ended, "rowcount", 0) or 0)
 
     def mark(self, share_id: str, unit_id: str, now: float, *, opened: bool) -> bool:
         """Records that the unit received (or opened) the share; False if that was known."""

@@ -8,32 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from central.access import totp
 from central.access.policy import POLICY, Action, Role
-from central.db.audit import Audit, AuditQuery
 from central.db.users import Users
-from central.people import Operator, People
-from central.service import Central
-from tests.center_cli import CHEAP_PASSWORDS
 from tests.center_tls import client_tls
 from tests.helpers import wait_for
 from tests.integration.center_helpers import (
     agent_of,
     api_client,
-    central_settings,
 )
 from tests.integration.relay_helpers import RelayViewer
+from tests.integration.site_helpers import IDLE_LOCK_S, PASSWORD, Person, Site, running_site
 
-PASSWORD = "correct horse battery staple"
-IDLE_LOCK_S = 2.0
 # (method, path, action); the unit, stream and recording need not exist: a refusal comes
 # before the lookup, and an allowed call answers anything but 401/403.
 ROUTES: list[tuple[str, str, Action]] = [
@@ -47,6 +37,15 @@ ROUTES: list[tuple[str, str, Action]] = [
     ("GET", "/api/v1/viewer-tokens", Action.VIEWER_TOKEN_REVOKE),
     ("DELETE", "/api/v1/viewer-tokens/t-1", Action.VIEWER_TOKEN_REVOKE),
     ("GET", "/api/v1/alerts", Action.ALERTS_READ),
+    ("POST", "/api/v1/alerts/a-1/ack", Action.ALERTS_ACKNOWLEDGE),
+    ("GET", "/api/v1/units/u-1/events", Action.UNIT_VIEW),
+    ("POST", "/api/v1/streams/s-1/stills", Action.LIVE_WATCH),
+    ("POST", "/api/v1/shares", Action.SHARES_CREATE),
+    ("GET", "/api/v1/shares", Action.SHARES_CREATE),
+    ("DELETE", "/api/v1/shares/x-1", Action.SHARES_REVOKE),
+    ("GET", "/api/v1/patrol/shares", Action.SHARES_RECEIVE),
+    ("POST", "/api/v1/patrol/shares/x-1/received", Action.SHARES_RECEIVE),
+    ("POST", "/api/v1/patrol/shares/x-1/open", Action.SHARES_OPEN),
     ("GET", "/api/v1/evidence", Action.EVIDENCE_SEARCH),
     ("GET", "/api/v1/evidence/r-1", Action.EVIDENCE_SEARCH),
     ("GET", "/api/v1/evidence/r-1/segments/0", Action.EVIDENCE_PLAYBACK),
@@ -57,93 +56,6 @@ ROUTES: list[tuple[str, str, Action]] = [
     ("GET", "/docs", Action.API_DOCS),
     ("GET", "/openapi.json", Action.API_DOCS),
 ]
-
-
-class Person:
-    """A signed-in browser: its cookies, and the CSRF header on every change."""
-
-    def __init__(self, http: httpx.AsyncClient, name: str, role: Role) -> None:
-        self.http = http
-        self.name = name
-        self.role = role
-        self.csrf = ""
-
-    async def sign_in(self, secret: str | None, password: str = PASSWORD) -> httpx.Response:
-        code = totp.code_at(secret, totp.time_step(time.time())) if secret else None
-        body = {"name": self.name, "password": password, "code": code}
-        answer = await self.http.post("/api/v1/session", json=body)
-        if answer.status_code == 200:
-            self.csrf = answer.json()["csrf_token"]
-        return answer
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
-        return await self.http.request(method, path, headers=headers, **kwargs)
-
-
-class Site:
-    def __init__(self, central: Central) -> None:
-        self.central = central
-        assert central.database is not None
-        self.database = central.database
-        self.people = People(self.database, Operator("tests"), CHEAP_PASSWORDS)
-        self.secrets: dict[str, str | None] = {}
-
-    def add(self, name: str, role: Role) -> None:
-        self.people.add(name, role.value, PASSWORD)
-        needs_code = role in (Role.ADMIN, Role.SUPERVISOR, Role.DISPATCHER)
-        self.secrets[name] = self.people.enroll_totp(name).secret if needs_code else None
-
-    def browser(self) -> httpx.AsyncClient:
-        return api_client(self.central, key=False)
-
-    async def person(self, name: str, role: Role) -> Person:
-        self.add(name, role)
-        person = Person(self.browser(), name, role)
-        answer = await person.sign_in(self.secrets[name])
-        assert answer.status_code == 200, answer.text
-        return person
-
-    def audit(self, action: str) -> list[dict[str, Any]]:
-        with self.database.read() as tx:
-            records = Audit(tx).query(AuditQuery(action=action, limit=1000)).records
-        return [
-            {
-                "actor": r.entry.actor,
-                "outcome": r.entry.outcome,
-                "object": r.entry.object,
-                "detail": dict(r.entry.detail),
-                "source": r.entry.source,
-            }
-            for r in records
-        ]
-
-
-@contextlib.asynccontextmanager
-async def running_site(
-    broker_url: str, unique: str, tmp_path: Path, idle_lock_s: float = IDLE_LOCK_S
-) -> AsyncIterator[Site]:
-    """A whole center with cheap password hashing and the idle lock given."""
-    settings = central_settings(
-        broker_url,
-        unique,
-        tmp_path,
-        access={
-            "passwords": {"time_cost": 1, "memory_kib": 8192, "parallelism": 1},
-            "sessions": {"idle_lock_s": idle_lock_s},
-            # No waits between failures, so that five come at once; the lock is as configured.
-            "throttle": {"account": {"base_delay_s": 0}},
-        },
-    )
-    central = Central(settings)
-    await central.start()
-    try:
-        yield Site(central)
-    finally:
-        await central.stop()
 
 
 @pytest.fixture

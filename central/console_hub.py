@@ -1,0 +1,256 @@
+"""The pages' live picture of the fleet: unit summaries kept current from the fleet service,
+the streams the relay carries, and the feed every console and patrol page follows (Server-Sent
+Events, see `central/live_feed.py` for ids, catch-up and slow pages).
+
+Units that changed are sent together every `UNIT_FLUSH_S`, so that 5,000 moving units cost a
+page a few events a second, not thousands; the map's spatial index is kept here too, for the
+shares and group recording that ask who is near a scene.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from central.db.engine import Database
+from central.db.users import Users
+from central.fleet import FleetService, ReceivedEvent
+from central.live_feed import CONSOLE, FeedEvent, FeedLog, PageQueue, unit_audience
+from central.nearby import NearbyIndex
+from central.registry import UnitRecord
+from central.streams import StreamService, StreamView
+from central.unit_board import UnitSummary, summarize
+
+log = structlog.get_logger("rtcc.console")
+
+UNIT_FLUSH_S = 0.5
+STREAMS_EVERY_S = 1.0
+OFFICERS_EVERY_S = 30.0
+KEEPALIVE_S = 15.0
+RECHECK_ACCESS_S = 15.0
+MAX_PAGES = 500
+RECENT_EVENTS_PER_UNIT = 20
+
+SnapshotPart = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+def encode(data: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(data, BaseModel):
+        return data.model_dump_json().encode()
+    return json.dumps(data, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def sse(event_id: str, name: str, data: bytes) -> bytes:
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
+
+
+@dataclass(eq=False)
+class Page:
+    queue: PageQueue
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ConsoleHub:
+    def __init__(
+        self,
+        fleet: FleetService,
+        streams: StreamService,
+        database: Database,
+        page_queue: int,
+        feed_history: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.fleet = fleet
+        self.streams = streams
+        self.database = database
+        self.index = NearbyIndex()
+        self.feed = FeedLog(feed_history, secrets.token_hex(4))
+        self.summaries: dict[str, UnitSummary] = {}
+        self.streams_live: dict[str, StreamView] = {}
+        self.officers: dict[str, list[str]] = {}
+        self.alerting: set[str] = set()  # units with an open alert (kept by the alert desk)
+        # Called with each unit's record after it changed (the alert desk's own alerts).
+        self.unit_listeners: list[Callable[[UnitRecord], None]] = []
+        self.snapshot_parts: list[SnapshotPart] = []
+        self._page_queue = page_queue
+        self._pages: set[Page] = set()
+        self._dirty: set[str] = set()
+        self._clock = clock
+        self.recent_events: dict[str, deque[ReceivedEvent]] = {}
+        fleet.unit_listeners.append(self._dirty.add)
+        fleet.event_listeners.append(self._remember)
+
+    def _remember(self, received: ReceivedEvent) -> None:
+        kept = self.recent_events.get(received.unit_id)
+        if kept is None:
+            kept = self.recent_events[received.unit_id] = deque(maxlen=RECENT_EVENTS_PER_UNIT)
+        kept.append(received)
+
+    # ---- the feed --------------------------------------------------------------------------
+
+    def publish(self, name: str, data: BaseModel | dict[str, Any], audiences: set[str]) -> None:
+        event = self.feed.add(name, encode(data), audiences)
+        for page in self._pages:
+            if not page.queue.offer(event):
+                log.info("page_resync", audience=page.queue.audience, reason="queue full")
+            page.wake.set()
+
+    def mark_changed(self, unit_id: str) -> None:
+        """The unit's summary is to be sent again (its alerts or stream changed)."""
+        self._dirty.add(unit_id)
+
+    async def follow(
+        self, audience: str, last_event_id: str | None, still_allowed: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[bytes]:
+        """One page's event stream: what it missed since `last_event_id` if that is still
+        kept, else a snapshot; then every event for its audience as it comes. Ends when the
+        caller's access ends (checked every RECHECK_ACCESS_S)."""
+        if len(self._pages) >= MAX_PAGES:
+            yield b"event: busy\ndata: {}\n\n"
+            return
+        page = Page(PageQueue(audience, self._page_queue))
+        self._pages.add(page)
+        try:
+            seen = self.feed.parse_id(last_event_id)
+            missed = None if seen is None else self.feed.since(seen, audience)
+            if missed is None:
+                yield await self._snapshot(audience)
+            else:
+                for event in missed:
+                    yield self._frame(event)
+            checked = self._clock()
+            while True:
+                try:
+                    await asyncio.wait_for(page.wake.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                page.wake.clear()
+                if self._clock() - checked >= RECHECK_ACCESS_S:
+                    checked = self._clock()
+                    if not await still_allowed():
+                        yield b"event: signed_out\ndata: {}\n\n"
+                        return
+                if page.queue.resync:
+                    page.queue.resync = False
+                    yield await self._snapshot(audience)
+                    continue
+                for event in page.queue.take():
+                    yield self._frame(event)
+        finally:
+            self._pages.discard(page)
+
+    def _frame(self, event: FeedEvent) -> bytes:
+        return sse(self.feed.event_id(event), event.name, event.data)
+
+    async def _snapshot(self, audience: str) -> bytes:
+        """Everything the page shows, as of the feed's last event (later events are sent
+        after it, and repeat nothing it cannot take twice)."""
+        last = f"{self.feed.generation}.{self.feed.last_id}"
+        body: dict[str, Any] = {"units": [], "alerts": [], "streams": [], "shares": []}
+        if audience == CONSOLE:
+            body["units"] = list(self.summaries.values())
+            body["streams"] = list(self.streams_live.values())
+        else:
+            own = self.summaries.get(audience.removeprefix("unit:"))
+            body["units"] = [own] if own is not None else []
+        for part in self.snapshot_parts:
+            body.update(await part(audience))
+        return sse(last, "snapshot", encode(body))
+
+    # ---- keeping the picture current -------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._load_officers()
+        streams_due = officers_due = self._clock()
+        while True:
+            await asyncio.sleep(UNIT_FLUSH_S)
+            now = self._clock()
+            if now >= officers_due:
+                officers_due = now + OFFICERS_EVERY_S
+                await self._load_officers()
+            if now >= streams_due:
+                streams_due = now + STREAMS_EVERY_S
+                await self._refresh_streams()
+            self.flush_units()
+
+    def flush_units(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        changed: list[UnitSummary] = []
+        for unit_id in dirty:
+            record = self.fleet.registry.get(unit_id)
+            if record is None:
+                continue
+            summary = self._summarize(record)
+            self.summaries[unit_id] = summary
+            if summary.lat is not None and summary.lon is not None:
+                self.index.update(unit_id, summary.lat, summary.lon)
+            for listener in self.unit_listeners:
+                listener(record)
+            changed.append(summary)
+        if not changed:
+            return
+        self.publish("units", {"units": changed}, {CONSOLE})
+        watched = {page.queue.audience for page in self._pages}
+        for summary in changed:
+            audience = unit_audience(summary.unit_id)
+            if audience in watched:
+                self.publish("units", {"units": [summary]}, {audience})
+
+    def _summarize(self, record: UnitRecord) -> UnitSummary:
+        unit_id = record.unit_id
+        logins = self.officers.get(unit_id)
+        stream_id = next(
+            (s.stream_id for s in self.streams_live.values() if s.unit_id == unit_id), None
+        )
+        officer = ", ".join(logins) if logins else None
+        return summarize(record, officer, stream_id, unit_id in self.alerting)
+
+    async def _load_officers(self) -> None:
+        try:
+            found = await asyncio.to_thread(self._officers)
+        except Exception as exc:  # the database may be briefly away: keep the last known
+            log.warning("officers_not_loaded", error=str(exc)[:200])
+            return
+        before, self.officers = self.officers, found
+        self._dirty.update(u for u in found.keys() | before.keys() if found.get(u) != before.get(u))
+
+    def _officers(self) -> dict[str, list[str]]:
+        with self.database.read() as tx:
+            return Users(tx).patrol_logins()
+
+    async def _refresh_streams(self) -> None:
+        try:
+            views = {view.stream_id: view for view in await self.streams.list()}
+        except Exception as exc:  # a relay worker restarting: the next round asks again
+            log.warning("streams_not_listed", error=str(exc)[:200])
+            return
+        before = self.streams_live
+        self.streams_live = views
+        for stream_id, view in views.items():
+            old = before.get(stream_id)
+            if old is None or (old.state, old.live, old.codec) != (
+                view.state,
+                view.live,
+                view.codec,
+            ):
+                self.publish("stream", view.model_dump(mode="json") | {"ended": False}, {CONSOLE})
+                self._dirty.add(view.unit_id)
+        for stream_id in before.keys() - views.keys():
+            ended = before[stream_id].model_dump(mode="json") | {"ended": True, "live": False}
+            self.publish("stream", ended, {CONSOLE})
+            self._dirty.add(before[stream_id].unit_id)
