@@ -92,7 +92,7 @@ class ConsoleHub:
         self._dirty: set[str] = set()
         self._clock = clock
         self.recent_events: dict[str, deque[ReceivedEvent]] = {}
-        fleet.unit_listeners.append(self._dirty.add)
+        fleet.unit_listeners.append(self.mark_changed)
         fleet.event_listeners.append(self._remember)
 
     def _remember(self, received: ReceivedEvent) -> None:
