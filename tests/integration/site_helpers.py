@@ -117,5 +117,3 @@ async def running_site(
         yield Site(central)
     finally:
         await central.stop()
-
-
