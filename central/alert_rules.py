@@ -64,9 +64,6 @@ class UnitWatch:
         self.thresholds = thresholds
         self._units: dict[str, _Seen] = {}
 
-    def forget(self, unit_id: str) -> None:
-        self._units.pop(unit_id, None)
-
     def observe(
         self, unit_id: str, online: bool | None, state: UnitState | None
     ) -> list[AlertKind]:
