@@ -92,6 +92,8 @@ class Demo:
             "RTCC_BROKER__PORT": str(broker_port),
             "RTCC_RELAY__ICE__HOST_ADDRESSES": loopback,
             "RTCC_RELAY__VIEWER_TOKEN_TTL_S": str(8 * 3600),
+            # The body-cam's holster draw shares its video with the patrols near it.
+            "RTCC_CONSOLE__AUTO_SHARE__ENABLED": "true",
         }
         children = [Child("central", central_env, logs / "central.log")]
         # unit-01 wears a (simulated) body-cam on the link, and keeps evidence.
@@ -149,8 +151,12 @@ class Demo:
             people = People(database, operator, settings.access.passwords, anchor_file(center_dir))
             for role in Role:
                 name = f"demo-{role.value}"
-                password = people.add(name, role.value)
+                # The patrol login is the in-car laptop of the unit next to the body-cam's.
+                unit = f"unit-{min(2, self.units):02d}" if role is Role.PATROL else None
+                password = people.add(name, role.value, unit_id=unit)
                 line = f"{role.value:<11}{name:<17} password {password}"
+                if unit is not None:
+                    line += f"  (unit {unit})"
                 if needs_second_factor(role):
                     line += f"  TOTP secret {people.enroll_totp(name).secret}"
                 lines.append(line)
@@ -245,6 +251,8 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
 
 {live}
 
+  console    {self.api}/console  (sign in as demo-dispatcher; codes from its TOTP secret)
+  patrol     {self.api}/patrol  (demo-patrol, the in-car laptop: no code needed)
   sign in    {self.api}/  (one login per role; authenticator codes from the TOTP secrets)
   HTTPS      the center's own CA is {self.ca_file}: trust it in the browser (Chromium:
              Settings > Privacy > Security > Manage certificates > Authorities > Import;
@@ -260,7 +268,8 @@ rtcc demo is running: the center, its Mosquitto and {self.units} simulated patro
   alerts     {self.api}/api/v1/alerts
   evidence   {self.api}/api/v1/evidence
   body-cam   unit-01's officer draws a weapon {BODYCAM_TRIGGER_S:g} s in (alert, recording with
-             15 s before it, evidence uploaded); do it again yourself with
+             15 s before it, evidence uploaded, its video shared with the patrols within
+             2 km); do it again yourself with
                printf 'trigger holster_draw\\n' > /dev/tcp/127.0.0.1/{self.control_port}
   logs/state {self.data_dir}
 

@@ -115,6 +115,10 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
 
         streams = poll(live_streams, 40)
         assert {s["unit_id"] for s in streams} == {"unit-01", "unit-02"}
+        tls = ssl.create_default_context(cafile=str(ca))
+        for page in ("/console", "/patrol"):
+            with urllib.request.urlopen(api + page, timeout=5, context=tls) as answer:
+                assert answer.status == 200 and b"<html" in answer.read().lower()
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert len(descendants) >= 5  # central, its broker, relay worker(s), two agents
         proc.send_signal(signal.SIGINT)
