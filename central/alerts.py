@@ -24,6 +24,7 @@ from central.http_errors import status_of
 from central.live_feed import CONSOLE
 from central.registry import UnitRecord
 from central.streams import StartRequest, StreamService
+from protocol import UnitState
 from protocol.events import TRIGGER_EVENTS, TriggerBody
 
 log = structlog.get_logger("rtcc.alerts")
@@ -130,8 +131,8 @@ class AlertDesk:
         wants_stream = body is not None and body.stream
         self._spawn(self._raise(record, wants_stream, from_trigger=body is not None))
 
-    def on_unit(self, unit: UnitRecord) -> None:
-        for kind in self.watch.observe(unit.unit_id, unit.online, unit.state):
+    def on_unit(self, unit: UnitRecord, state: UnitState | None) -> None:
+        for kind in self.watch.observe(unit.unit_id, unit.online, state):
             record = self._record(str(uuid.uuid4()), unit.unit_id, kind, f"center.{kind}", None)
             self._spawn(self._raise(record, False, from_trigger=False))
 

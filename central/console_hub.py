@@ -29,6 +29,7 @@ from central.nearby import NearbyIndex
 from central.registry import UnitRecord
 from central.streams import StreamService, StreamView
 from central.unit_board import UnitSummary, summarize
+from protocol import UnitState
 
 log = structlog.get_logger("rtcc.console")
 
@@ -38,6 +39,7 @@ OFFICERS_EVERY_S = 30.0
 KEEPALIVE_S = 15.0
 RECHECK_ACCESS_S = 15.0
 MAX_PAGES = 500
+FLUSH_CHUNK = 250
 RECENT_EVENTS_PER_UNIT = 20
 
 SnapshotPart = Callable[[str], Awaitable[dict[str, Any]]]
@@ -57,6 +59,10 @@ def _plain(value: object) -> object:
 
 def sse(event_id: str, name: str, data: bytes) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
+
+
+class UnitsBatch(BaseModel):
+    units: list[UnitSummary]
 
 
 @dataclass(eq=False)
@@ -84,8 +90,8 @@ class ConsoleHub:
         self.streams_live: dict[str, StreamView] = {}
         self.officers: dict[str, list[str]] = {}
         self.alerting: set[str] = set()  # units with an open alert (kept by the alert desk)
-        # Called with each unit's record after it changed (the alert desk's own alerts).
-        self.unit_listeners: list[Callable[[UnitRecord], None]] = []
+        # Called with each unit's record and state after it changed (the alert desk's own).
+        self.unit_listeners: list[Callable[[UnitRecord, UnitState | None], None]] = []
         self.snapshot_parts: list[SnapshotPart] = []
         self._page_queue = page_queue
         self._pages: set[Page] = set()
@@ -186,39 +192,49 @@ class ConsoleHub:
             if now >= streams_due:
                 streams_due = now + STREAMS_EVERY_S
                 await self._refresh_streams()
-            self.flush_units()
+            await self.flush_units()
 
-    def flush_units(self) -> None:
+    async def flush_units(self) -> None:
+        """Sends the units that changed, FLUSH_CHUNK at a time: the loop serves others
+        between chunks (5,000 units moving at once are a few milliseconds each)."""
         dirty, self._dirty = self._dirty, set()
+        pending = sorted(dirty)
+        watched = {page.queue.audience for page in self._pages}
+        for start in range(0, len(pending), FLUSH_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            self._flush_chunk(pending[start : start + FLUSH_CHUNK], watched)
+
+    def _flush_chunk(self, unit_ids: list[str], watched: set[str]) -> None:
         changed: list[UnitSummary] = []
-        for unit_id in dirty:
+        for unit_id in unit_ids:
             record = self.fleet.registry.get(unit_id)
             if record is None:
                 continue
-            summary = self._summarize(record)
+            state = record.read_state()
+            summary = self._summarize(record, state)
             self.summaries[unit_id] = summary
             if summary.lat is not None and summary.lon is not None:
                 self.index.update(unit_id, summary.lat, summary.lon)
             for listener in self.unit_listeners:
-                listener(record)
+                listener(record, state)
             changed.append(summary)
         if not changed:
             return
-        self.publish("units", {"units": changed}, {CONSOLE})
-        watched = {page.queue.audience for page in self._pages}
+        self.publish("units", UnitsBatch(units=changed), {CONSOLE})
         for summary in changed:
             audience = unit_audience(summary.unit_id)
             if audience in watched:
-                self.publish("units", {"units": [summary]}, {audience})
+                self.publish("units", UnitsBatch(units=[summary]), {audience})
 
-    def _summarize(self, record: UnitRecord) -> UnitSummary:
+    def _summarize(self, record: UnitRecord, state: UnitState | None) -> UnitSummary:
         unit_id = record.unit_id
         logins = self.officers.get(unit_id)
         stream_id = next(
             (s.stream_id for s in self.streams_live.values() if s.unit_id == unit_id), None
         )
         officer = ", ".join(logins) if logins else None
-        return summarize(record, officer, stream_id, unit_id in self.alerting)
+        return summarize(record, state, officer, stream_id, unit_id in self.alerting)
 
     async def _load_officers(self) -> None:
         try:

@@ -68,9 +68,12 @@ def storage_free_pct(state: UnitState) -> float | None:
 
 
 def summarize(
-    record: UnitRecord, officer: str | None, stream_id: str | None, alerting: bool
+    record: UnitRecord,
+    state: UnitState | None,
+    officer: str | None,
+    stream_id: str | None,
+    alerting: bool,
 ) -> UnitSummary:
-    state = record.state
     summary = UnitSummary(
         unit_id=record.unit_id,
         officer=officer,
