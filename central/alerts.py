@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from central.alert_rules import EVENTS_RAISING_ALERTS, AlertKind, Thresholds, UnitWatch, kind_of
 from central.console_hub import ConsoleHub
 from central.db.alerts import AlertRecord, Alerts
+from central.db.audit_chain import AuditEntry
 from central.errors import CenterError
 from central.fleet import FleetService, ReceivedEvent
 from central.gate import Caller, Gate
@@ -208,7 +209,25 @@ class AlertDesk:
         except CenterError as exc:
             error = f"{status_of(exc)}: {exc}"
             log.warning("alert_stream_failed", unit_id=alert.unit_id, error=error)
+        detail: dict[str, JsonValue] = {
+            "alert_id": alert.id,
+            "kind": alert.kind,
+            "stream_id": stream_id,
+            "error": error,
+        }
+        outcome = "ok" if stream_id is not None else "failed"
+        entry = AuditEntry(
+            self.hub.fleet.clock(),
+            "center",
+            "streams.alert_start",
+            outcome,
+            None,
+            "center",
+            alert.unit_id,
+            detail,
+        )
         try:
+            await asyncio.to_thread(self.gate.append, entry)
             record = await asyncio.to_thread(self._set_stream, alert.id, stream_id, error)
         except Exception as exc:
             log.error("alert_not_stored", unit_id=alert.unit_id, error=str(exc)[:200])

@@ -220,6 +220,8 @@ async def test_holster_draw_alert_group_recording_still_share_and_revoke(
     assert [r["actor"] for r in site.audit("shares.open")] == ["car-b"]
     assert [r["actor"] for r in site.audit("shares.revoke")] == ["dana"]
     assert [r["actor"] for r in site.audit("streams.still")] == ["dana"]
+    started = site.audit("streams.alert_start")
+    assert [(r["actor"], r["object"], r["outcome"]) for r in started] == [("center", "u-a", "ok")]
     assert ("car-b", "revoked") in {
         (r["actor"], r["outcome"]) for r in site.audit("streams.view_stop")
     }
