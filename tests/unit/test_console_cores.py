@@ -109,3 +109,16 @@ def test_a_unit_gone_offline_while_recording_is_an_alert_a_quiet_one_is_not() ->
     assert watch.observe("u", False, None) == []  # still offline: no second alert
     assert watch.observe("v", True, _with(50)) == []
     assert watch.observe("v", False, None) == []
+
+
+@given(st.one_of(st.text(max_size=80), st.from_regex(r"abcd1234\.[0-9]{1,20}", fullmatch=True)))
+def test_any_last_event_id_is_one_of_ours_or_means_a_snapshot(text: str) -> None:
+    log = FeedLog(history=5, generation="abcd1234")
+    log.add("units", b"{}", {CONSOLE})
+    seen = log.parse_id(text)
+    if seen is None:
+        return
+    assert text == f"abcd1234.{text.partition('.')[2]}" and seen >= 0
+    assert log.since(seen, CONSOLE) == (
+        [] if seen == 1 else None if seen > 1 else log.since(0, CONSOLE)
+    )
