@@ -117,6 +117,31 @@ class RelaySettings(Section):
         description="A publisher whose media stops this long is dropped at the relay (and "
         "asked back).",
     )
+    rewind_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="Rewind: the last this many seconds of every live stream are kept at its "
+        "relay worker, as the camera sent them (0: off; older video comes from evidence).",
+    )
+    rewind_max_bytes: int = Field(
+        default=64 * 2**20,
+        gt=0,
+        description="At most this much memory per stream for rewind: past it, the oldest "
+        "seconds go first.",
+    )
+    rewind_worker_max_bytes: int = Field(
+        default=512 * 2**20,
+        gt=0,
+        description="At most this much memory for rewind over all the streams of one relay "
+        "worker: past it, the stream holding most gives up its oldest seconds.",
+    )
+    rewind_cache_bytes: int = Field(
+        default=256 * 2**20,
+        ge=0,
+        description="Rewind clips kept at the center while a player asks for parts of them "
+        "(HTTP ranges), over all clips.",
+    )
 
 
 class CentralSettings(CommonSettings):

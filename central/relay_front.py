@@ -15,14 +15,29 @@ from fastapi import Request, Response
 from central.config import RelaySettings, TokenKeys
 from central.errors import CenterError, Invalid, NotFound, TooLarge, Unavailable
 from central.relay.auth import authorize
+from central.relay.clip_cache import ClipCache, RangeNotSatisfiable, byte_range
 from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
+from central.relay.rewind_models import CLIP_END, CLIP_FRAMES, CLIP_START, RecentSpan
+from central.relay.rewind_mux import Clip
 from protocol.errors import ProtocolError
 from protocol.tokens import Audience, Claims
 from protocol.topics import check_id
 from runtime.config import LogSettings
 
-__all__ = ["RelayFront", "StreamInfo", "WorkerReports"]
+__all__ = [
+    "CLIP_END",
+    "CLIP_FRAMES",
+    "CLIP_START",
+    "Clip",
+    "ClipCache",
+    "RangeNotSatisfiable",
+    "RecentSpan",
+    "RelayFront",
+    "StreamInfo",
+    "WorkerReports",
+    "byte_range",
+]
 
 log = structlog.get_logger("rtcc.relay.front")
 WORKER_POLL_TIMEOUT_S = 2.0
@@ -54,6 +69,11 @@ class RelayFront:
             logs.level,
             logs.format,
             settings.media_timeout_s,
+            {
+                "RTCC_REWIND_S": str(settings.rewind_s),
+                "RTCC_REWIND_MAX_BYTES": str(settings.rewind_max_bytes),
+                "RTCC_REWIND_WORKER_MAX_BYTES": str(settings.rewind_worker_max_bytes),
+            },
         )
         self._clock = clock
         self._proxy = httpx.AsyncClient(timeout=PROXY_TIMEOUT_S)
@@ -105,19 +125,56 @@ class RelayFront:
         """A JPEG of the live stream's latest keyframe, decoded once, at its worker.
         NotFound when the stream is not live or has no keyframe yet; TooLarge past
         4096x4096; Unavailable when the worker cannot be reached or cannot decode it."""
+        answer = await self._ask_worker(stream_id, "still")
+        if answer.status_code == 200:
+            return answer.content
+        raise _refused(answer)
+
+    async def rewind(self, stream_id: str, since_s: float, until_s: float) -> Clip:
+        """The stream's frames that show [since_s, until_s] (epoch seconds), as its worker
+        holds them, in one file: fragmented MP4 for H.264, WebM for VP8. NotFound when the
+        worker holds none of that time; Unavailable when it cannot be reached."""
+        params = {"since": repr(since_s), "until": repr(until_s)}
+        answer = await self._ask_worker(stream_id, "rewind", params)
+        if answer.status_code != 200:
+            raise _refused(answer)
+        try:
+            start, end = float(answer.headers[CLIP_START]), float(answer.headers[CLIP_END])
+            frames = int(answer.headers[CLIP_FRAMES])
+        except (KeyError, ValueError):
+            raise Unavailable("the relay worker's clip is not dated", retry_after_s=1) from None
+        media_type = answer.headers.get("content-type", "application/octet-stream")
+        return Clip(answer.content, media_type, start, end, frames)
+
+    async def recent_span(self, stream_id: str) -> RecentSpan | None:
+        """What the stream's worker holds of it for rewind; None when nothing."""
+        answer = await self._ask_worker(stream_id, "recent")
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise _refused(answer)
+        try:
+            return RecentSpan.model_validate_json(answer.content)
+        except ValueError:
+            raise Unavailable("the relay worker's answer is unreadable", retry_after_s=1) from None
+
+    async def _ask_worker(
+        self, stream_id: str, what: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """GET /streams/{stream_id}/{what} at the stream's worker, with the center's own
+        viewer token for the stream (what the center reads of a stream is a view of it)."""
         try:
             check_id(stream_id)
         except ProtocolError as exc:
             raise Invalid(str(exc)) from None
         token = self.signer.issue("whep", stream_id, self._clock(), CENTER_TOKEN_TTL_S, "center")
-        url = self.worker_url(stream_id, f"/streams/{stream_id}/still")
+        url = self.worker_url(stream_id, f"/streams/{stream_id}/{what}")
         try:
-            answer = await self._proxy.get(url, headers={"authorization": f"Bearer {token}"})
+            return await self._proxy.get(
+                url, params=params, headers={"authorization": f"Bearer {token}"}
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"relay worker unreachable: {exc}", retry_after_s=1) from None
-        if answer.status_code == 200:
-            return answer.content
-        raise _still_refused(answer)
 
     # ---- what the workers say -----------------------------------------------------------
 
@@ -168,9 +225,10 @@ class RelayFront:
             log.debug("relay_drop_unanswered", stream_id=stream_id, error=str(exc))
 
 
-def _still_refused(answer: httpx.Response) -> CenterError:
-    """The worker's refusal of a still, as the center's own: what is about the stream is
-    passed on, anything else (the center's token refused, a crash) is the relay failing."""
+def _refused(answer: httpx.Response) -> CenterError:
+    """The worker's refusal of a still or a clip, as the center's own: what is about the
+    stream is passed on, anything else (the center's token refused, a crash) is the relay
+    failing."""
     try:
         detail = str(answer.json()["detail"])
     except (ValueError, KeyError, TypeError):
@@ -179,6 +237,6 @@ def _still_refused(answer: httpx.Response) -> CenterError:
         return NotFound(detail)
     if answer.status_code == 413:
         return TooLarge(detail)
-    log.warning("relay_still_failed", status=answer.status_code, detail=detail)
+    log.warning("relay_request_failed", status=answer.status_code, detail=detail)
     retry = answer.headers.get("retry-after", "")
     return Unavailable(detail, retry_after_s=int(retry) if retry.isdigit() else 1)

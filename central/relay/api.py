@@ -13,6 +13,8 @@ from pydantic import AfterValidator
 from central.http_errors import install_error_handlers
 from central.relay.auth import authorize
 from central.relay.models import StreamInfo, ViewerSession
+from central.relay.rewind import Rewinds
+from central.relay.rewind_models import CLIP_END, CLIP_FRAMES, CLIP_START, RecentSpan
 from central.relay.session import Relay, Stream
 from central.relay.stills import Stills
 from protocol.tokens import Audience, Claims, TokenSigner
@@ -58,6 +60,7 @@ class WorkerEndpoints:
         self.signer = signer
         self.clock = clock
         self.stills = Stills(relay, clock)
+        self.rewinds = Rewinds(relay)
 
     def check(self, aud: Audience, stream_id: str, authorization: str | None) -> Claims:
         return authorize(self.signer, aud, stream_id, authorization, self.clock())
@@ -103,6 +106,25 @@ class WorkerEndpoints:
         self.check("whep", stream_id, authorization)
         jpeg = await self.stills.jpeg(stream_id)
         return Response(jpeg, media_type=JPEG, headers={"Cache-Control": "no-store"})
+
+    async def recent(self, stream_id: StreamId, authorization: Authorization = None) -> RecentSpan:
+        """What the worker holds of the stream for rewind (the center's token, as a still)."""
+        self.check("whep", stream_id, authorization)
+        return self.rewinds.span(stream_id)
+
+    async def rewind(
+        self, stream_id: StreamId, since: float, until: float, authorization: Authorization = None
+    ) -> Response:
+        """The stream's frames that show [since, until] (epoch seconds) in one file."""
+        self.check("whep", stream_id, authorization)
+        clip = await self.rewinds.clip(stream_id, since, until)
+        headers = {
+            CLIP_START: repr(clip.start),
+            CLIP_END: repr(clip.end),
+            CLIP_FRAMES: str(clip.frames),
+            "Cache-Control": "no-store",
+        }
+        return Response(clip.data, media_type=clip.media_type, headers=headers)
 
     async def drop_stream(self, stream_id: StreamId) -> Response:
         return Response(status_code=200 if await self.relay.drop(stream_id) else 404)
@@ -164,6 +186,10 @@ def create_relay_app(
         methods=["GET"],
         response_class=Response,
         responses={200: {"content": {JPEG: {}}}},
+    )
+    app.add_api_route("/streams/{stream_id}/recent", at.recent, methods=["GET"])
+    app.add_api_route(
+        "/streams/{stream_id}/rewind", at.rewind, methods=["GET"], response_class=Response
     )
     app.add_api_route("/streams/{stream_id}", at.drop_stream, methods=["DELETE"])
     app.add_api_route("/healthz", at.healthz, methods=["GET"])

@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 import structlog
@@ -51,6 +51,7 @@ class WorkerPool:
         log_level: str,
         log_format: str,
         media_timeout_s: float = 3.0,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
         shared = {
             "RTCC_TOKENS__KEYS": json.dumps(token_keys),
@@ -59,6 +60,7 @@ class WorkerPool:
             "RTCC_LOG__LEVEL": log_level,
             "RTCC_LOG__FORMAT": log_format,
             "RTCC_MEDIA_TIMEOUT_S": str(media_timeout_s),
+            **(worker_env or {}),
         }
         # Called with a worker's index once a restarted worker answers again.
         self.on_restart: list[Callable[[int], None]] = []

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from central.errors import CenterError, Invalid, NotFound
 from central.relay.fanout import StreamFanout
+from central.relay.recent import RecentBudget, RecentBuffer, RecentLimits
 from central.relay.sdp import answer_codec, loopback_candidates_only
 from central.relay.viewer import Viewer, ViewerTrack
 from runtime.webrtc import prefer_codec
@@ -61,6 +62,9 @@ class Stream:
     viewers: dict[str, Viewer] = field(default_factory=dict)
     # Frame complete at the relay -> handed to a viewer's sender, last samples (seconds).
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
+    # The last minutes of its frames, for rewind (None when rewind is off); kept across
+    # publisher sessions while the stream is.
+    recent: RecentBuffer | None = None
 
     def live(self, now: float) -> bool:
         """Live means media is arriving, not merely that a publisher session exists."""
@@ -86,6 +90,7 @@ class Relay:
         clock: Callable[[], float] = time.time,
         media_timeout_s: float = 3.0,
         viewer_timeout_s: float = 5.0,
+        recent: RecentLimits | None = None,
     ) -> None:
         self._configuration = configuration
         self._loopback_only = loopback_only
@@ -93,6 +98,10 @@ class Relay:
         self._media_timeout_s = media_timeout_s
         self._viewer_timeout_s = viewer_timeout_s
         self.streams: dict[str, Stream] = {}
+        self._recent = recent if recent is not None and recent.seconds > 0 else None
+        self.recent_budget = (
+            RecentBudget(self._recent.worker_max_bytes) if self._recent is not None else None
+        )
         self.publishers_dropped = 0
         self.viewers_dropped = 0
 
@@ -102,6 +111,9 @@ class Relay:
             stream = Stream(
                 stream_id, StreamFanout(lambda: self._request_keyframe(stream_id)), self._clock()
             )
+            if self._recent is not None:
+                limits = self._recent
+                stream.recent = RecentBuffer(limits.seconds, limits.max_bytes, self.recent_budget)
             self.streams[stream_id] = stream
         return stream
 
@@ -245,7 +257,7 @@ class Relay:
             elif stream.idle_since is None:
                 stream.idle_since = now
             elif now - stream.idle_since > FORGET_AFTER_S and self.streams.get(stream_id) is stream:
-                del self.streams[stream_id]
+                self._forget(stream_id)
 
     def _hear_rtcp(self, stream: Stream, receiver: RTCRtpReceiver) -> None:
         """A publisher's sender reports prove its path alive between sparse frames (a unit
@@ -277,7 +289,7 @@ class Relay:
             await self._viewer_gone(stream_id, session_id)
         if stream.publisher_session is not None:
             await self._publisher_gone(stream_id, stream.publisher_session)
-        self.streams.pop(stream_id, None)
+        self._forget(stream_id)
         return True
 
     async def close(self) -> None:
@@ -287,9 +299,14 @@ class Relay:
                 await self._viewer_gone(stream_id, session_id)
             if stream.publisher_session is not None:
                 await self._publisher_gone(stream_id, stream.publisher_session)
-        self.streams.clear()
+            self._forget(stream_id)
 
     # ---- internals --------------------------------------------------------------------
+
+    def _forget(self, stream_id: str) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None and stream.recent is not None:
+            stream.recent.close()  # its bytes go back to the worker's budget
 
     async def _negotiate(self, pc: RTCPeerConnection, offer: str) -> str:
         if self._loopback_only:
@@ -311,6 +328,9 @@ class Relay:
                 await gone()
 
     async def _pump(self, stream: Stream, track: MediaStreamTrack) -> None:
+        recent = stream.recent
+        if recent is not None and stream.codec is not None:
+            recent.restarted(stream.codec)
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 packet = await track.recv()
@@ -324,13 +344,12 @@ class Relay:
                 if packet.is_corrupt:
                     stream.fanout.lost_frames(now)
                 arrived = packet.opaque if isinstance(packet.opaque, float) else None
-                stream.fanout.publish(
-                    bytes(packet),
-                    int(packet.pts or 0),
-                    bool(packet.is_keyframe),
-                    now,
-                    arrived,
-                )
+                data, pts, keyframe = bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe)
+                stream.fanout.publish(data, pts, keyframe, now, arrived)
+                if recent is not None:
+                    if packet.is_corrupt:
+                        recent.lost()
+                    recent.add(data, pts, keyframe, now)
 
     def _request_keyframe(self, stream_id: str) -> None:
         stream = self.streams.get(stream_id)

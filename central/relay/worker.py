@@ -12,6 +12,7 @@ from pydantic import Field
 from central.config import TokenKeys
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
+from central.relay.recent import RecentLimits
 from central.relay.session import Relay
 from runtime import consent
 from runtime.config import CommonSettings, IceSettings, Section
@@ -37,6 +38,10 @@ class RelayWorkerSettings(CommonSettings):
     )
     tokens: TokenKeys = TokenKeys()
     ice: IceSettings = IceSettings()
+    # Rewind: the center's relay.rewind_* settings, handed down by the worker pool.
+    rewind_s: float = Field(default=300.0, ge=0, le=3600)
+    rewind_max_bytes: int = Field(default=64 * 2**20, gt=0)
+    rewind_worker_max_bytes: int = Field(default=512 * 2**20, gt=0)
 
 
 async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
@@ -50,6 +55,9 @@ async def run_until(stop: asyncio.Event, settings: RelayWorkerSettings) -> None:
         loopback_only=loopback,
         media_timeout_s=settings.media_timeout_s,
         viewer_timeout_s=settings.viewer_timeout_s,
+        recent=RecentLimits(
+            settings.rewind_s, settings.rewind_max_bytes, settings.rewind_worker_max_bytes
+        ),
     )
     app = create_relay_app(relay, settings.tokens.signer())
     server = EmbeddedServer(
