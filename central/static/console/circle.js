@@ -14,7 +14,7 @@ export class ShareCircle {
     this.scene = null;
     this.radius = null;
     this.layer = L.layerGroup();
-    this.circle = L.circle([0, 0], { radius: 1, color: "#ffb020", weight: 2, fillOpacity: 0.08, interactive: false });
+    this.circle = L.circle([0, 0], { radius: 1, color: "#c77dff", weight: 3, fillOpacity: 0.08, dashArray: "8 6", interactive: false });
     this.centre = L.marker([0, 0], { draggable: true, icon: handleIcon("centre"), title: "Drag to move the scene", zIndexOffset: 20000 });
     this.edge = L.marker([0, 0], { draggable: true, icon: handleIcon("edge"), title: "Drag to change the radius", zIndexOffset: 20000 });
     this.centre.on("drag", () => {
@@ -36,6 +36,11 @@ export class ShareCircle {
     this.place(scene, radius, false);
   }
 
+  // The map shows the whole circle.
+  frame() {
+    this.map.fitBounds(this.circle.getBounds(), { padding: [40, 40], maxZoom: 16, animate: false });
+  }
+
   hide() {
     this.layer.remove();
   }
@@ -45,9 +50,9 @@ export class ShareCircle {
     this.scene = scene;
     this.radius = radius;
     this.circle.setLatLng([scene.lat, scene.lon]).setRadius(radius);
-    if (!this.centre.dragging?.moving()) this.centre.setLatLng([scene.lat, scene.lon]);
+    if (!this.centre.dragging?.moved()) this.centre.setLatLng([scene.lat, scene.lon]);
     if (!dragging) {
-      const at = destination(scene, 90, radius);
+      const at = destination(scene, 180, radius); // below: unit labels sit to the right
       this.edge.setLatLng([at.lat, at.lon]);
     }
     this.onChange();
@@ -59,6 +64,6 @@ export class ShareCircle {
 
   moveTo(scene) {
     this.place(scene, this.radius, false);
-    this.map.panTo([scene.lat, scene.lon]);
+    this.map.panTo([scene.lat, scene.lon], { animate: false });
   }
 }

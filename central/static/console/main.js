@@ -5,7 +5,7 @@
 import { ApiError, del, get, session } from "../lib/api.js";
 import { connectLive } from "../lib/live.js";
 import { createMap } from "../lib/map.js";
-import { cue, cueCounts, isMuted, setMuted } from "../lib/sounds.js";
+import { cue, cueCounts, soundButton } from "../lib/sounds.js";
 import { $, clockTime, el } from "../lib/ui.js";
 import { AlertsView } from "./alerts.js";
 import { UnitMarkers } from "./markers.js";
@@ -32,16 +32,7 @@ async function loadConfig() {
 
 function topBar(me, live) {
   $("#who").replaceChildren(el("b", {}, me.user), el("span.role", {}, me.role));
-  const mute = $("#mute");
-  const showMute = () => {
-    mute.textContent = isMuted() ? "Sound off" : "Sound on";
-    mute.setAttribute("aria-pressed", String(!isMuted()));
-  };
-  mute.addEventListener("click", () => {
-    setMuted(!isMuted());
-    showMute();
-  });
-  showMute();
+  soundButton($("#mute"));
   $("#signout").addEventListener("click", async () => {
     live.close();
     await del("/api/v1/session").catch(() => {});

@@ -117,12 +117,14 @@ export class UnitMarkers {
   centre(unitId, zoom = 16) {
     const unit = this.entries.get(unitId)?.unit;
     if (!unit) return false;
-    this.map.setView([unit.lat, unit.lon], Math.max(this.map.getZoom(), zoom));
+    this.centreOn(unit.lat, unit.lon, zoom);
     return true;
   }
 
+  // Not animated: the wall opening at the same moment resizes the map, and an animation
+  // would land where the centre was for the old size.
   centreOn(lat, lon, zoom = 16) {
-    this.map.setView([lat, lon], Math.max(this.map.getZoom(), zoom));
+    this.map.setView([lat, lon], Math.max(this.map.getZoom(), zoom), { animate: false });
   }
 
   follow(unitId) {
@@ -140,8 +142,10 @@ export class UnitMarkers {
   fitAll() {
     const points = [];
     for (const { unit } of this.entries.values()) points.push([unit.lat, unit.lon]);
-    if (points.length === 1) this.map.setView(points[0], 15);
-    else if (points.length) this.map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 16 });
+    if (points.length === 1) this.map.setView(points[0], 15, { animate: false });
+    else if (points.length) {
+      this.map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 16, animate: false });
+    }
     return points.length > 0;
   }
 }

@@ -13,6 +13,8 @@ export class Roster {
     Object.assign(this, { search, list, summary, detail, store, actions });
     this.selected = null;
     this.dirty = true;
+    this.rows = new Map(); // unit_id -> its row, reused
+    this.order = null; // the rows shown, in order
     this.events = [];
     search.addEventListener("input", () => this.render());
     for (const type of ["units", "snapshot"]) store.addEventListener(type, () => (this.dirty = true));
@@ -38,29 +40,50 @@ export class Roster {
     for (const unit of this.store.units.values()) counts[unit.state_label] = (counts[unit.state_label] || 0) + 1;
     this.summary.replaceChildren(...Object.keys(ORDER).filter((s) => counts[s]).map((s) =>
       el(`span.count.state-${s}`, { title: words(s) }, `${counts[s]} ${s}`)));
-    const rows = found.slice(0, SHOWN).map((unit) => this.row(unit));
-    if (found.length > SHOWN) rows.push(el("p.empty", {}, `${found.length - SHOWN} more: search to narrow`));
-    if (!found.length) rows.push(el("p.empty", {}, this.store.units.size ? "No unit matches." : "No units yet."));
-    this.list.replaceChildren(...rows);
+    // Rows are kept and updated in place: a row must not be replaced under the pointer of a
+    // dispatcher about to click it.
+    const shown = found.slice(0, SHOWN);
+    const rows = shown.map((unit) => this.row(unit));
+    const notes = [];
+    if (found.length > SHOWN) notes.push(el("p.empty", {}, `${found.length - SHOWN} more: search to narrow`));
+    if (!found.length) notes.push(el("p.empty", {}, this.store.units.size ? "No unit matches." : "No units yet."));
+    const order = shown.map((u) => u.unit_id).join("\n") + notes.map((n) => n.textContent).join("\n");
+    if (order !== this.order) {
+      this.order = order;
+      this.list.replaceChildren(...rows, ...notes);
+    }
+    for (const id of this.rows.keys()) if (!this.store.units.has(id)) this.rows.delete(id);
     if (this.selected) this.renderDetail();
   }
 
   row(unit) {
-    return el("button.roster-row", { type: "button", dataset: { unit: unit.unit_id },
-      "aria-current": unit.unit_id === this.selected ? "true" : null,
-      onclick: () => this.show(unit.unit_id) },
-      el(`i.dot.state-${unit.state_label}`),
-      el("b", {}, unit.unit_id),
-      el("span.officer", {}, unit.officer || "—"),
-      el(`span.state-word.state-${unit.state_label}`, {}, unit.state_label),
-      el("span.battery", { title: "battery" }, pct(unit.battery_pct)));
+    let row = this.rows.get(unit.unit_id);
+    if (!row) {
+      row = el("button.roster-row", { type: "button", dataset: { unit: unit.unit_id },
+        onclick: () => this.show(unit.unit_id) },
+        el("i.dot"), el("b", {}, unit.unit_id), el("span.officer"), el("span.state-word"),
+        el("span.battery", { title: "battery" }));
+      this.rows.set(unit.unit_id, row);
+    }
+    const [dot, , officer, state, battery] = row.children;
+    const look = `${unit.state_label}|${unit.officer}|${pct(unit.battery_pct)}|${unit.unit_id === this.selected}`;
+    if (row.dataset.look !== look) {
+      row.dataset.look = look;
+      dot.className = `dot state-${unit.state_label}`;
+      officer.textContent = unit.officer || "—";
+      state.className = `state-word state-${unit.state_label}`;
+      state.textContent = unit.state_label;
+      battery.textContent = pct(unit.battery_pct);
+      row.setAttribute("aria-current", String(unit.unit_id === this.selected));
+    }
+    return row;
   }
 
   async show(unitId) {
     this.selected = unitId;
     this.events = [];
     this.detail.hidden = false;
-    this.renderDetail();
+    this.render();
     await this.loadEvents();
   }
 

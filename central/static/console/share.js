@@ -40,8 +40,8 @@ export class SharePanel {
     this.draft = { ...source, scene, radius: this.store.config.share_radius_m || 2000, target: "radius", chosen: new Set() };
     this.mode = "compose";
     this.root.hidden = false;
-    this.circle.show(scene, this.draft.radius, true);
     this.renderCompose();
+    this.circle.frame();
   }
 
   mapCentre() {
@@ -174,6 +174,7 @@ export class SharePanel {
     this.root.hidden = false;
     this.map.getContainer().classList.remove("picking");
     this.renderStatus();
+    if (this.store.shares.has(shareId)) this.circle.frame();
   }
 
   renderStatus() {

@@ -2,8 +2,8 @@
 // A snapshot replaces everything; later events change one thing at a time. Views listen
 // for "units", "alerts", "streams", "shares" and "snapshot".
 
-// `live: false` ends a stream, unless it says it is still starting or reconnecting.
-const ended = (stream) => stream.live === false && !["starting", "reconnecting"].includes(stream.state);
+// The center says `ended`; `live: false` alone may be a stream starting or reconnecting.
+const ended = (stream) => stream.ended ?? (stream.live === false && !["starting", "reconnecting"].includes(stream.state));
 
 export class Store extends EventTarget {
   constructor() {

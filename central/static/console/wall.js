@@ -113,7 +113,7 @@ class Tile {
         el("span.tile-buttons", {},
           button("Still", "Take a still (stored at the center)", () => this.takeStill()),
           button("Share", "Share to patrols", () => this.share(false)),
-          button("⧉", "Pop out", () => this.popOut()),
+          button("↗", "Pop out", () => this.popOut()),
           button("⤢", "Maximise (Esc to restore)", () => this.maximise()),
           button("✕", "Close", () => this.wall.close(unitId)))),
       el("div.tile-video", {}, this.video, p.banner, p.still),

@@ -36,6 +36,16 @@ export function connectLive(handlers, path = "/api/v1/live") {
       setState("reconnecting");
       if (source.readyState === EventSource.CLOSED) reopenLater();
     };
+    // The center ends the feed of a session that ended: sign in again.
+    source.addEventListener("signed_out", () => {
+      source.close();
+      api("GET", "/api/v1/session").catch(() => {});
+    });
+    // Too many pages at the center: come back a little later.
+    source.addEventListener("busy", () => {
+      setState("reconnecting");
+      reopenLater();
+    });
     for (const name of EVENTS) {
       source.addEventListener(name, (event) => {
         info.events += 1;

@@ -64,8 +64,9 @@ export function createMap(element, config) {
   if (start) map.setView([start.lat, start.lon], start.zoom);
   else map.setView([20, 0], 2);
   addOverlays(map, config.overlays || []);
-  // The banner, the wall and the window all change the map's size; Leaflet must know.
-  new ResizeObserver(() => map.invalidateSize({ pan: false })).observe(element);
+  // The banner, the wall and the window all change the map's size; Leaflet must know (and
+  // keeps the same centre).
+  new ResizeObserver(() => map.invalidateSize()).observe(element);
   return map;
 }
 

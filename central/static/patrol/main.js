@@ -4,7 +4,7 @@
 
 import { ApiError, del, get, post, session } from "../lib/api.js";
 import { connectLive } from "../lib/live.js";
-import { cue, cueCounts, isMuted, setMuted } from "../lib/sounds.js";
+import { cue, cueCounts, soundButton } from "../lib/sounds.js";
 import { $, clockTime, el, words } from "../lib/ui.js";
 import { STATE_LABELS, WhepPlayer } from "../lib/whep.js";
 import { card, refreshCard } from "./cards.js";
@@ -133,13 +133,7 @@ function showPosition() {
 }
 
 function topBar(live) {
-  const mute = $("#mute");
-  const showMute = () => (mute.textContent = isMuted() ? "Sound off" : "Sound on");
-  mute.addEventListener("click", () => {
-    setMuted(!isMuted());
-    showMute();
-  });
-  showMute();
+  soundButton($("#mute"));
   $("#signout").addEventListener("click", async () => {
     live.close();
     stopPlaying(null);
