@@ -1,6 +1,14 @@
 import sys
 
-from bench import access, agent_footprint, relay_fanout, remote_start, status_plane, trigger_alert
+from bench import (
+    access,
+    agent_footprint,
+    fanout,
+    relay_fanout,
+    remote_start,
+    status_plane,
+    trigger_alert,
+)
 
 if __name__ == "__main__":
     sys.exit(
@@ -10,4 +18,5 @@ if __name__ == "__main__":
         or agent_footprint.main([])
         or trigger_alert.main([])
         or access.main([])
+        or fanout.main([])
     )
