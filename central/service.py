@@ -36,6 +36,7 @@ from central.metrics import Metrics
 from central.nearby_response import NearbyResponse
 from central.reconcile import Reconciler
 from central.relay_front import RelayFront
+from central.rewind_routes import add_rewind_routes
 from central.share_routes import add_share_routes, add_still_routes
 from central.shares import ShareService
 from central.sign_in import SignInService
@@ -179,6 +180,7 @@ class Central:
         add_share_routes(app, self.shares, gate)
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
         add_evidence_routes(app, self.evidence, gate)
+        add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
         return app
 
     async def _start_console(self, database: Database) -> None:

@@ -2,11 +2,16 @@
 chunks (HEAD tells the stored offset, PATCH appends at it); dispatchers search, download and
 verify, each read allowed by the gate's policy and audited. Uploads are the units': they
 need no person's credentials, since an entry must carry the unit's pinned signature and a
-segment must hash to its entry, so nothing can be slipped in."""
+segment must hash to its entry, so nothing can be slipped in.
+
+A segment plays by HTTP range requests (a player streams it and seeks in it, it does not
+download it whole): one view is many requests, so a person's requests for one segment are
+audited once a minute, with how many were folded in since (`AuditTally`)."""
 
 # No `from __future__ import annotations`: the routes' signatures hold the gate's
 # dependencies, which FastAPI must evaluate where the routes are defined.
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -16,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from central.access.policy import Action
+from central.access.tally import AuditTally
 from central.errors import Forbidden, TooLarge
 from central.evidence.store import EvidenceStore, SegmentState
 from central.gate import Caller, Gate
@@ -33,6 +39,8 @@ MAX_CHUNK = 8 * 2**20
 # The manifest's own bounds (protocol.evidence): anything else names no stored segment.
 RecordingId = Annotated[str, Path(pattern=SAFE_NAME_PATTERN)]
 SegmentIndex = Annotated[int, Path(ge=0, le=MAX_SEGMENT_INDEX)]
+# One view of a segment is many range requests: audited at most this often per person.
+VIEW_AUDIT_S = 60.0
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -61,9 +69,16 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-def add_evidence_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
+def viewer_of(caller: Caller) -> tuple[str, str]:
+    """Who watches, as far as folding views goes: the person and the session or key used."""
+    return caller.name, caller.session_hash or caller.key_id or caller.source
+
+
+def add_evidence_routes(
+    app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float] = time.time
+) -> None:
     add_upload_routes(app, store)
-    add_search_routes(app, store, gate)
+    add_search_routes(app, store, gate, clock)
 
 
 def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
@@ -96,11 +111,15 @@ def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
         return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
 
 
-def add_search_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
+def add_search_routes(
+    app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float]
+) -> None:
     """What dispatchers and supervisors call."""
 
     def caller_for(action: Action) -> Any:
         return Depends(gate.require(action))
+
+    views = AuditTally(VIEW_AUDIT_S)
 
     @app.get(EVIDENCE_ROUTE)
     async def list_evidence(
@@ -133,7 +152,17 @@ def add_search_routes(app: FastAPI, store: EvidenceStore, gate: Gate) -> None:
         if not caller.principal.may(action):
             raise Forbidden(f"{caller.role} {caller.name} may not {action.value}")
         path = await call(store.segment_path, recording_id, index)
-        await call(gate.audit, caller, action.value, "ok", recording_id, {"index": index})
+        key = (viewer_of(caller), action, recording_id, index)
+        folded = views.due(key, clock())
+        if folded is not None:
+            detail: dict[str, JsonValue] = {"index": index}
+            if folded:
+                detail["folded"] = folded  # requests since the last record, besides this one
+            try:
+                await call(gate.audit, caller, action.value, "ok", recording_id, detail)
+            except Exception:
+                views.forget(key)  # not recorded: the next request is due again
+                raise
         disposition = "attachment" if download else "inline"
         return FileResponse(path, filename=path.name, content_disposition_type=disposition)
 

@@ -26,8 +26,23 @@ CREATE INDEX IF NOT EXISTS recordings_by_unit ON recordings (unit_id, start_ts);
 CREATE TABLE IF NOT EXISTS segments (
     recording_id TEXT NOT NULL, idx INTEGER NOT NULL, file TEXT NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0,
+    start_ts REAL, end_ts REAL,
     PRIMARY KEY (recording_id, idx));
 """
+# Indexes made before the segments' own times were kept: they are read from the manifests.
+SEGMENT_TIMES = ("start_ts", "end_ts")
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpan:
+    """A stored segment and the time it shows (capture times, epoch seconds)."""
+
+    recording_id: str
+    index: int
+    file: str
+    size: int
+    start_ts: float
+    end_ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,7 @@ class EvidenceStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._keep_segment_times()
 
     def close(self) -> None:
         self._db.close()
@@ -114,10 +130,42 @@ class EvidenceStore:
                     (entry.end_ts, entry.digest(), int(entry.final), entry.recording_id),
                 )
             self._db.execute(
-                "INSERT INTO segments (recording_id, idx, file, size, sha256) VALUES (?,?,?,?,?)",
-                (entry.recording_id, entry.index, entry.file, entry.size, entry.sha256),
+                "INSERT INTO segments (recording_id, idx, file, size, sha256, start_ts, end_ts)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    entry.recording_id,
+                    entry.index,
+                    entry.file,
+                    entry.size,
+                    entry.sha256,
+                    entry.start_ts,
+                    entry.end_ts,
+                ),
             )
             return True
+
+    def _keep_segment_times(self) -> None:
+        """An index from before segments had their own times gets them, from the stored
+        manifests (once)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(segments)")}
+        missing = [name for name in SEGMENT_TIMES if name not in columns]
+        if not missing:
+            return
+        with self._lock, self._db:
+            for name in missing:
+                self._db.execute(f"ALTER TABLE segments ADD COLUMN {name} REAL")
+            for recording_id, unit_id in self._db.execute(
+                "SELECT id, unit_id FROM recordings"
+            ).fetchall():
+                manifest = self._dir(unit_id, recording_id) / MANIFEST
+                if not manifest.is_file():
+                    continue
+                entries, _ = parse_manifest(manifest.read_text(encoding="utf-8"))
+                self._db.executemany(
+                    "UPDATE segments SET start_ts = ?, end_ts = ? WHERE recording_id = ?"
+                    " AND idx = ? AND file = ?",
+                    [(e.start_ts, e.end_ts, recording_id, e.index, e.file) for e in entries],
+                )
 
     # ---- segment uploads --------------------------------------------------------------
 
@@ -219,6 +267,20 @@ class EvidenceStore:
                 for s in segments
             ],
         }
+
+    def stored_segments(
+        self, unit_id: str, since: float, until: float, limit: int
+    ) -> list[SegmentSpan]:
+        """The unit's stored segments that show any of [since, until], newest first."""
+        rows = self._db.execute(
+            "SELECT s.recording_id, s.idx, s.file, s.size, s.start_ts, s.end_ts FROM segments s"
+            " JOIN recordings r ON r.id = s.recording_id"
+            " WHERE r.unit_id = ? AND r.end_ts >= ? AND r.start_ts <= ? AND s.confirmed = 1"
+            " AND s.end_ts >= ? AND s.start_ts <= ?"
+            " ORDER BY s.start_ts DESC, s.recording_id LIMIT ?",
+            (unit_id, since, until, since, until, limit),
+        ).fetchall()
+        return [SegmentSpan(*row) for row in rows]
 
     def segment_path(self, recording_id: str, index: int) -> Path:
         state = self.segment(recording_id, index)
