@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from bench.results import write_results
 from central.fanout_policy import Candidate, Recipient, select_share_recipients
-from central.nearby import NearbyIndex, bearing_deg, haversine_m
+from central.nearby import NearbyIndex
+from protocol.geo import bearing_deg, haversine_m
 
 CITY = (40.71, -74.00)
 METRES_PER_DEG_LAT = 111_195.0

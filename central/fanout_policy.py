@@ -12,8 +12,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from central.nearby import NearbyIndex, bearing_deg, haversine_m
+from central.nearby import NearbyIndex
 from protocol.events import EventType
+from protocol.geo import bearing_deg, haversine_m
 
 MAX_RADIUS_M = 100_000.0
 RadiusM = Annotated[float, Field(ge=0, le=MAX_RADIUS_M, allow_inf_nan=False)]

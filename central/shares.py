@@ -22,8 +22,8 @@ from central.errors import Forbidden, NotFound, Unprocessable
 from central.fanout_policy import Candidate, RadiusM, select_share_recipients
 from central.gate import Caller, Gate
 from central.live_feed import CONSOLE, unit_audience
-from central.nearby import bearing_deg, haversine_m
 from central.viewers import IssuedViewerToken, ViewerAccess
+from protocol.geo import bearing_deg, haversine_m
 from protocol.models import UnitId
 
 log = structlog.get_logger("rtcc.shares")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from enum import StrEnum
 from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
+from protocol.geo import haversine_m
 from protocol.topics import check_id, check_name
 
 ShortText = Annotated[str, Field(max_length=256)]
@@ -38,11 +38,7 @@ class Position(ContractModel):
 
     def distance_m(self, other: Position) -> float:
         """Great-circle distance (haversine) in metres."""
-        r = 6_371_000.0
-        p1, p2 = math.radians(self.lat), math.radians(other.lat)
-        dp, dl = p2 - p1, math.radians(other.lon - self.lon)
-        a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-        return 2 * r * math.asin(min(1.0, math.sqrt(a)))
+        return haversine_m(self.lat, self.lon, other.lat, other.lon)
 
 
 class FixKind(StrEnum):

@@ -10,7 +10,8 @@ from central.fanout_policy import (
     Recipient,
     select_share_recipients,
 )
-from central.nearby import NearbyIndex, bearing_deg, haversine_m
+from central.nearby import NearbyIndex
+from protocol.geo import bearing_deg, haversine_m
 
 SCENE = (40.7100, -74.0000)
 # North of the scene by about 111 m per 0.001 degree.

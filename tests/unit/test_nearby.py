@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central.nearby import DEFAULT_CELL_DEG, NearbyIndex, bearing_deg, haversine_m
+from central.nearby import DEFAULT_CELL_DEG, NearbyIndex
+from protocol.geo import bearing_deg, haversine_m
 from protocol.models import Position
 
 Point = tuple[float, float]
