@@ -18,8 +18,7 @@ from central.relay.auth import authorize
 from central.relay.clip_cache import ClipCache, RangeNotSatisfiable, byte_range
 from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
-from central.relay.rewind_models import CLIP_END, CLIP_FRAMES, CLIP_START, RecentSpan
-from central.relay.rewind_mux import Clip
+from central.relay.rewind_models import CLIP_END, CLIP_FRAMES, CLIP_START, Clip, RecentSpan
 from protocol.errors import ProtocolError
 from protocol.tokens import Audience, Claims
 from protocol.topics import check_id

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from central.relay.rewind_mux import Clip
+from central.relay.rewind_models import Clip
 
 
 @dataclass(slots=True)

@@ -9,8 +9,8 @@ import asyncio
 
 from central.errors import NotFound
 from central.relay.recent import RecentBuffer
-from central.relay.rewind_models import RecentSpan
-from central.relay.rewind_mux import Clip, mux_clip
+from central.relay.rewind_models import Clip, RecentSpan
+from central.relay.rewind_mux import mux_clip
 from central.relay.session import Relay
 
 PARALLEL_MUXES = 2

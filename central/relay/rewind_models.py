@@ -1,7 +1,9 @@
-"""What a relay worker says about the recent past it holds of a stream, and the headers
-that date a clip of it (shared by the worker and the front)."""
+"""What a relay worker says about the recent past it holds of a stream, a clip of it and
+the headers that date one (shared by the worker and the front; pure)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,6 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 CLIP_START = "x-rewind-start"
 CLIP_END = "x-rewind-end"
 CLIP_FRAMES = "x-rewind-frames"
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A window of a stream in one file a player reads."""
+
+    data: bytes
+    media_type: str
+    start: float  # arrival of its first frame (epoch seconds)
+    end: float  # arrival of its last frame
+    frames: int
 
 
 class RecentSpan(BaseModel):

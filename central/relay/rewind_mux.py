@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -15,6 +14,7 @@ import av
 from central.errors import NotFound, Unavailable
 from central.relay.keyframe_size import TruncatedHeader, keyframe_size
 from central.relay.recent import RecentFrame
+from central.relay.rewind_models import Clip
 from runtime.media import TIME_BASE
 
 # codec -> (container, media type, muxer options)
@@ -28,15 +28,6 @@ CONTAINERS: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 # Only a hint in the file's headers: every frame carries its own timestamp.
 NOMINAL_FPS = 30
-
-
-@dataclass(frozen=True, slots=True)
-class Clip:
-    data: bytes
-    media_type: str
-    start: float  # arrival of its first frame (epoch seconds)
-    end: float  # arrival of its last frame
-    frames: int
 
 
 def mux_clip(codec: str, frames: Sequence[RecentFrame]) -> Clip:

@@ -22,7 +22,8 @@ from central.relay.recent import (
     RecentBuffer,
     RecentFrame,
 )
-from central.relay.rewind_mux import Clip, mux_clip
+from central.relay.rewind_models import Clip
+from central.relay.rewind_mux import mux_clip
 from firmware_bridge.media import VideoCodec
 from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.media import CLOCK_RATE
