@@ -254,9 +254,9 @@ async def relay_source(
     except Unavailable as exc:  # evidence still answers for the span
         log.warning("rewind_relay_unavailable", unit_id=unit_id, error=str(exc))
         return None
-    if span is None or span.end < since:
+    start = max(span.start, since) if span is not None else since
+    if span is None or span.end <= start:  # nothing, or a single moment: nothing to play
         return None
-    start = max(span.start, since)
     url = f"/api/v1/streams/{stream.stream_id}/rewind?since={start!r}&until={span.end!r}"
     return RelaySource(
         stream_id=stream.stream_id, codec=span.codec, start=start, end=span.end, url=url
