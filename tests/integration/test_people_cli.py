@@ -122,7 +122,7 @@ def test_changes_that_end_the_users_sessions(
 
 
 def test_a_locked_account_is_listed_as_locked(center: Center) -> None:
-    assert center.run("users", "add", "ana", "--role", "patrol")[0] == 0
+    assert center.run("users", "add", "ana", "--role", "patrol", "--unit", "P-117")[0] == 0
     with center.database.write() as tx:
         user = Users(tx).get("ana")
         assert user is not None
@@ -141,6 +141,10 @@ def test_a_locked_account_is_listed_as_locked(center: Center) -> None:
         (("set-role", "ghost", "tech"), "", "no user ghost"),
         (("totp", "ghost"), "", "no user ghost"),
         (("add", "cy", "--role", "chief"), "", "unknown role 'chief'"),
+        (("add", "car", "--role", "patrol"), "", "a patrol login needs --unit"),
+        (("add", "cy", "--role", "tech", "--unit", "P-1"), "", "a patrol login needs --unit"),
+        (("add", "car", "--role", "patrol", "--unit", "P 1"), "", "not a unit id"),
+        (("set-role", "ana", "patrol"), "", "a patrol login is its unit's"),
         (("set-role", "ana", "chief"), "", "unknown role 'chief'"),
         (("add", "Cy Smith", "--role", "tech"), "", "user name 'Cy Smith' is not valid"),
         (("add", "cy", "--role", "tech", "--password-stdin"), "short\n", "at least 12"),
@@ -164,7 +168,7 @@ def test_refusals_are_one_clear_line(
     assert err.startswith(f"rtcc users {argv[0]}: ")
     assert center.user("ana").role == "dispatcher"
     refused = center.audit()[len(before) :]
-    if message.startswith(("no user", "user ana exists")):
+    if message.startswith(("no user", "user ana exists", "a patrol login is its")):
         # Refused on the database's word: audited as refused.
         assert [(r.entry.object, r.entry.outcome) for r in refused] == [(argv[1], "refused")]
     else:
