@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
@@ -27,6 +26,7 @@ from central.registry import UnitRecord
 from central.streams import StartRequest, StreamService
 from protocol import UnitState
 from protocol.events import TRIGGER_EVENTS, TriggerBody
+from runtime.supervise import BoundedTasks
 
 log = structlog.get_logger("rtcc.alerts")
 MAX_PENDING = 1000
@@ -100,7 +100,7 @@ class AlertDesk:
         self.trigger_listeners: list[Callable[[AlertView], None]] = []
         # Called with the alert once the unit it asked to go live is (auto-share).
         self.live_listeners: list[Callable[[AlertView], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BoundedTasks("alerts", MAX_PENDING)
         self._starting: set[str] = set()
         fleet.event_listeners.append(self.on_event)
         hub.unit_listeners.append(self.on_unit)
@@ -130,12 +130,12 @@ class AlertDesk:
         record = self._record(received.id, received.unit_id, kind, event.type, trigger)
         record = replace(record, ts=received.ts, data=dict(event.data))
         wants_stream = body is not None and body.stream
-        self._spawn(self._raise(record, wants_stream, from_trigger=body is not None))
+        self._tasks.spawn(self._raise(record, wants_stream, from_trigger=body is not None))
 
     def on_unit(self, unit: UnitRecord, state: UnitState | None) -> None:
         for kind in self.watch.observe(unit.unit_id, unit.online, state):
             record = self._record(str(uuid.uuid4()), unit.unit_id, kind, f"center.{kind}", None)
-            self._spawn(self._raise(record, False, from_trigger=False))
+            self._tasks.spawn(self._raise(record, False, from_trigger=False))
 
     def _record(
         self, alert_id: str, unit_id: str, kind: AlertKind, type_: str, trigger: str | None
@@ -144,15 +144,6 @@ class AlertDesk:
         unit = self.hub.summaries.get(unit_id)
         lat, lon = (unit.lat, unit.lon) if unit is not None else (None, None)
         return AlertRecord(alert_id, unit_id, kind, type_, trigger, now, now, lat, lon, {})
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        if len(self._tasks) >= MAX_PENDING:
-            work.close()
-            log.error("alert_dropped", reason="too many alerts pending")
-            return
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _raise(self, record: AlertRecord, wants_stream: bool, from_trigger: bool) -> None:
         try:
@@ -276,7 +267,4 @@ class AlertDesk:
             return {}
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()

@@ -5,8 +5,6 @@ shared with the patrols near it (auto-share). Each is audited as the center's ow
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
 
 import structlog
 from pydantic import JsonValue
@@ -19,6 +17,7 @@ from central.fleet import FleetService
 from central.gate import Gate
 from central.shares import Scene, ShareRequest, ShareService
 from protocol.commands import CommandName, RecordingStartArgs
+from runtime.supervise import BoundedTasks
 
 log = structlog.get_logger("rtcc.nearby")
 COMMAND_TIMEOUT_S = 10.0
@@ -40,7 +39,7 @@ class NearbyResponse:
         self.gate = gate
         self.settings = settings
         self.hub = desk.hub
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BoundedTasks("nearby-response", MAX_PENDING)
         desk.trigger_listeners.append(self.on_trigger)
         desk.live_listeners.append(self.on_live)
 
@@ -51,7 +50,7 @@ class NearbyResponse:
         online = {u for u, s in self.hub.summaries.items() if s.online}
         targets = policy.targets(alert.unit_id, alert.trigger, self.hub.index, online)
         if targets:
-            self._spawn(self._record_with(alert, targets))
+            self._tasks.spawn(self._record_with(alert, targets))
 
     def on_live(self, alert: AlertView) -> None:
         """The alerting unit's stream is live: share it, when the policy says so."""
@@ -68,7 +67,7 @@ class NearbyResponse:
             radius_m=policy.radius_m,
             ttl_s=policy.ttl_s,
         )
-        self._spawn(self._share(alert, request))
+        self._tasks.spawn(self._share(alert, request))
 
     async def _record_with(self, alert: AlertView, targets: list[str]) -> None:
         args: dict[str, JsonValue] = dict(
@@ -104,17 +103,5 @@ class NearbyResponse:
         now = self.fleet.clock()
         self.gate.append(AuditEntry(now, ACTOR, action, "ok", None, "center", obj, detail))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        if len(self._tasks) >= MAX_PENDING:
-            work.close()
-            log.error("nearby_response_dropped", reason="too many pending")
-            return
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()

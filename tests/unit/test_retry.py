@@ -1,6 +1,10 @@
-"""`Retry`: the attempt count of a retry loop; delays come from its Backoff, never a clock."""
+"""`Retry`: the attempt count of a retry loop; delays come from its Backoff, never a clock.
+`BoundedTasks`: short jobs, at most so many at once."""
+
+import asyncio
 
 from runtime.backoff import Backoff, Retry
+from runtime.supervise import BoundedTasks
 
 BACKOFF = Backoff(initial_s=1.0, max_s=8.0)
 
@@ -50,3 +54,22 @@ def test_delay_is_jittered_by_the_injected_random() -> None:
     retry = Retry(BACKOFF, rand=lambda: next(values))
     retry.failed()
     assert [retry.delay(), retry.delay(), retry.delay()] == [0.0, 1.0, 0.5]
+
+
+async def test_bounded_tasks_refuse_past_their_limit_and_close_awaited() -> None:
+    tasks = BoundedTasks("jobs", limit=2)
+    release = asyncio.Event()
+    finished: list[int] = []
+
+    async def job(n: int) -> None:
+        await release.wait()
+        finished.append(n)
+
+    assert tasks.spawn(job(1)) and tasks.spawn(job(2))
+    assert not tasks.spawn(job(3))  # refused, closed: no "never awaited" warning
+    await tasks.close()  # cancels the two, awaited
+    assert finished == []
+    release.set()
+    assert tasks.spawn(job(4))
+    await tasks.close()
+    assert finished in ([], [4])
