@@ -1,11 +1,11 @@
 """The dispatcher console and the patrol page in Debian's headless Chromium, against a whole
 center with real units (agents with simulated vehicles and body-cams), broker, relay worker
 and database: units appear on the map and move; a holster draw puts up the banner and one
-click opens the unit's live tile, whose frames decode; a share to 2 km reaches the patrol
-inside, whose page plays it, and not the one outside, and revoking it stops that video; a
-console that loses its connection catches up from where it was; a patrol login cannot use the
-console. Screenshots of both pages at two sizes go to the test's folder and var/screenshots.
-The pages' Content-Security-Policy stays on throughout."""
+click opens the unit's live tile, whose frames decode, and its last minutes play beside it;
+a share to 2 km reaches the patrol inside, whose page plays it, and not the one outside, and
+revoking it stops that video; a console that loses its connection catches up from where it
+was; a patrol login cannot use the console. Screenshots of both pages at two sizes go to the
+test's folder and var/screenshots. The pages' Content-Security-Policy stays on throughout."""
 
 from __future__ import annotations
 
@@ -177,12 +177,23 @@ async def test_a_holster_draw_puts_up_the_banner_and_one_click_opens_its_live_ti
         )
         await expect(desk.page.locator(".tile-stats").first).to_contain_text("fps")
         shots = await desk.shoot(tmp_path, "console-alert-4-tiles")
+        # Rewind beside the unit's tile: the relay's last minutes play (and can be scrubbed).
+        live_tile = desk.page.locator(f'#wall .tile[data-unit="{drawn}"]:not([data-rewind])')
+        await live_tile.get_by_role("button", name="The last minutes beside this tile").click()
+        rewind = await desk.until(
+            "rtccConsole.rewinds()[0]?.readyState >= 2 && rtccConsole.rewinds()[0]",
+            timeout_ms=20_000,
+        )
+        assert rewind["videoWidth"] == VIDEO["width"] and rewind["error"] is None
+        assert "/rewind?" in rewind["source"]
+        await desk.page.locator("#wall .tile.rewind").get_by_role("button", name="Close").click()
         # Acknowledged with a note: the banner goes.
         await banner.get_by_role("button", name="Acknowledge").click()
         await desk.page.locator("dialog.modal textarea").fill("units on scene")
         await desk.page.locator("dialog.modal").get_by_role("button", name="Acknowledge").click()
         await expect(banner).to_be_hidden()
     assert [p.name for p in shots] == [f"console-alert-4-tiles-{w}x{h}.png" for w, h in SIZES]
+    assert [r["actor"] for r in site.audit("streams.rewind")] == ["dana"]
     acks = [(r["actor"], r["detail"]["note"]) for r in site.audit("alerts.acknowledge")]
     assert acks == [("dana", "units on scene")]
 

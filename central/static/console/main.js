@@ -95,6 +95,7 @@ async function boot() {
       follow,
       following: () => markers.following,
       goLive: (unitId) => wall.open(unitId),
+      rewind: (unitId) => wall.rewind(unitId),
     },
   );
   const alertsSeen = {}; // alert id -> Date.now() when the banner showed it (benchmarks)
@@ -149,7 +150,7 @@ async function boot() {
 
   window.rtccConsole = {
     store, map, markers, wall, roster, alerts, shares, live: live.info, alertsSeen,
-    cues: cueCounts, tiles: () => wall.describe(), ready: true,
+    cues: cueCounts, tiles: () => wall.describe(), rewinds: () => wall.rewinds(), ready: true,
   };
 }
 

@@ -5,6 +5,7 @@
 import { ApiError, post } from "../lib/api.js";
 import { ask, bitrate, clockTime, el, toast, words } from "../lib/ui.js";
 import { STATE_LABELS, WhepPlayer } from "../lib/whep.js";
+import { RewindTile } from "./rewind.js";
 
 const enc = encodeURIComponent;
 
@@ -52,12 +53,36 @@ export class VideoWall {
     return tile;
   }
 
-  close(unitId) {
-    const tile = this.tiles.get(unitId);
+  // The unit's last minutes in a tile beside its live one (or last on the wall).
+  async rewind(unitId) {
+    const key = `rewind:${unitId}`;
+    const existing = this.tiles.get(key);
+    if (existing) return existing.flash();
+    if (this.tiles.size >= this.max) {
+      toast(`The wall is full (${this.max} tiles): close one first.`, "error");
+      return;
+    }
+    const tile = new RewindTile(this, unitId);
+    this.tiles.set(key, tile);
+    const live = this.tiles.get(unitId);
+    if (live) live.node.after(tile.node);
+    else this.root.append(tile.node);
+    this.layout();
+    try {
+      await tile.load();
+    } catch (error) {
+      this.close(key);
+      toast(`Rewind ${unitId}: ${error.message}`, "error");
+    }
+  }
+
+  // key: the unit id of a live tile, or "rewind:<unit id>".
+  close(key) {
+    const tile = this.tiles.get(key);
     if (!tile) return;
-    tile.player?.stop();
+    tile.stop();
     tile.node.remove();
-    this.tiles.delete(unitId);
+    this.tiles.delete(key);
     this.layout();
   }
 
@@ -70,9 +95,13 @@ export class VideoWall {
     document.body.classList.toggle("wall-empty", n === 0);
   }
 
-  // For tests and benchmarks.
+  // For tests and benchmarks: the live tiles, and the rewind tiles.
+  rewinds() {
+    return [...this.tiles.values()].filter((t) => t instanceof RewindTile).map((t) => t.describe());
+  }
+
   describe() {
-    return [...this.tiles.values()].map((t) => ({
+    return [...this.tiles.values()].filter((t) => t instanceof Tile).map((t) => ({
       unit_id: t.unitId,
       stream_id: t.streamId,
       state: t.player?.state ?? "starting",
@@ -113,6 +142,7 @@ class Tile {
         el("span.tile-buttons", {},
           button("Still", "Take a still (stored at the center)", () => this.takeStill()),
           button("Share", "Share to patrols", () => this.share(false)),
+          button("Rewind", "The last minutes beside this tile", () => this.wall.rewind(unitId)),
           button("↗", "Pop out", () => this.popOut()),
           button("⤢", "Maximise (Esc to restore)", () => this.maximise()),
           button("✕", "Close", () => this.wall.close(unitId)))),
@@ -184,6 +214,10 @@ class Tile {
     this.parts.stats.replaceChildren(
       el("span", {}, codec), el("span", {}, fps), el("span", {}, live ? bitrate(stats.bitrateBps) : "–"),
       el("span", { title: "live latency" }, `latency ${delay}`), size ? el("span.dim", {}, size) : null);
+  }
+
+  stop() {
+    this.player?.stop();
   }
 
   flash() {

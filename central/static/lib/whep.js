@@ -13,6 +13,7 @@ const FIRST_FRAME_MS = 10000; // answered but never a frame: the far end is not 
 const PROBE_EVERY_MS = 1500; // while video is away, ask the relay this often
 const ENDED_AFTER_MS = 15000; // "not live" this long after there was video: it ended
 const TICK_MS = 400;
+const STATS_WINDOW_MS = 2000;
 
 export const STATE_LABELS = {
   connecting: "connecting…",
@@ -124,7 +125,7 @@ export class WhepPlayer {
     });
     const session = {
       pc, location: null, stream: null, answeredAt: null, lastFrameAt: 0, frames: 0,
-      bytes: 0, bytesAt: 0, jitterDelay: 0, jitterCount: 0, played: false, badSince: null,
+      samples: [], played: false, badSince: null,
       auth: this.auth(), end: (cause) => settle({ kind: "lost", cause }),
     };
     this.current = session;
@@ -259,24 +260,32 @@ export class WhepPlayer {
     }
   }
 
+  // What the tile shows, from the receiver's counters: frame rate and bitrate over the last
+  // couple of seconds (the browser's own framesPerSecond jumps after a stall), and the
+  // jitter buffer's delay per frame over the same span.
   readStats(session, report) {
     const stats = { framesDecoded: 0 };
     report.forEach((s) => {
       if (s.type !== "inbound-rtp" || s.kind !== "video") return;
-      const now = s.timestamp;
-      const bytes = s.bytesReceived || 0;
-      if (session.bytesAt && now > session.bytesAt) {
-        stats.bitrateBps = ((bytes - session.bytes) * 8000) / (now - session.bytesAt);
+      const sample = {
+        at: s.timestamp, frames: s.framesDecoded || 0, bytes: s.bytesReceived || 0,
+        delay: s.jitterBufferDelay || 0, emitted: s.jitterBufferEmittedCount || 0,
+      };
+      session.samples.push(sample);
+      while (session.samples.length > 2 && sample.at - session.samples[1].at >= STATS_WINDOW_MS) {
+        session.samples.shift();
       }
-      const delay = s.jitterBufferDelay || 0;
-      const count = s.jitterBufferEmittedCount || 0;
-      if (count > session.jitterCount) {
-        stats.jitterMs = ((delay - session.jitterDelay) * 1000) / (count - session.jitterCount);
+      const first = session.samples[0];
+      const span = (sample.at - first.at) / 1000;
+      if (span > 0) {
+        stats.framesPerSecond = (sample.frames - first.frames) / span;
+        stats.bitrateBps = ((sample.bytes - first.bytes) * 8) / span;
       }
-      Object.assign(session, { bytes, bytesAt: now, jitterDelay: delay, jitterCount: count });
+      if (sample.emitted > first.emitted) {
+        stats.jitterMs = ((sample.delay - first.delay) * 1000) / (sample.emitted - first.emitted);
+      }
       Object.assign(stats, {
-        framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth,
-        frameHeight: s.frameHeight, framesPerSecond: s.framesPerSecond,
+        framesDecoded: sample.frames, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
         codec: report.get(s.codecId)?.mimeType?.replace(/^video\//i, ""),
       });
     });
