@@ -309,3 +309,34 @@ async def test_a_console_that_loses_its_connection_catches_up(
         await expect(desk.page.locator("#live-status")).to_have_text("live")
         assert await desk.value("[rtccConsole.live.opens, rtccConsole.live.snapshots]") == [2, 1]
         await expect(desk.page.locator(".um-offline")).to_have_count(1)
+
+
+async def test_a_tile_whose_stream_drops_says_so_and_comes_back_by_itself(
+    browser: Browser, site: Site, broker_url: str, tmp_path: Path, car: Callable[[str], str]
+) -> None:
+    unit_id = car("car5")
+    relay = site.central.relay
+    assert relay is not None
+    async with (
+        units(site, broker_url, tmp_path, {unit_id: place(*SCENE)}, video=VIDEO),
+        api_client(site.central) as cad,
+        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
+    ):
+        await wait_for(functools.partial(online, site, unit_id), timeout=15)
+        started = await cad.post(f"/api/v1/units/{unit_id}/stream", json={"reason": "test"})
+        assert started.status_code == 200, started.text
+        await desk.open("/console", CONSOLE_READY)
+        await go_live_from_the_roster(desk, unit_id)
+        await desk.until(TILES_PLAYING, 1, timeout_ms=30_000)
+        # The relay worker dies: the tile says its video is away, then plays again by itself.
+        worker = relay.pool.workers[0]
+        assert worker.proc is not None
+        worker.proc.kill()
+        await desk.until("['reconnecting', 'waiting'].includes(rtccConsole.tiles()[0].state)")
+        banner = desk.page.locator(f'#wall .tile[data-unit="{unit_id}"] .tile-banner')
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("…")
+        await desk.until(TILES_PLAYING, 1, timeout_ms=40_000)
+        await expect(banner).to_be_hidden()
+        tile = (await desk.value("rtccConsole.tiles()"))[0]
+        assert tile["stream_id"] == started.json()["stream_id"] and tile["joins"] >= 2
