@@ -277,7 +277,7 @@ export class WhepPlayer {
       }
       const first = session.samples[0];
       const span = (sample.at - first.at) / 1000;
-      if (span > 0) {
+      if (span >= 0.5) {
         stats.framesPerSecond = (sample.frames - first.frames) / span;
         stats.bitrateBps = ((sample.bytes - first.bytes) * 8) / span;
       }

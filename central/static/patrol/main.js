@@ -16,6 +16,7 @@ const seen = {}; // share id -> Date.now() when it was first shown (benchmarks)
 let unit = null;
 let snapshots = 0;
 let playing = null; // {shareId, player}
+let playAttempts = 0; // the latest Play wins
 
 function render() {
   const list = $("#share-list");
@@ -74,8 +75,9 @@ function playerState(player) {
   $("#player-banner").hidden = player.state === "live";
   if (player.state !== "live") $("#player-banner").textContent = words(STATE_LABELS[player.state] || player.state);
   const s = player.stats;
+  const fps = s.framesPerSecond != null ? ` · ${Math.round(s.framesPerSecond)} fps` : "";
   $("#player-info").textContent = player.state === "live" && s.codec
-    ? `${s.codec.toUpperCase()} · ${Math.round(s.framesPerSecond || 0)} fps · ${s.frameWidth}×${s.frameHeight}`
+    ? `${s.codec.toUpperCase()}${fps} · ${s.frameWidth}×${s.frameHeight}`
     : "";
 }
 
@@ -89,19 +91,22 @@ async function play(shareId) {
   };
   $("#player-title").textContent = entry.share.text || "Live video";
   $("#stop").hidden = false;
-  for (const other of shares.values()) other.node.classList.toggle("playing", other === entry);
+  markPlaying(entry);
+  const attempt = ++playAttempts;
   try {
     const source = await open();
+    if (attempt !== playAttempts) return; // another Play came meanwhile
     if (!shares.has(shareId)) return stopPlaying("The share ended.");
     const player = new WhepPlayer($("#video"), source, { renew: open, onChange: playerState });
     playing = { shareId, player };
     player.start();
   } catch (error) {
-    stopPlaying(`The video cannot be opened: ${error.message}`);
+    if (attempt === playAttempts) stopPlaying(`The video cannot be opened: ${error.message}`);
   }
 }
 
 function stopPlaying(message) {
+  playAttempts += 1;
   playing?.player.stop();
   playing = null;
   $("#video").srcObject = null;
@@ -113,7 +118,19 @@ function stopPlaying(message) {
   $("#stop").hidden = true;
   $("#player-banner").hidden = false;
   $("#player-banner").textContent = message || "Tap Play on a share to watch its live video.";
-  for (const entry of shares.values()) entry.node.classList.remove("playing");
+  markPlaying(null);
+}
+
+// The card whose video plays says so; the others offer Play.
+function markPlaying(playingEntry) {
+  for (const entry of shares.values()) {
+    const on = entry === playingEntry;
+    entry.node.classList.toggle("playing", on);
+    if (entry.play) {
+      entry.play.textContent = on ? "Playing" : "▶ Play live video";
+      entry.play.disabled = on;
+    }
+  }
 }
 
 function showStill(share) {
