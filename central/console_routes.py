@@ -116,18 +116,19 @@ def add_page_routes(app: FastAPI, settings: ConsoleSettings) -> None:
     def console_slash() -> RedirectResponse:
         return RedirectResponse("/console")
 
-    @app.get("/assets/{area}/{name:path}", include_in_schema=False)
-    def page_asset(area: str, name: str) -> FileResponse:
-        if area not in ("console", "patrol", "lib"):
-            raise NotFound("no such file")
-        return file_response(served_file(STATIC / area, name))
-
+    # Before the pages' own assets: `/assets/{area}/...` would take `npm` as an area.
     @app.get("/assets/npm/{package}/{name:path}", include_in_schema=False)
     def npm_asset(package: str, name: str) -> FileResponse:
         where = NPM_PACKAGES.get(package)
         if where is None:
             raise NotFound("no such package")
         return file_response(served_file(NODE_MODULES / where, name))
+
+    @app.get("/assets/{area}/{name:path}", include_in_schema=False)
+    def page_asset(area: str, name: str) -> FileResponse:
+        if area not in ("console", "patrol", "lib"):
+            raise NotFound("no such file")
+        return file_response(served_file(STATIC / area, name))
 
 
 def add_console_routes(

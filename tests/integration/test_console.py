@@ -99,6 +99,29 @@ async def test_feed_snapshot_updates_catch_up_and_the_patrol_view(
             assert (await car.call("GET", path)).status_code == 403, path
         me = await car.call("GET", "/api/v1/patrol/me")
         assert me.status_code == 200 and me.json()["unit_id"] == "u-b"
+        # The pages and their libraries come from the center, and nothing outside them.
+        page = await dana.call("GET", "/console")
+        assert (
+            page.status_code == 200
+            and "default-src 'self'" in page.headers["content-security-policy"]
+        )
+        for asset, kind in (
+            ("/assets/npm/leaflet/leaflet.js", "text/javascript"),
+            ("/assets/npm/leaflet.markercluster/leaflet.markercluster.js", "text/javascript"),
+            ("/assets/console/main.js", "text/javascript"),
+            ("/assets/lib/api.js", "text/javascript"),
+        ):
+            answer = await dana.call("GET", asset)
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind), (
+                asset
+            )
+        for outside in (
+            "/assets/npm/leaflet/../package.json",
+            "/assets/lib/../../config.py",
+            "/assets/npm/left-pad/index.js",
+            "/assets/static/home.html",
+        ):
+            assert (await dana.call("GET", outside)).status_code == 404, outside
 
 
 async def test_holster_draw_alert_group_recording_still_share_and_revoke(
