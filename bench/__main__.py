@@ -3,6 +3,7 @@ import sys
 from bench import (
     access,
     agent_footprint,
+    console,
     fanout,
     relay_fanout,
     remote_start,
@@ -19,4 +20,5 @@ if __name__ == "__main__":
         or trigger_alert.main([])
         or access.main([])
         or fanout.main([])
+        or console.main([])
     )
