@@ -15,7 +15,7 @@ const KINDS = {
   other: "Alert",
 };
 
-export const kindWords = (alert) => KINDS[alert.kind] || KINDS.other;
+const kindWords = (alert) => KINDS[alert.kind] || KINDS.other;
 
 export class AlertsView {
   constructor({ banner, list, count }, store, { onOpen }) {

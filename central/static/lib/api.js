@@ -17,7 +17,7 @@ function csrfCookie() {
   return found ? decodeURIComponent(found.slice("rtcc_csrf=".length)) : "";
 }
 
-export function signInAgain() {
+function signInAgain() {
   if (location.pathname !== "/") location.assign("/");
 }
 

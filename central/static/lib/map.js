@@ -7,15 +7,7 @@ import { kmh, words } from "./ui.js";
 
 const L = window.L;
 
-export const STATE_COLOURS = {
-  offline: "#8b949e",
-  available: "#2ea043",
-  recording: "#f0a500",
-  live: "#3b8eea",
-  alert: "#ff3b30",
-};
-
-export const MOVING_MPS = 0.8; // slower than this, a heading is mostly GPS noise
+const MOVING_MPS = 0.8; // slower than this, a heading is mostly GPS noise
 
 // Dark canvas tiles with a coarse and a fine grid: a neutral background that still shows
 // movement and scale when no tile server is configured.
@@ -90,7 +82,7 @@ async function addOverlays(map, overlays) {
   }
 }
 
-export const isMoving = (unit) => unit.heading_deg != null && (unit.speed_mps ?? 0) >= MOVING_MPS;
+const isMoving = (unit) => unit.heading_deg != null && (unit.speed_mps ?? 0) >= MOVING_MPS;
 
 // Icons are shared by every marker that looks the same (heading in 15 degree steps), so
 // that thousands of markers need only a few hundred icons.
@@ -139,6 +131,6 @@ export function clusterIcon(cluster) {
   });
 }
 
-export function escapeHtml(text) {
+function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

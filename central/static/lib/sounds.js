@@ -29,11 +29,9 @@ function unlock() {
 
 for (const kind of ["pointerdown", "keydown"]) addEventListener(kind, unlock, { capture: true });
 
-export function onBlocked(listener) {
+function onBlocked(listener) {
   blockedListeners.push(listener);
 }
-
-export const audible = () => context?.state === "running";
 
 let waiting = false; // a cue waits for audio to be allowed
 
@@ -72,9 +70,7 @@ function play(name) {
   }
 }
 
-export const isMuted = () => muted;
-
-export function setMuted(value) {
+function setMuted(value) {
   muted = value;
   localStorage.setItem("rtcc.muted", value ? "1" : "0");
   if (!value) unlock(); // a click on "sound on" is the touch audio waits for
