@@ -35,7 +35,7 @@ log = structlog.get_logger("rtcc.console")
 
 UNIT_FLUSH_S = 0.5
 STREAMS_EVERY_S = 1.0
-OFFICERS_EVERY_S = 30.0
+OFFICERS_EVERY_S = 10.0
 KEEPALIVE_S = 15.0
 RECHECK_ACCESS_S = 15.0
 MAX_PAGES = 500
@@ -235,6 +235,10 @@ class ConsoleHub:
         )
         officer = ", ".join(logins) if logins else None
         return summarize(record, state, officer, stream_id, unit_id in self.alerting)
+
+    async def refresh_officers(self) -> None:
+        """Reads the patrol logins now (a share must reach a login added a moment ago)."""
+        await self._load_officers()
 
     async def _load_officers(self) -> None:
         try:

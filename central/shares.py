@@ -152,6 +152,7 @@ class ShareService:
             if stream is None:
                 raise NotFound("no such live stream")
             stream_unit = stream.unit_id
+        await self.hub.refresh_officers()
         scene = request.scene or self._position_of(stream_unit)
         if scene is None:
             raise Unprocessable("a share needs a scene: the shared unit's position is not known")

@@ -121,7 +121,9 @@ def mosquitto_url(mosquitto: object) -> str:
 def test_no_route_answers_a_server_error(center: RunningCenter) -> None:
     document = center.session.get(center.url + "/openapi.json", timeout=10)
     assert document.status_code == 200, document.text
-    schema = schemathesis.openapi.from_dict(document.json()).exclude(path=[SESSION_ROUTES, LIVE_FEED])
+    schema = schemathesis.openapi.from_dict(document.json()).exclude(
+        path=[SESSION_ROUTES, LIVE_FEED]
+    )
     operations = [r.ok() for r in schema.get_all_operations() if isinstance(r, Ok)]
     assert len(operations) >= 20
     failures: list[str] = []

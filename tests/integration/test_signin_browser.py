@@ -21,7 +21,7 @@ from central.access.policy import Role
 from central.gate import CSRF_COOKIE, SESSION_COOKIE
 from central.service import Central
 from tests.helpers import ROOT
-from tests.integration.test_access import PASSWORD, Site, running_site
+from tests.integration.site_helpers import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
 
 __all__ = ["browser"]  # the fixture, shared with the stream viewer's browser tests

@@ -18,7 +18,8 @@ function csrfCookie() {
 }
 
 function signInAgain() {
-  if (location.pathname !== "/") location.assign("/");
+  // The sign-in page sends the person back here once signed in.
+  if (location.pathname !== "/") location.assign(`/?next=${encodeURIComponent(location.pathname)}`);
 }
 
 function detailOf(data, status) {
