@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from protocol import UnitState
+from central.unit_board import Reading
 from protocol.events import EventType
 
 
@@ -65,7 +65,7 @@ class UnitWatch:
         self._units: dict[str, _Seen] = {}
 
     def observe(
-        self, unit_id: str, online: bool | None, state: UnitState | None
+        self, unit_id: str, online: bool | None, reading: Reading | None
     ) -> list[AlertKind]:
         """The alerts this observation starts."""
         seen = self._units.setdefault(unit_id, _Seen())
@@ -73,21 +73,22 @@ class UnitWatch:
         if seen.online and online is False and seen.recording:
             raised.append(AlertKind.OFFLINE_RECORDING)
         seen.online = online
-        if state is None or online is False:
+        if reading is None or online is False:
             return raised
-        seen.recording = state.camera.recording
+        seen.recording = reading["recording"]
         limits = self.thresholds
-        battery = state.battery_pct
+        battery = reading["battery_pct"]
         if battery is not None:
             if not seen.battery_low and battery <= limits.battery_pct:
                 seen.battery_low = True
                 raised.append(AlertKind.BATTERY_CRITICAL)
             elif seen.battery_low and battery > limits.battery_pct + limits.hysteresis_pct:
                 seen.battery_low = False
-        storage = state.storage
-        if storage is not None and storage.total_bytes > 0:
-            free = 100.0 * storage.free_bytes / storage.total_bytes
-            if not seen.storage_low and (free <= limits.storage_free_pct or storage.full):
+        free = reading["storage_free_pct"]
+        if free is not None:
+            if not seen.storage_low and (
+                free <= limits.storage_free_pct or reading["storage_full"]
+            ):
                 seen.storage_low = True
                 raised.append(AlertKind.STORAGE_CRITICAL)
             elif seen.storage_low and free > limits.storage_free_pct + limits.hysteresis_pct:

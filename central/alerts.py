@@ -24,7 +24,7 @@ from central.http_errors import status_of
 from central.live_feed import CONSOLE
 from central.registry import UnitRecord
 from central.streams import StartRequest, StreamService
-from protocol import UnitState
+from central.unit_board import Reading
 from protocol.events import TRIGGER_EVENTS, TriggerBody
 from runtime.supervise import BoundedTasks
 
@@ -132,8 +132,8 @@ class AlertDesk:
         wants_stream = body is not None and body.stream
         self._tasks.spawn(self._raise(record, wants_stream, from_trigger=body is not None))
 
-    def on_unit(self, unit: UnitRecord, state: UnitState | None) -> None:
-        for kind in self.watch.observe(unit.unit_id, unit.online, state):
+    def on_unit(self, unit: UnitRecord, reading: Reading | None) -> None:
+        for kind in self.watch.observe(unit.unit_id, unit.online, reading):
             record = self._record(str(uuid.uuid4()), unit.unit_id, kind, f"center.{kind}", None)
             self._tasks.spawn(self._raise(record, False, from_trigger=False))
 
@@ -142,7 +142,7 @@ class AlertDesk:
     ) -> AlertRecord:
         now = self.hub.fleet.clock()
         unit = self.hub.summaries.get(unit_id)
-        lat, lon = (unit.lat, unit.lon) if unit is not None else (None, None)
+        lat, lon = (unit["lat"], unit["lon"]) if unit is not None else (None, None)
         return AlertRecord(alert_id, unit_id, kind, type_, trigger, now, now, lat, lon, {})
 
     async def _raise(self, record: AlertRecord, wants_stream: bool, from_trigger: bool) -> None:

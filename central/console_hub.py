@@ -28,8 +28,8 @@ from central.live_feed import CONSOLE, FeedEvent, FeedLog, PageQueue, unit_audie
 from central.nearby import NearbyIndex
 from central.registry import UnitRecord
 from central.streams import StreamService, StreamView
-from central.unit_board import UnitSummary, summarize
-from protocol import UnitState
+from central.unit_board import Reading, UnitSummary, reading_of, summarize
+from protocol import Topic, UnitState, decode
 
 log = structlog.get_logger("rtcc.console")
 
@@ -61,10 +61,6 @@ def sse(event_id: str, name: str, data: bytes) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data)
 
 
-class UnitsBatch(BaseModel):
-    units: list[UnitSummary]
-
-
 @dataclass(eq=False)
 class Page:
     queue: PageQueue
@@ -90,16 +86,23 @@ class ConsoleHub:
         self.streams_live: dict[str, StreamView] = {}
         self.officers: dict[str, list[str]] = {}
         self.alerting: set[str] = set()  # units with an open alert (kept by the alert desk)
-        # Called with each unit's record and state after it changed (the alert desk's own).
-        self.unit_listeners: list[Callable[[UnitRecord, UnitState | None], None]] = []
+        # Called with each unit's record and reading after it changed (the alert desk's own).
+        self.unit_listeners: list[Callable[[UnitRecord, Reading | None], None]] = []
+        # The fields of each unit's last state the pages show, read as the state arrives.
+        self.readings: dict[str, Reading] = {}
         self.snapshot_parts: list[SnapshotPart] = []
         self._page_queue = page_queue
         self._pages: set[Page] = set()
         self._dirty: set[str] = set()
         self._clock = clock
         self.recent_events: dict[str, deque[ReceivedEvent]] = {}
-        fleet.unit_listeners.append(self.mark_changed)
+        fleet.unit_listeners.append(self._unit_changed)
         fleet.event_listeners.append(self._remember)
+
+    def _unit_changed(self, unit_id: str, state: UnitState | None) -> None:
+        if state is not None:
+            self.readings[unit_id] = reading_of(state)
+        self._dirty.add(unit_id)
 
     def _remember(self, received: ReceivedEvent) -> None:
         kept = self.recent_events.get(received.unit_id)
@@ -181,6 +184,7 @@ class ConsoleHub:
     # ---- keeping the picture current -------------------------------------------------------
 
     async def run(self) -> None:
+        self._dirty.update(record.unit_id for record in self.fleet.registry.units())
         await self._load_officers()
         streams_due = officers_due = self._clock()
         while True:
@@ -191,7 +195,7 @@ class ConsoleHub:
                 await self._load_officers()
             if now >= streams_due:
                 streams_due = now + STREAMS_EVERY_S
-                await self._refresh_streams()
+                await self.refresh_streams()
             await self.flush_units()
 
     async def flush_units(self) -> None:
@@ -211,30 +215,41 @@ class ConsoleHub:
             record = self.fleet.registry.get(unit_id)
             if record is None:
                 continue
-            state = record.read_state()
-            summary = self._summarize(record, state)
+            reading = self.readings.get(unit_id) or self._read(record)
+            summary = self._summarize(record, reading)
             self.summaries[unit_id] = summary
-            if summary.lat is not None and summary.lon is not None:
-                self.index.update(unit_id, summary.lat, summary.lon)
+            lat, lon = summary["lat"], summary["lon"]
+            if lat is not None and lon is not None:
+                self.index.update(unit_id, lat, lon)
             for listener in self.unit_listeners:
-                listener(record, state)
+                listener(record, reading)
             changed.append(summary)
         if not changed:
             return
-        self.publish("units", UnitsBatch(units=changed), {CONSOLE})
+        self.publish("units", {"units": changed}, {CONSOLE})
         for summary in changed:
-            audience = unit_audience(summary.unit_id)
+            audience = unit_audience(summary["unit_id"])
             if audience in watched:
-                self.publish("units", UnitsBatch(units=[summary]), {audience})
+                self.publish("units", {"units": [summary]}, {audience})
 
-    def _summarize(self, record: UnitRecord, state: UnitState | None) -> UnitSummary:
+    def _read(self, record: UnitRecord) -> Reading | None:
+        """A state the registry took before this hub listened (retained, at start)."""
+        if record.state_payload is None:
+            return None
+        state = decode(Topic.state(record.unit_id), record.state_payload).envelope.body
+        reading = self.readings[record.unit_id] = reading_of(state)
+        return reading
+
+    def _summarize(self, record: UnitRecord, reading: Reading | None) -> UnitSummary:
         unit_id = record.unit_id
         logins = self.officers.get(unit_id)
         stream_id = next(
             (s.stream_id for s in self.streams_live.values() if s.unit_id == unit_id), None
         )
         officer = ", ".join(logins) if logins else None
-        return summarize(record, state, officer, stream_id, unit_id in self.alerting)
+        alerting = unit_id in self.alerting
+        online, seen = record.online, record.last_seen
+        return summarize(unit_id, online, seen, reading, officer, stream_id, alerting)
 
     async def refresh_officers(self) -> None:
         """Reads the patrol logins now (a share must reach a login added a moment ago)."""
@@ -253,7 +268,8 @@ class ConsoleHub:
         with self.database.read() as tx:
             return Users(tx).patrol_logins()
 
-    async def _refresh_streams(self) -> None:
+    async def refresh_streams(self) -> None:
+        """Asks the relay for its streams now (and every STREAMS_EVERY_S)."""
         try:
             views = {view.stream_id: view for view in await self.streams.list()}
         except Exception as exc:  # a relay worker restarting: the next round asks again

@@ -28,6 +28,7 @@ from protocol import (
     ProtocolError,
     Topic,
     TopicKind,
+    UnitState,
     decode,
 )
 from protocol.commands import CommandName
@@ -101,8 +102,8 @@ class FleetService:
         self.event_listeners: list[Callable[[ReceivedEvent], None]] = []
         # Called with the unit id when a unit starts a new connection (not a retained birth).
         self.birth_listeners: list[Callable[[str], None]] = []
-        # Called with the unit id when its presence or state changed.
-        self.unit_listeners: list[Callable[[str], None]] = []
+        # Called with the unit id when its presence changed, or with its new state.
+        self.unit_listeners: list[Callable[[str, UnitState | None], None]] = []
         self.clock = clock
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
@@ -203,8 +204,9 @@ class FleetService:
         if isinstance(body, Presence) and not retained and body.reason == "birth":
             for born in self.birth_listeners:
                 born(unit_id)
+        state = body if isinstance(body, UnitState) else None
         for changed in self.unit_listeners:
-            changed(unit_id)
+            changed(unit_id, state)
 
     def _admit(
         self, topic: str, payload: bytes, retained: bool, now: float

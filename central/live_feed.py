@@ -56,12 +56,16 @@ class PageQueue:
 
 
 class FeedLog:
-    """The last `history` events, by id. Ids a page sees are `<generation>.<n>`: a page that
-    saw another process's (or an earlier run's) ids starts over."""
+    """The last `history` events, by id, and no more than `max_bytes` of them. Ids a page
+    sees are `<generation>.<n>`: a page that saw another process's (or an earlier run's) ids
+    starts over."""
 
-    def __init__(self, history: int, generation: str) -> None:
+    def __init__(self, history: int, generation: str, max_bytes: int = 64 * 2**20) -> None:
         self.generation = generation
-        self._events: deque[FeedEvent] = deque(maxlen=history)
+        self.history = history
+        self.max_bytes = max_bytes
+        self._events: deque[FeedEvent] = deque()
+        self._bytes = 0
         self._next = 1
 
     def event_id(self, event: FeedEvent) -> str:
@@ -84,6 +88,11 @@ class FeedLog:
         event = FeedEvent(self._next, name, data, frozenset(audiences))
         self._next += 1
         self._events.append(event)
+        self._bytes += len(data)
+        while len(self._events) > self.history or (
+            self._bytes > self.max_bytes and len(self._events) > 1
+        ):
+            self._bytes -= len(self._events.popleft().data)
         return event
 
     def since(self, last_seen: int, audience: str) -> list[FeedEvent] | None:

@@ -65,17 +65,10 @@ class UnitRecord:
 
     @property
     def state(self) -> UnitState | None:
-        if self._state_cache is None:
-            self._state_cache = self.read_state()
+        if self._state_cache is None and self.state_payload is not None:
+            body = decode(Topic.state(self.unit_id), self.state_payload).envelope.body
+            self._state_cache = body
         return self._state_cache
-
-    def read_state(self) -> UnitState | None:
-        """The last state, parsed now and not kept: for readers that see every change of
-        every unit (the pages' summaries), which would otherwise keep a model per unit."""
-        if self._state_cache is not None or self.state_payload is None:
-            return self._state_cache
-        body: UnitState = decode(Topic.state(self.unit_id), self.state_payload).envelope.body
-        return body
 
     def seen_before(self, msg_id: uuid.UUID) -> bool:
         if msg_id in self._recent:

@@ -149,6 +149,9 @@ class ShareService:
         stream_unit = None
         if request.stream_id is not None:
             stream = self.hub.streams_live.get(request.stream_id)
+            if stream is None:  # started a moment ago (an alert's): ask the relay now
+                await self.hub.refresh_streams()
+                stream = self.hub.streams_live.get(request.stream_id)
             if stream is None:
                 raise NotFound("no such live stream")
             stream_unit = stream.unit_id
@@ -214,18 +217,18 @@ class ShareService:
         officers = self.hub.officers
         return {
             unit_id: Candidate(
-                online=bool(unit.online),
+                online=bool(unit["online"]),
                 patrol_login=unit_id in officers,
-                fresh=unit.fix_ts is not None and now - unit.fix_ts <= fresh_s,
+                fresh=(fix := unit["fix_ts"]) is not None and now - fix <= fresh_s,
             )
             for unit_id, unit in self.hub.summaries.items()
         }
 
     def _position_of(self, unit_id: str | None) -> Scene | None:
         unit = self.hub.summaries.get(unit_id) if unit_id else None
-        if unit is None or unit.lat is None or unit.lon is None:
+        if unit is None or (lat := unit["lat"]) is None or (lon := unit["lon"]) is None:
             return None
-        return Scene(lat=unit.lat, lon=unit.lon)
+        return Scene(lat=lat, lon=lon)
 
     def revoke(self, caller: Caller, share_id: str) -> ShareRecord:
         """Blocking. The share and its viewer tokens end now; `announce` it after."""
@@ -253,9 +256,10 @@ class ShareService:
     def patrol_view(self, share: ShareRecord, unit_id: str) -> PatrolShare:
         unit = self.hub.summaries.get(unit_id)
         distance = bearing = None
-        if unit is not None and unit.lat is not None and unit.lon is not None:
-            distance = haversine_m(unit.lat, unit.lon, share.scene_lat, share.scene_lon)
-            bearing = bearing_deg(unit.lat, unit.lon, share.scene_lat, share.scene_lon)
+        lat, lon = (unit["lat"], unit["lon"]) if unit is not None else (None, None)
+        if lat is not None and lon is not None:
+            distance = haversine_m(lat, lon, share.scene_lat, share.scene_lon)
+            bearing = bearing_deg(lat, lon, share.scene_lat, share.scene_lon)
         return PatrolShare(
             share_id=share.id,
             from_user=share.created_by,

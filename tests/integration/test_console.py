@@ -36,8 +36,10 @@ def at(place: tuple[float, float]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def console_site(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Site]:
-    console = {"group_recording": {"enabled": True, "radius_m": 3000}}
+async def console_site(
+    broker_url: str, unique: str, tmp_path: Path, **policies: Any
+) -> AsyncIterator[Site]:
+    console = {"group_recording": {"enabled": True, "radius_m": 3000}, **policies}
     async with running_site(broker_url, unique, tmp_path, idle_lock_s=600, console=console) as site:
         yield site
 
@@ -248,3 +250,47 @@ async def test_holster_draw_alert_group_recording_still_share_and_revoke(
     assert ("car-b", "revoked") in {
         (r["actor"], r["outcome"]) for r in site.audit("streams.view_stop")
     }
+
+
+async def test_a_holster_draw_shares_itself_with_the_patrols_near_it_when_configured(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    auto_share = {"enabled": True, "radius_m": 2000}
+    policies = {"auto_share": auto_share, "group_recording": {"enabled": False}}
+    async with console_site(broker_url, unique, tmp_path, **policies) as site:
+        central = site.central
+        near = await site.person("car-b", Role.PATROL, unit_id="u-b")
+        far = await site.person("car-c", Role.PATROL, unit_id="u-c")
+        async with (
+            contextlib.aclosing(near),
+            contextlib.aclosing(far),
+            bodycam("CAM-A") as (camera, address),
+            agent_of(
+                central,
+                "u-a",
+                broker_url,
+                tmp_path / "a",
+                sim=at(SCENE),
+                video={"width": 320, "height": 240},
+                device={"link": address},
+            ) as unit_a,
+            agent_of(central, "u-b", broker_url, tmp_path / "b", sim=at(NEAR)) as unit_b,
+            agent_of(central, "u-c", broker_url, tmp_path / "c", sim=at(FAR)),
+            following(near.http) as patrol_near,
+            following(far.http) as patrol_far,
+        ):
+            hub = central.hub
+            assert hub is not None
+            await wait_for(lambda: all(u in hub.index for u in ("u-a", "u-b", "u-c")), 15)
+            await wait_for(lambda: unit_a.bodycam is not None and unit_a.bodycam.state.hello)
+            assert camera.execute("trigger holster_draw")["ok"]
+            await patrol_near.wait(lambda f: f.named("share"), timeout=20)
+            shared = patrol_near.named("share")[0]
+            assert shared["from_user"] == "center:auto-share" and shared["stream_id"]
+            assert "weapon drawn" in shared["text"]
+            assert patrol_far.named("share") == []
+            assert not unit_b.current_state().camera.recording  # type: ignore[union-attr]
+        created = site.audit("shares.create")
+        assert [(r["actor"], r["detail"]["recipients"]) for r in created] == [
+            ("center:auto-share", ["u-b"])
+        ]

@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from central.access.policy import Role
+from central.broker import MosquittoProcess
 from tests.helpers import wait_for
 from tests.integration.bodycam_helpers import bodycam
 from tests.integration.center_helpers import api_client
@@ -48,6 +49,13 @@ EVERY_ONE_MOVED = """(before) => Object.entries(before).every(([id, [lat, lon]])
 # n tiles on the wall, every one playing.
 TILES_PLAYING = """(n) => rtccConsole.tiles().length === n && rtccConsole.tiles().every(
   (t) => t.state === 'live' && t.framesDecoded > 10)"""
+
+
+@pytest.fixture
+def broker_url(own_broker: MosquittoProcess) -> str:
+    """A broker of this test's own: the console shows every unit a broker keeps (retained),
+    and the session's broker keeps those of every test before."""
+    return own_broker.url
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from central.alert_rules import AlertKind, Thresholds, UnitWatch, kind_of
 from central.live_feed import CONSOLE, FeedLog, PageQueue, unit_audience
-from central.unit_board import StateLabel, state_label, storage_free_pct
-from protocol import CameraStatus, UnitState
+from central.unit_board import Reading, StateLabel, reading_of, state_label, summarize
+from protocol import CameraStatus
 from protocol.events import EventType
 from protocol.models import StorageStatus
 from tests.unit.test_codec import state
@@ -65,15 +65,27 @@ def test_catch_up_is_exactly_the_later_events_of_the_audience(
 
 
 def test_a_unit_has_one_colour_the_most_urgent() -> None:
-    recording = state(camera=CameraStatus(connected=True, recording=True))
+    recording = reading_of(state(camera=CameraStatus(connected=True, recording=True)))
     assert state_label(True, recording, live=False, alerting=True) is StateLabel.ALERT
     assert state_label(False, recording, live=False, alerting=False) is StateLabel.OFFLINE
     assert state_label(None, None, live=False, alerting=False) is StateLabel.OFFLINE
     assert state_label(True, recording, live=True, alerting=False) is StateLabel.LIVE
     assert state_label(True, recording, live=False, alerting=False) is StateLabel.RECORDING
-    assert state_label(True, state(), live=False, alerting=False) is StateLabel.AVAILABLE
-    assert storage_free_pct(state(storage=StorageStatus(free_bytes=1, total_bytes=4))) == 25.0
-    assert storage_free_pct(state(storage=StorageStatus(free_bytes=0, total_bytes=0))) is None
+    idle = reading_of(state())
+    assert state_label(True, idle, live=False, alerting=False) is StateLabel.AVAILABLE
+    quarter = state(storage=StorageStatus(free_bytes=1, total_bytes=4))
+    assert reading_of(quarter)["storage_free_pct"] == 25.0
+    empty = state(storage=StorageStatus(free_bytes=0, total_bytes=0))
+    assert reading_of(empty)["storage_free_pct"] is None
+
+
+def test_a_summary_of_a_unit_known_only_by_its_presence() -> None:
+    summary = summarize("u-1", True, 5.0, None, "car-1", None, alerting=False)
+    assert summary["state_label"] == StateLabel.AVAILABLE and summary["lat"] is None
+    assert summary["camera_connected"] is None and summary["officer"] == "car-1"
+    moving = reading_of(state())
+    shown = summarize("u-1", True, 5.0, moving, None, "s-1", alerting=False)
+    assert (shown["lat"], shown["lon"], shown["state_label"]) == (40.0, -74.0, StateLabel.LIVE)
 
 
 def test_what_each_trigger_means_to_a_dispatcher() -> None:
@@ -84,10 +96,10 @@ def test_what_each_trigger_means_to_a_dispatcher() -> None:
     assert kind_of("trigger.lightbar") is AlertKind.OTHER and kind_of(None) is AlertKind.OTHER
 
 
-def _with(battery: float, free: int = 50, recording: bool = False) -> UnitState:
+def _with(battery: float, free: int = 50, recording: bool = False) -> Reading:
     storage = StorageStatus(free_bytes=free, total_bytes=100)
     camera = CameraStatus(connected=True, recording=recording)
-    return state(battery_pct=battery, storage=storage, camera=camera)
+    return reading_of(state(battery_pct=battery, storage=storage, camera=camera))
 
 
 def test_the_center_alerts_once_per_condition_and_again_only_after_it_cleared() -> None:
@@ -122,3 +134,11 @@ def test_any_last_event_id_is_one_of_ours_or_means_a_snapshot(text: str) -> None
     assert log.since(seen, CONSOLE) == (
         [] if seen == 1 else None if seen > 1 else log.since(0, CONSOLE)
     )
+
+
+def test_the_log_keeps_no_more_bytes_than_its_bound() -> None:
+    log = FeedLog(history=1000, generation="g", max_bytes=100)
+    for _ in range(10):
+        log.add("units", b"x" * 30, {CONSOLE})
+    assert [e.id for e in log.since(7, CONSOLE) or []] == [8, 9, 10]
+    assert log.since(6, CONSOLE) is None
