@@ -141,7 +141,7 @@ class AlertDesk:
         self, alert_id: str, unit_id: str, kind: AlertKind, type_: str, trigger: str | None
     ) -> AlertRecord:
         now = self.hub.fleet.clock()
-        unit = self.hub.summaries.get(unit_id)
+        unit = self.hub.readings.get(unit_id)
         lat, lon = (unit["lat"], unit["lon"]) if unit is not None else (None, None)
         return AlertRecord(alert_id, unit_id, kind, type_, trigger, now, now, lat, lon, {})
 

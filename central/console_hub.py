@@ -82,7 +82,6 @@ class ConsoleHub:
         self.database = database
         self.index = NearbyIndex()
         self.feed = FeedLog(feed_history, secrets.token_hex(4))
-        self.summaries: dict[str, UnitSummary] = {}
         self.streams_live: dict[str, StreamView] = {}
         self.officers: dict[str, list[str]] = {}
         self.alerting: set[str] = set()  # units with an open alert (kept by the alert desk)
@@ -101,8 +100,17 @@ class ConsoleHub:
 
     def _unit_changed(self, unit_id: str, state: UnitState | None) -> None:
         if state is not None:
-            self.readings[unit_id] = reading_of(state)
+            self._keep(unit_id, reading_of(state))
         self._dirty.add(unit_id)
+
+    def _keep(self, unit_id: str, reading: Reading) -> Reading:
+        """The unit's reading, and its place in the index (shares and group recording ask
+        it at once, not after the next flush)."""
+        self.readings[unit_id] = reading
+        lat, lon = reading["lat"], reading["lon"]
+        if lat is not None and lon is not None:
+            self.index.update(unit_id, lat, lon)
+        return reading
 
     def _remember(self, received: ReceivedEvent) -> None:
         kept = self.recent_events.get(received.unit_id)
@@ -169,13 +177,16 @@ class ConsoleHub:
     async def _snapshot(self, audience: str) -> bytes:
         """Everything the page shows, as of the feed's last event (later events are sent
         after it, and repeat nothing it cannot take twice)."""
+        await self._load_officers()
         last = f"{self.feed.generation}.{self.feed.last_id}"
         body: dict[str, Any] = {"units": [], "alerts": [], "streams": [], "shares": []}
         if audience == CONSOLE:
-            body["units"] = list(self.summaries.values())
+            body["units"] = [
+                self._summarize(r, self.reading(r)) for r in self.fleet.registry.units()
+            ]
             body["streams"] = list(self.streams_live.values())
         else:
-            own = self.summaries.get(audience.removeprefix("unit:"))
+            own = self.summary(audience.removeprefix("unit:"))
             body["units"] = [own] if own is not None else []
         for part in self.snapshot_parts:
             body.update(await part(audience))
@@ -210,35 +221,38 @@ class ConsoleHub:
             self._flush_chunk(pending[start : start + FLUSH_CHUNK], watched)
 
     def _flush_chunk(self, unit_ids: list[str], watched: set[str]) -> None:
+        """Keeps the alert watch current, and makes the changes into events (kept for a
+        console that comes back, see FeedLog)."""
         changed: list[UnitSummary] = []
         for unit_id in unit_ids:
             record = self.fleet.registry.get(unit_id)
             if record is None:
                 continue
-            reading = self.readings.get(unit_id) or self._read(record)
-            summary = self._summarize(record, reading)
-            self.summaries[unit_id] = summary
-            lat, lon = summary["lat"], summary["lon"]
-            if lat is not None and lon is not None:
-                self.index.update(unit_id, lat, lon)
+            reading = self.reading(record)
             for listener in self.unit_listeners:
                 listener(record, reading)
+            summary = self._summarize(record, reading)
             changed.append(summary)
-        if not changed:
-            return
-        self.publish("units", {"units": changed}, {CONSOLE})
-        for summary in changed:
-            audience = unit_audience(summary["unit_id"])
+            audience = unit_audience(unit_id)
             if audience in watched:
                 self.publish("units", {"units": [summary]}, {audience})
+        if changed:
+            self.publish("units", {"units": changed}, {CONSOLE})
+
+    def summary(self, unit_id: str) -> UnitSummary | None:
+        """What the pages show of the unit now."""
+        record = self.fleet.registry.get(unit_id)
+        return None if record is None else self._summarize(record, self.reading(record))
+
+    def reading(self, record: UnitRecord) -> Reading | None:
+        return self.readings.get(record.unit_id) or self._read(record)
 
     def _read(self, record: UnitRecord) -> Reading | None:
         """A state the registry took before this hub listened (retained, at start)."""
         if record.state_payload is None:
             return None
         state = decode(Topic.state(record.unit_id), record.state_payload).envelope.body
-        reading = self.readings[record.unit_id] = reading_of(state)
-        return reading
+        return self._keep(record.unit_id, reading_of(state))
 
     def _summarize(self, record: UnitRecord, reading: Reading | None) -> UnitSummary:
         unit_id = record.unit_id

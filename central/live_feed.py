@@ -60,7 +60,7 @@ class FeedLog:
     sees are `<generation>.<n>`: a page that saw another process's (or an earlier run's) ids
     starts over."""
 
-    def __init__(self, history: int, generation: str, max_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, history: int, generation: str, max_bytes: int = 8 * 2**20) -> None:
         self.generation = generation
         self.history = history
         self.max_bytes = max_bytes

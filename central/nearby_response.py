@@ -47,7 +47,7 @@ class NearbyResponse:
         policy = self.settings.group_recording
         if alert.trigger is None or policy.radius_for(alert.trigger) is None:
             return
-        online = {u for u, s in self.hub.summaries.items() if s["online"]}
+        online = {r.unit_id for r in self.fleet.registry.units() if r.online}
         targets = policy.targets(alert.unit_id, alert.trigger, self.hub.index, online)
         if targets:
             self._tasks.spawn(self._record_with(alert, targets))

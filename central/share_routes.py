@@ -167,7 +167,7 @@ def add_patrol_routes(app: FastAPI, shares: ShareService, gate: Gate) -> None:
     @app.get("/api/v1/patrol/me", tags=tags)
     def patrol_me(caller: Annotated[Caller, receiving]) -> PatrolMe:
         unit_id = unit_of(caller)
-        return PatrolMe(user=caller.name, unit_id=unit_id, unit=shares.hub.summaries.get(unit_id))
+        return PatrolMe(user=caller.name, unit_id=unit_id, unit=shares.hub.summary(unit_id))
 
     @app.get("/api/v1/patrol/shares", tags=tags)
     def patrol_shares(caller: Annotated[Caller, receiving]) -> list[PatrolShare]:

@@ -216,16 +216,19 @@ class ShareService:
         fresh_s = self.settings.position_fresh_s
         officers = self.hub.officers
         return {
-            unit_id: Candidate(
-                online=bool(unit["online"]),
-                patrol_login=unit_id in officers,
-                fresh=(fix := unit["fix_ts"]) is not None and now - fix <= fresh_s,
+            record.unit_id: Candidate(
+                online=bool(record.online),
+                patrol_login=record.unit_id in officers,
+                fresh=reading is not None
+                and (fix := reading["fix_ts"]) is not None
+                and now - fix <= fresh_s,
             )
-            for unit_id, unit in self.hub.summaries.items()
+            for record in self.hub.fleet.registry.units()
+            if (reading := self.hub.readings.get(record.unit_id)) is not None
         }
 
     def _position_of(self, unit_id: str | None) -> Scene | None:
-        unit = self.hub.summaries.get(unit_id) if unit_id else None
+        unit = self.hub.readings.get(unit_id) if unit_id else None
         if unit is None or (lat := unit["lat"]) is None or (lon := unit["lon"]) is None:
             return None
         return Scene(lat=lat, lon=lon)
@@ -254,7 +257,7 @@ class ShareService:
     # ---- the patrol's side ------------------------------------------------------------------
 
     def patrol_view(self, share: ShareRecord, unit_id: str) -> PatrolShare:
-        unit = self.hub.summaries.get(unit_id)
+        unit = self.hub.readings.get(unit_id)
         distance = bearing = None
         lat, lon = (unit["lat"], unit["lon"]) if unit is not None else (None, None)
         if lat is not None and lon is not None:

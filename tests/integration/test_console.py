@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from central.access.policy import Role
+from central.broker import MosquittoProcess
 from central.service import Central
 from tests.center_tls import client_tls
 from tests.helpers import wait_for
@@ -42,6 +43,13 @@ async def console_site(
     console = {"group_recording": {"enabled": True, "radius_m": 3000}, **policies}
     async with running_site(broker_url, unique, tmp_path, idle_lock_s=600, console=console) as site:
         yield site
+
+
+@pytest.fixture
+def broker_url(own_broker: MosquittoProcess) -> str:
+    """A broker of this test's own: the units here reuse ids, and the session's broker keeps
+    the retained presence and state of every test before."""
+    return own_broker.url
 
 
 def online(central: Central, unit: str) -> bool:
