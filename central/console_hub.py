@@ -83,6 +83,7 @@ class ConsoleHub:
         self.index = NearbyIndex()
         self.feed = FeedLog(feed_history, secrets.token_hex(4))
         self.streams_live: dict[str, StreamView] = {}
+        self._stream_of_unit: dict[str, str] = {}  # derived from streams_live, for summaries
         self.officers: dict[str, list[str]] = {}
         self.alerting: set[str] = set()  # units with an open alert (kept by the alert desk)
         # Called with each unit's record and reading after it changed (the alert desk's own).
@@ -257,9 +258,7 @@ class ConsoleHub:
     def _summarize(self, record: UnitRecord, reading: Reading | None) -> UnitSummary:
         unit_id = record.unit_id
         logins = self.officers.get(unit_id)
-        stream_id = next(
-            (s.stream_id for s in self.streams_live.values() if s.unit_id == unit_id), None
-        )
+        stream_id = self._stream_of_unit.get(unit_id)
         officer = ", ".join(logins) if logins else None
         alerting = unit_id in self.alerting
         online, seen = record.online, record.last_seen
@@ -291,6 +290,7 @@ class ConsoleHub:
             return
         before = self.streams_live
         self.streams_live = views
+        self._stream_of_unit = {view.unit_id: view.stream_id for view in views.values()}
         for stream_id, view in views.items():
             old = before.get(stream_id)
             if old is None or (old.state, old.live, old.codec) != (

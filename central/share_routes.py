@@ -188,12 +188,13 @@ def add_patrol_routes(app: FastAPI, shares: ShareService, gate: Gate) -> None:
     ) -> SharedStream:
         """A viewer token for the shared stream, bound to the share: it stops when the
         share is revoked or ends (audited)."""
-        issued, whep_url = await asyncio.to_thread(shares.open_stream, caller, share_id[:32])
+        opened = await asyncio.to_thread(shares.open_stream, caller, share_id[:32])
+        issued, stream_id, whep_url = opened
         changed = await asyncio.to_thread(shares.mark, caller, share_id[:32], True)
         if changed is not None:
             shares.announce(changed)
         return SharedStream(
-            stream_id=whep_url.rsplit("/", 1)[-1],
+            stream_id=stream_id,
             whep_url=whep_url,
             token=issued.token,
             token_id=issued.token_id,

@@ -304,7 +304,7 @@ class ShareService:
             share = Shares(tx).get(share_id)
         return share if changed else None
 
-    def open_stream(self, caller: Caller, share_id: str) -> tuple[IssuedViewerToken, str]:
+    def open_stream(self, caller: Caller, share_id: str) -> tuple[IssuedViewerToken, str, str]:
         """Blocking. A viewer token for the shared stream, bound to the share (audited)."""
         share, unit_id = self.addressed(caller, share_id)
         if share.stream_id is None:
@@ -312,7 +312,7 @@ class ShareService:
         issued = self.viewers.issue(caller, share.stream_id, share.expires_at, share.id)
         detail: dict[str, JsonValue] = {"unit_id": unit_id, "stream_id": share.stream_id}
         self.gate.audit(caller, "shares.open", "ok", share_id, detail)
-        return issued, self.whep_url(share.stream_id)
+        return issued, share.stream_id, self.whep_url(share.stream_id)
 
     # ---- ending --------------------------------------------------------------------------------
 
