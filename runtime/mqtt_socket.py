@@ -16,6 +16,8 @@ from runtime.keepalive import ping_check_interval_s
 from runtime.mqtt_client import BufferedSocket
 
 MAX_PACKETS_PER_READ = 500
+# Linux's <netinet/tcp.h>; Python's socket module does not name it.
+TCP_THIN_LINEAR_TIMEOUTS = 16
 
 
 class LoopSocket:
@@ -34,6 +36,7 @@ class LoopSocket:
         loop = asyncio.get_running_loop()
         cast(socket.socket, sock).setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         set_dscp(cast(socket.socket, sock), DSCP_AF31)  # status before media (media is AF21)
+        _retransmit_linearly(cast(socket.socket, sock))
         # paho reads each packet with 3-4 recv() calls of a few bytes; serve them from one
         # large read instead (paho 2.2 private attribute, pinned and covered by tests).
         self._client = client
@@ -114,3 +117,15 @@ class LoopSocket:
 
     def _socket_closed(self, _client: paho.Client, _userdata: Any, _sock: Any) -> None:
         self._forget_socket()
+
+
+def _retransmit_linearly(sock: socket.socket) -> None:
+    """Status is a thin stream (a few packets in flight). On a thin uplink that live video
+    briefly overfills, TCP's exponential retransmission backoff would hold a lost ping back
+    for seconds after the loss ended, past the broker's keepalive allowance (4 s for an 8 s
+    keepalive). Linux retransmits thin streams at a fixed timeout for the first six tries
+    instead; where the option is unknown the socket keeps the default backoff."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, 1)
+    except OSError:
+        return

@@ -10,7 +10,9 @@ import pytest
 
 from central.broker import MosquittoProcess, free_port
 from runtime.config import BrokerUrl, MqttTuning
+from runtime.dscp import DSCP_AF31
 from runtime.mqtt import MqttLink, NotConnected, Subscription, Will
+from runtime.mqtt_socket import TCP_THIN_LINEAR_TIMEOUTS
 from tests.helpers import FAST_MQTT, stop_link_task, wait_for
 
 TUNING = MqttTuning(**FAST_MQTT)
@@ -48,6 +50,8 @@ async def test_publish_subscribe_and_acks(broker_url: str, unique: str, protocol
         assert pub._client is not None
         sock: Any = pub._client.socket()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == DSCP_AF31 << 2
+        assert sock.getsockopt(socket.IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS) == 1
 
 
 async def test_publish_without_connection_raises(unique: str) -> None:
