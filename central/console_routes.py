@@ -126,7 +126,7 @@ def add_page_routes(app: FastAPI, settings: ConsoleSettings) -> None:
 
     @app.get("/assets/{area}/{name:path}", include_in_schema=False)
     def page_asset(area: str, name: str) -> FileResponse:
-        if area not in ("console", "patrol", "lib"):
+        if area not in ("console", "patrol", "view", "lib"):
             raise NotFound("no such file")
         return file_response(served_file(STATIC / area, name))
 

@@ -1,7 +1,7 @@
 // Plays one stream over WHEP and re-joins by itself whenever the session dies (relay worker
 // restarted, vehicle network handed over, center restarted): a dispatcher must never have to
-// reload a tile. The same logic as the single-stream /view page, as a class that a video
-// wall or the patrol page holds several times over.
+// reload a tile. The single-stream /view page, the video wall's tiles and the patrol page
+// each hold one per stream.
 
 import { readStamp } from "./stamp.js";
 
@@ -41,11 +41,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export class WhepPlayer {
   // source: {whepUrl, token}; renew(): a fresh source when the relay refuses this one (an
   // expired token), or null to give up. onChange(player) after every state or stats change.
-  constructor(video, source, { renew = null, onChange = () => {} } = {}) {
+  // onEnded(player) as a session that played ends, while the video still shows its last
+  // frame (its connection closes right after).
+  constructor(video, source, { renew = null, onChange = () => {}, onEnded = () => {} } = {}) {
     this.video = video;
     this.source = source;
     this.renew = renew;
     this.onChange = onChange;
+    this.onEnded = onEnded;
     this.state = "connecting";
     this.attempt = 1; // the join being tried since video was last seen
     this.joins = 0; // sessions the relay answered
@@ -177,6 +180,7 @@ export class WhepPlayer {
       return outcome;
     } finally {
       outcome.played = session.played;
+      if (session.played) this.onEnded(this);
       this.current = null;
       pc.close();
       this.deleteSession(session);
@@ -284,9 +288,10 @@ export class WhepPlayer {
       if (sample.emitted > first.emitted) {
         stats.jitterMs = ((sample.delay - first.delay) * 1000) / (sample.emitted - first.emitted);
       }
+      const mimeType = report.get(s.codecId)?.mimeType;
       Object.assign(stats, {
         framesDecoded: sample.frames, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
-        codec: report.get(s.codecId)?.mimeType?.replace(/^video\//i, ""),
+        mimeType, codec: mimeType?.replace(/^video\//i, ""),
       });
     });
     return stats;
