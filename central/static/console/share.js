@@ -194,11 +194,13 @@ export class SharePanel {
       el("p.share-meta", {}, [share.stream_id ? `live video of ${share.unit_id}` : null, share.still_id ? "still" : null]
         .filter(Boolean).join(" + ") || "text only",
         ` · sent ${clockTime(share.created_at)} · ${timeLeft(share.expires_at)}`),
+      // The distance goes under the unit: three columns fit the narrow side panel.
       el("table.recipients", {},
-        el("thead", {}, el("tr", {}, el("th", {}, "Unit"), el("th", {}, "Distance"), el("th", {}, "Received"), el("th", {}, "Opened"))),
+        el("thead", {}, el("tr", {}, el("th", {}, "Unit"), el("th", {}, "Received"), el("th", {}, "Opened"))),
         el("tbody", {}, ...(recipients.length ? recipients.map((r) => el("tr", { dataset: { unit: r.unit_id } },
-          el("td", {}, r.unit_id), el("td", {}, formatDistance(r.distance_m)), el("td", {}, tick(r.received_at)), el("td", {}, tick(r.opened_at))))
-          : [el("tr", {}, el("td", { colSpan: 4 }, "No patrol unit was inside."))]))),
+          el("td", { title: r.unit_id }, el("b", {}, r.unit_id), el("span.distance", {}, formatDistance(r.distance_m))),
+          el("td", {}, tick(r.received_at)), el("td", {}, tick(r.opened_at))))
+          : [el("tr", {}, el("td", { colSpan: 3 }, "No patrol unit was inside."))]))),
       el("div.panel-buttons", {}, el("button.danger", { type: "button", onclick: () => this.revoke(share.share_id) }, "Revoke now")));
   }
 
