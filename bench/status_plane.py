@@ -2,7 +2,9 @@
 
 Measures ingested msgs/s, publish-to-registry latency p50/p99, and the CPU and RSS of the
 fleet service; in the same run, a bare paho subscriber (parse the timestamp, nothing else)
-is the baseline, so the table shows what validation, dedupe and the registry cost.
+is the baseline, so the table shows what validation, dedupe and the registry cost. The
+center runs twice: alone, and with one dispatcher console following its live feed (every
+unit's summary, every second), which is how a crime center runs it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -106,6 +109,28 @@ def _generator(broker: MosquittoProcess, units: int, seconds: float, prefix: str
     )
 
 
+class ConsoleFollower(threading.Thread):
+    """A dispatcher console's live feed, read and counted, from a thread of the benchmark."""
+
+    def __init__(self, api: str, key: str) -> None:
+        super().__init__(daemon=True)
+        self.request = urllib.request.Request(
+            api + "/api/v1/live", headers={"Authorization": f"Bearer {key}"}
+        )
+        self.stop = threading.Event()
+        self.received = 0
+        self.unit_events = 0
+
+    def run(self) -> None:
+        with urllib.request.urlopen(self.request, timeout=5) as feed:
+            while not self.stop.is_set():
+                chunk = feed.read1(1 << 16)
+                if not chunk:
+                    return
+                self.received += len(chunk)
+                self.unit_events += chunk.count(b"event: units\n")
+
+
 def _wait_until(predicate: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -119,11 +144,16 @@ def _wait_until(predicate: Any, timeout: float) -> None:
 
 
 def run_ours(
-    broker: MosquittoProcess, units: int, warmup: float, seconds: float, workdir: Path
+    broker: MosquittoProcess,
+    units: int,
+    warmup: float,
+    seconds: float,
+    workdir: Path,
+    console: bool = False,
 ) -> Row:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    data_dir = workdir / f"central-{units}"
+    data_dir = workdir / f"central-{units}{'-console' if console else ''}"
     data_dir.mkdir(parents=True, exist_ok=True)
     key = bench_key(data_dir)
     central = subprocess.Popen(
@@ -136,15 +166,18 @@ def run_ours(
             "RTCC_DATA_DIR": str(data_dir),
             "RTCC_LOG__LEVEL": "warning",
             "RTCC_HTTP__TLS": "false",  # as behind a TLS proxy, comparable with earlier runs
-            "RTCC_CENTER_ID": f"bench-{units}",
+            "RTCC_CENTER_ID": f"bench-{units}{'-console' if console else ''}",
             "RTCC_MQTT__SESSION_EXPIRY_S": "0",
             **EXTRA_ENV,
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    follower = ConsoleFollower(api, key) if console else None
     try:
         _wait_until(lambda: json.loads(_http(api + "/healthz"))["mqtt_connected"], 30)
+        if follower is not None:
+            follower.start()
         generator = _generator(broker, units, warmup + seconds + 2, f"ours{units}")
         procs = {
             name: psutil.Process(pid)
@@ -166,8 +199,10 @@ def run_ours(
         generator.wait()
         delta = {le: h1[le] - h0.get(le, 0.0) for le in h1}
         cpu = {name: 100 * (c1[name] - c0[name]) / elapsed for name in procs}
+        if follower is not None and follower.unit_events == 0:
+            raise RuntimeError("the console following the live feed got no unit events")
         return Row(
-            "rtcc fleet service",
+            "rtcc fleet service" + (" + 1 console" if console else ""),
             units,
             (m1 - m0) / elapsed,
             1000 * _quantile(delta, 0.5),
@@ -178,6 +213,8 @@ def run_ours(
             cpu["gen"],
         )
     finally:
+        if follower is not None:
+            follower.stop.set()
         central.send_signal(signal.SIGTERM)
         central.wait(30)
 
@@ -235,12 +272,13 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
-def ratios(rows: list[Row]) -> list[dict[str, float]]:
+def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for ours in (r for r in rows if r.system.startswith("rtcc")):
-        base = next(r for r in rows if r.units == ours.units and r is not ours)
+        base = next(r for r in rows if r.units == ours.units and r.system.startswith("bare"))
         out.append(
             {
+                "system": ours.system,
                 "units": ours.units,
                 "p99_ratio": ours.p99_ms / base.p99_ms if base.p99_ms else float("nan"),
                 "cpu_ratio": ours.consumer_cpu_pct / max(base.consumer_cpu_pct, 0.1),
@@ -262,6 +300,9 @@ def main(argv: list[str]) -> int:
         try:
             for units in (int(u) for u in args.units.split(",")):
                 rows.append(run_ours(broker, units, args.warmup, args.seconds, Path(tmp)))
+                rows.append(
+                    run_ours(broker, units, args.warmup, args.seconds, Path(tmp), console=True)
+                )
                 rows.append(run_baseline(broker, units, args.warmup, args.seconds))
         finally:
             broker.stop()
@@ -269,7 +310,7 @@ def main(argv: list[str]) -> int:
     print_table(rows)
     for r in ratios(rows):
         print(
-            f"  {r['units']} units: rtcc p99 / baseline p99 = {r['p99_ratio']:.2f}, "
+            f"  {r['system']}, {r['units']} units: p99 / baseline p99 = {r['p99_ratio']:.2f}, "
             f"CPU rtcc / baseline = {r['cpu_ratio']:.2f}"
         )
     write_results(

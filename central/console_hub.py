@@ -10,7 +10,6 @@ shares and group recording that ask who is near a scene.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections import deque
@@ -20,11 +19,19 @@ from typing import Any
 
 import structlog
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from central.db.engine import Database
 from central.db.users import Users
 from central.fleet import FleetService, ReceivedEvent
-from central.live_feed import CONSOLE, FeedEvent, FeedLog, PageQueue, unit_audience
+from central.live_feed import (
+    CONSOLE,
+    UNIT_PREFIX,
+    FeedEvent,
+    FeedLog,
+    PageQueue,
+    unit_audience,
+)
 from central.nearby import NearbyIndex
 from central.registry import UnitRecord
 from central.streams import StreamService, StreamView
@@ -42,19 +49,15 @@ MAX_PAGES = 500
 FLUSH_CHUNK = 250
 RECENT_EVENTS_PER_UNIT = 20
 
+CONSOLE_ONLY = frozenset({CONSOLE})
+
 SnapshotPart = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 def encode(data: BaseModel | dict[str, Any]) -> bytes:
-    if isinstance(data, BaseModel):
-        return data.model_dump_json().encode()
-    return json.dumps(data, separators=(",", ":"), default=_plain).encode()
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"not JSON: {type(value).__name__}")
+    """JSON of a model or of plain data holding models (pydantic's encoder: three times
+    quicker than the standard library's on a fleet's summaries)."""
+    return to_json(data)
 
 
 def sse(event_id: str, name: str, data: bytes) -> bytes:
@@ -122,7 +125,9 @@ class ConsoleHub:
     # ---- the feed --------------------------------------------------------------------------
 
     def publish(self, name: str, data: BaseModel | dict[str, Any], audiences: set[str]) -> None:
-        event = self.feed.add(name, encode(data), audiences)
+        self._offer(self.feed.add(name, encode(data), audiences))
+
+    def _offer(self, event: FeedEvent) -> None:
         for page in self._pages:
             if not page.queue.offer(event):
                 log.info("page_resync", audience=page.queue.audience, reason="queue full")
@@ -144,13 +149,8 @@ class ConsoleHub:
         page = Page(PageQueue(audience, self._page_queue))
         self._pages.add(page)
         try:
-            seen = self.feed.parse_id(last_event_id)
-            missed = None if seen is None else self.feed.since(seen, audience)
-            if missed is None:
-                yield await self._snapshot(audience)
-            else:
-                for event in missed:
-                    yield self._frame(event)
+            for frame in await self._start(audience, last_event_id):
+                yield frame
             checked = self._clock()
             while True:
                 try:
@@ -172,6 +172,20 @@ class ConsoleHub:
         finally:
             self._pages.discard(page)
 
+    async def _start(self, audience: str, last_event_id: str | None) -> list[bytes]:
+        """What a page is sent first: what it missed since `last_event_id`, when the log
+        still knows, else a snapshot."""
+        seen = self.feed.parse_id(last_event_id)
+        missed = None if seen is None else self.feed.since(seen, audience)
+        if missed is None:
+            return [await self._snapshot(audience)]
+        frames = [self._frame(event) for event in missed.events]
+        summaries = [s for s in map(self.summary, missed.units) if s is not None]
+        if summaries:
+            data = encode({"units": summaries})
+            frames.append(sse(self.feed.id_text(missed.last_id), "units", data))
+        return frames
+
     def _frame(self, event: FeedEvent) -> bytes:
         return sse(self.feed.event_id(event), event.name, event.data)
 
@@ -179,7 +193,7 @@ class ConsoleHub:
         """Everything the page shows, as of the feed's last event (later events are sent
         after it, and repeat nothing it cannot take twice)."""
         await self._load_officers()
-        last = f"{self.feed.generation}.{self.feed.last_id}"
+        last = self.feed.id_text(self.feed.last_id)
         body: dict[str, Any] = {"units": [], "alerts": [], "streams": [], "shares": []}
         if audience == CONSOLE:
             body["units"] = [
@@ -187,7 +201,7 @@ class ConsoleHub:
             ]
             body["streams"] = list(self.streams_live.values())
         else:
-            own = self.summary(audience.removeprefix("unit:"))
+            own = self.summary(audience.removeprefix(UNIT_PREFIX))
             body["units"] = [own] if own is not None else []
         for part in self.snapshot_parts:
             body.update(await part(audience))
@@ -215,30 +229,42 @@ class ConsoleHub:
         between chunks (5,000 units moving at once are a few milliseconds each)."""
         dirty, self._dirty = self._dirty, set()
         pending = sorted(dirty)
-        watched = {page.queue.audience for page in self._pages}
         for start in range(0, len(pending), FLUSH_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            self._flush_chunk(pending[start : start + FLUSH_CHUNK], watched)
+            self._flush_chunk(pending[start : start + FLUSH_CHUNK])
 
-    def _flush_chunk(self, unit_ids: list[str], watched: set[str]) -> None:
-        """Keeps the alert watch current, and makes the changes into events (kept for a
-        console that comes back, see FeedLog)."""
+    def _flush_chunk(self, unit_ids: list[str]) -> None:
+        """Keeps the alert watch current, notes the changes in the log and sends them to
+        the pages that follow (summaries are built only for those)."""
+        watched = {page.queue.audience for page in self._pages}
+        console = CONSOLE in watched
         changed: list[UnitSummary] = []
+        present: list[str] = []
+        single: list[tuple[str, UnitSummary]] = []
         for unit_id in unit_ids:
             record = self.fleet.registry.get(unit_id)
             if record is None:
                 continue
+            present.append(unit_id)
             reading = self.reading(record)
             for listener in self.unit_listeners:
                 listener(record, reading)
-            summary = self._summarize(record, reading)
-            changed.append(summary)
             audience = unit_audience(unit_id)
-            if audience in watched:
-                self.publish("units", {"units": [summary]}, {audience})
+            if console or audience in watched:
+                summary = self._summarize(record, reading)
+                if console:
+                    changed.append(summary)
+                if audience in watched:
+                    single.append((audience, summary))
+        if not present:
+            return
+        number = self.feed.units_changed(present)
         if changed:
-            self.publish("units", {"units": changed}, {CONSOLE})
+            self._offer(FeedEvent(number, "units", encode({"units": changed}), CONSOLE_ONLY))
+        for audience, summary in single:
+            data = encode({"units": [summary]})
+            self._offer(FeedEvent(number, "units", data, frozenset({audience})))
 
     def summary(self, unit_id: str) -> UnitSummary | None:
         """What the pages show of the unit now."""

@@ -6,6 +6,12 @@ a patrol login's vehicle). A page that reconnects says the last id it saw and ge
 missed, when the log still holds it; a page too slow to keep up (its queue full) or asking
 for what the log has forgotten is told to start over from a snapshot: one slow page never
 holds events back from the others, and nothing it is told is stale.
+
+Unit changes are the bulk (5,000 moving units change every second) and only their latest
+summary matters: the log keeps, per unit, the id of its last change instead of the events,
+and a page catching up gets the current summaries of the units changed since its id. So a
+change costs the log one dict entry, and summaries are built and encoded only for pages
+that follow (or catch up), not for the log.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from dataclasses import dataclass, field
 CONSOLE = "console"
 
 
+UNIT_PREFIX = "unit:"
+
+
 def unit_audience(unit_id: str) -> str:
-    return f"unit:{unit_id}"
+    return UNIT_PREFIX + unit_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +64,20 @@ class PageQueue:
         return taken
 
 
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """What a page missed: the events of its audience in order, then the units (of its
+    audience) that changed since, whose current summaries it is to be sent, as of `last_id`."""
+
+    events: list[FeedEvent]
+    units: list[str]
+    last_id: int
+
+
 class FeedLog:
-    """The last `history` events, by id, and no more than `max_bytes` of them. Ids a page
-    sees are `<generation>.<n>`: a page that saw another process's (or an earlier run's) ids
-    starts over."""
+    """The last `history` events, by id, and no more than `max_bytes` of them, plus the id of
+    each unit's last change. Ids a page sees are `<generation>.<n>`: a page that saw another
+    process's (or an earlier run's) ids starts over."""
 
     def __init__(self, history: int, generation: str, max_bytes: int = 8 * 2**20) -> None:
         self.generation = generation
@@ -67,9 +86,14 @@ class FeedLog:
         self._events: deque[FeedEvent] = deque()
         self._bytes = 0
         self._next = 1
+        self._forgotten = 0  # the highest id of an event no longer kept
+        self._unit_changed: dict[str, int] = {}
 
     def event_id(self, event: FeedEvent) -> str:
-        return f"{self.generation}.{event.id}"
+        return self.id_text(event.id)
+
+    def id_text(self, number: int) -> str:
+        return f"{self.generation}.{number}"
 
     def parse_id(self, text: str | None) -> int | None:
         """The number in a page's Last-Event-ID, if it is one of ours."""
@@ -92,19 +116,36 @@ class FeedLog:
         while len(self._events) > self.history or (
             self._bytes > self.max_bytes and len(self._events) > 1
         ):
-            self._bytes -= len(self._events.popleft().data)
+            dropped = self._events.popleft()
+            self._bytes -= len(dropped.data)
+            self._forgotten = dropped.id
         return event
 
-    def since(self, last_seen: int, audience: str) -> list[FeedEvent] | None:
-        """The events after `last_seen` for `audience`; None when some of them are no
-        longer kept (or the id is not one this log gave: another center process, a
-        restart), so that the page must start from a snapshot."""
-        if last_seen > self.last_id:
+    def units_changed(self, unit_ids: Iterable[str]) -> int:
+        """Notes that the units changed; the id their change goes out with."""
+        number = self._next
+        self._next += 1
+        changed = self._unit_changed
+        for unit_id in unit_ids:
+            changed[unit_id] = number
+        return number
+
+    def since(self, last_seen: int, audience: str) -> CatchUp | None:
+        """What `audience` missed after `last_seen`; None when some of it is no longer kept
+        (or the id is not one this log gave: another center process, a restart), so that
+        the page must start from a snapshot."""
+        if last_seen > self.last_id or last_seen < self._forgotten:
             return None
-        if last_seen == self.last_id:
-            return []
-        oldest = self._events[0].id if self._events else self._next
-        if last_seen < oldest - 1:
-            return None
-        start = last_seen - oldest + 1
-        return [e for e in list(self._events)[start:] if audience in e.audiences]
+        events: list[FeedEvent] = []
+        for event in reversed(self._events):
+            if event.id <= last_seen:
+                break
+            if audience in event.audiences:
+                events.append(event)
+        events.reverse()
+        if audience == CONSOLE:
+            units = [u for u, at in self._unit_changed.items() if at > last_seen]
+        else:
+            unit_id = audience.removeprefix(UNIT_PREFIX)
+            units = [unit_id] if self._unit_changed.get(unit_id, 0) > last_seen else []
+        return CatchUp(events, units, self.last_id)

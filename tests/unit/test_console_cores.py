@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from central.alert_rules import AlertKind, Thresholds, UnitWatch, kind_of
-from central.live_feed import CONSOLE, FeedLog, PageQueue, unit_audience
+from central.live_feed import CONSOLE, CatchUp, FeedEvent, FeedLog, PageQueue, unit_audience
 from central.unit_board import Reading, StateLabel, reading_of, state_label, summarize
 from protocol import CameraStatus
 from protocol.events import EventType
@@ -22,9 +22,33 @@ def test_a_page_back_with_its_last_id_gets_what_it_missed_for_its_audience_only(
     third = log.add("alert", b"{}", {CONSOLE})
     assert log.event_id(first) == "g1.1"
     assert log.parse_id("g1.1") == 1
-    assert [e.id for e in log.since(1, CONSOLE) or []] == [third.id]
-    assert [e.name for e in log.since(0, unit_audience("u-1")) or []] == ["share"]
-    assert log.since(3, CONSOLE) == []
+    assert _ids(log.since(1, CONSOLE)) == [third.id]
+    assert [e.name for e in _events(log.since(0, unit_audience("u-1")))] == ["share"]
+    assert log.since(3, CONSOLE) == CatchUp([], [], 3)
+
+
+def _events(missed: CatchUp | None) -> list[FeedEvent]:
+    assert missed is not None
+    return missed.events
+
+
+def _ids(missed: CatchUp | None) -> list[int]:
+    return [e.id for e in _events(missed)]
+
+
+def test_a_page_back_gets_the_units_changed_since_its_id_each_once() -> None:
+    log = FeedLog(history=3, generation="g")
+    first = log.units_changed(["u-1", "u-2"])
+    alert = log.add("alert", b"{}", {CONSOLE})
+    last = log.units_changed(["u-2", "u-3"])
+    assert (first, alert.id, last) == (1, 2, 3)
+    assert log.since(0, CONSOLE) == CatchUp([alert], ["u-1", "u-2", "u-3"], 3)
+    assert log.since(1, CONSOLE) == CatchUp([alert], ["u-2", "u-3"], 3)
+    assert log.since(2, unit_audience("u-1")) == CatchUp([], [], 3)
+    assert log.since(2, unit_audience("u-3")) == CatchUp([], ["u-3"], 3)
+    for _ in range(1000):  # unit changes fill no history: the alert is still kept
+        log.units_changed(["u-1"])
+    assert _ids(log.since(1, CONSOLE)) == [alert.id]
 
 
 def test_ids_of_another_run_or_forgotten_events_mean_a_snapshot() -> None:
@@ -35,7 +59,7 @@ def test_ids_of_another_run_or_forgotten_events_mean_a_snapshot() -> None:
     assert log.parse_id("g2.x") is None and log.parse_id("") is None
     assert log.parse_id(None) is None and log.parse_id("g2." + "9" * 40) is None
     assert log.since(5, CONSOLE) is None  # 6 and 7 are no longer kept
-    assert [e.id for e in log.since(7, CONSOLE) or []] == [8, 9, 10]
+    assert _ids(log.since(7, CONSOLE)) == [8, 9, 10]
     assert log.since(11, CONSOLE) is None  # from the future: not ours
 
 
@@ -59,7 +83,7 @@ def test_catch_up_is_exactly_the_later_events_of_the_audience(
     if missed is None:
         assert seen > len(added) or seen < len(added) - 20
         return
-    assert [e.id for e in missed] == [
+    assert [e.id for e in missed.events] == [
         e.id for e in added if e.id > seen and "unit:a" in e.audiences
     ]
 
@@ -132,7 +156,7 @@ def test_any_last_event_id_is_one_of_ours_or_means_a_snapshot(text: str) -> None
         return
     assert text == f"abcd1234.{text.partition('.')[2]}" and seen >= 0
     assert log.since(seen, CONSOLE) == (
-        [] if seen == 1 else None if seen > 1 else log.since(0, CONSOLE)
+        CatchUp([], [], 1) if seen == 1 else None if seen > 1 else log.since(0, CONSOLE)
     )
 
 
@@ -140,5 +164,5 @@ def test_the_log_keeps_no_more_bytes_than_its_bound() -> None:
     log = FeedLog(history=1000, generation="g", max_bytes=100)
     for _ in range(10):
         log.add("units", b"x" * 30, {CONSOLE})
-    assert [e.id for e in log.since(7, CONSOLE) or []] == [8, 9, 10]
+    assert _ids(log.since(7, CONSOLE)) == [8, 9, 10]
     assert log.since(6, CONSOLE) is None
