@@ -40,10 +40,13 @@ class Screen:
     """One person's browser window on the center: notes every request the page makes and
     every script error, so that a test can check none went elsewhere and none failed."""
 
-    def __init__(self, context: BrowserContext, page: Page, base: str) -> None:
+    def __init__(
+        self, context: BrowserContext, page: Page, base: str, also: tuple[str, ...] = ()
+    ) -> None:
         self.context = context
         self.page = page
         self.base = base
+        self.also = also  # origins besides the center's that the page may load from
         self.requests: list[str] = []
         self.errors: list[str] = []
         self.said: list[str] = []  # the page's console, to explain a failure
@@ -125,7 +128,8 @@ class Screen:
 
     def check_clean(self) -> None:
         assert self.errors == [], self.errors
-        elsewhere = [url for url in self.requests if not url.startswith(self.base + "/")]
+        allowed = tuple(f"{origin}/" for origin in (self.base, *self.also))
+        elsewhere = [url for url in self.requests if not url.startswith(allowed)]
         assert elsewhere == [], elsewhere
 
 
@@ -137,13 +141,15 @@ async def screen_of(
     role: Role,
     unit_id: str | None = None,
     base: str | None = None,
+    also: tuple[str, ...] = (),
 ) -> AsyncIterator[Screen]:
-    """A new browser window, signed in as a new user `name` with `role`."""
+    """A new browser window, signed in as a new user `name` with `role`; its pages load
+    from the center and the origins in `also` only."""
     site.add(name, role, unit_id)
     width, height = SIZES[0]
     context = await browser.new_context(viewport={"width": width, "height": height})
     try:
-        screen = Screen(context, await context.new_page(), base or site.central.api_url)
+        screen = Screen(context, await context.new_page(), base or site.central.api_url, also)
         await screen.sign_in(name, site.secrets[name])
         yield screen
         screen.check_clean()

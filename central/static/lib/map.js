@@ -62,19 +62,48 @@ export function createMap(element, config) {
   return map;
 }
 
+const OVERLAY_STYLE = { color: "#7aa2c8", weight: 2, opacity: 0.8, fillOpacity: 0.04, dashArray: "6 4" };
+
+// Where a feature's name is written: an area's just inside its top edge, so that a district's
+// name and those of the beats inside it do not land on the same centre; a line's or a point's
+// just below it.
+function labelAt(featureLayer) {
+  if (featureLayer instanceof L.Polygon) {
+    const bounds = featureLayer.getBounds();
+    return { at: [bounds.getNorth(), bounds.getCenter().lng], offset: [0, 2] };
+  }
+  const at = featureLayer.getLatLng?.() ?? featureLayer.getCenter();
+  return { at, offset: [0, 6] };
+}
+
+// A GeoJSON file drawn over the map, with every named feature's name written on it (read at a
+// glance, not on hover); one layer for the layers control, names included.
+function overlayLayer(data) {
+  const labels = [];
+  const shapes = L.geoJSON(data, {
+    style: OVERLAY_STYLE,
+    // A point is a small ring drawn like the lines (Leaflet's default pin is an image).
+    pointToLayer: (feature, at) => L.circleMarker(at, { ...OVERLAY_STYLE, radius: 5 }),
+    onEachFeature(feature, featureLayer) {
+      const name = feature.properties?.name;
+      if (name == null || name === "") return;
+      const { at, offset } = labelAt(featureLayer);
+      labels.push(L.tooltip({
+        permanent: true, direction: "bottom", offset, className: "overlay-label", pane: "overlay-labels",
+      }).setLatLng(at).setContent(String(name)));
+    },
+  });
+  return L.layerGroup([shapes, ...labels]);
+}
+
 async function addOverlays(map, overlays) {
   if (!overlays.length) return;
-  const control = L.control.layers(null, {}, { collapsed: true, position: "topright" }).addTo(map);
+  map.createPane("overlay-labels"); // under the units' markers (console.css)
+  // Top left, under the zoom buttons: the map's own tools hold the top right.
+  const control = L.control.layers(null, {}, { collapsed: true, position: "topleft" }).addTo(map);
   for (const overlay of overlays) {
     try {
-      const data = await api("GET", overlay.url);
-      const layer = L.geoJSON(data, {
-        style: { color: "#7aa2c8", weight: 2, opacity: 0.8, fillOpacity: 0.04, dashArray: "6 4" },
-        onEachFeature(feature, featureLayer) {
-          const name = feature.properties?.name;
-          if (name) featureLayer.bindTooltip(String(name), { sticky: true });
-        },
-      }).addTo(map);
+      const layer = overlayLayer(await api("GET", overlay.url)).addTo(map);
       control.addOverlay(layer, overlay.name);
     } catch (error) {
       console.warn(`overlay ${overlay.name} could not be loaded: ${error.message}`);
