@@ -14,6 +14,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -32,7 +33,7 @@ from tests.integration.console_helpers import (
 )
 from tests.integration.site_helpers import Site, running_site
 from tests.integration.test_browser import browser
-from tests.integration.test_signin_browser import SIZES
+from tests.integration.test_signin_browser import SIZES, keep
 
 __all__ = ["browser"]  # the fixture
 
@@ -68,6 +69,19 @@ async def site(broker_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Si
 def car(unique: str) -> Callable[[str], str]:
     """A unit id of this test's own: the broker keeps other tests' units' retained state."""
     return lambda name: f"{name}-{unique[:4]}"
+
+
+async def viewers_become(cad: httpx.AsyncClient, stream_id: str, count: int) -> None:
+    """Waits until the relay has `count` viewers of the stream."""
+
+    async def viewers() -> int:
+        streams = (await cad.get("/api/v1/streams")).json()
+        return int(next(s["viewers"] for s in streams if s["stream_id"] == stream_id))
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while (now := await viewers()) != count:
+        assert asyncio.get_running_loop().time() < deadline, f"{now} viewers, not {count}"
+        await asyncio.sleep(0.2)
 
 
 async def go_live_from_the_roster(desk: Screen, unit_id: str) -> None:
@@ -276,15 +290,8 @@ async def test_a_share_reaches_the_patrol_inside_plays_there_and_stops_when_revo
         )
         await expect(near.page.locator("#player-banner")).to_contain_text("revoked")
 
-        async def viewers() -> int:
-            streams = (await cad.get("/api/v1/streams")).json()
-            return int(next(s["viewers"] for s in streams if s["stream_id"] == stream_id))
-
         # At the relay too: only the console's tile still watches.
-        deadline = asyncio.get_running_loop().time() + 10
-        while await viewers() != 1:
-            assert asyncio.get_running_loop().time() < deadline, "the patrol still watches"
-            await asyncio.sleep(0.2)
+        await viewers_become(cad, stream_id, 1)
     assert len(patrol_shots + console_shots) == 2 * len(SIZES)
     assert [r["actor"] for r in site.audit("shares.open")] == ["pat-near"]
     assert [r["actor"] for r in site.audit("shares.revoke")] == ["dana"]
@@ -348,3 +355,76 @@ async def test_a_tile_whose_stream_drops_says_so_and_comes_back_by_itself(
         await expect(banner).to_be_hidden()
         tile = (await desk.value("rtccConsole.tiles()"))[0]
         assert tile["stream_id"] == started.json()["stream_id"] and tile["joins"] >= 2
+
+
+# The popped-out window: the /view page, playing.
+VIEW_PLAYING = "window.rtccViewer?.state === 'live' && rtccViewer.framesDecoded > 10"
+
+
+async def test_a_popped_out_tile_plays_the_same_stream_in_a_window_of_its_own(
+    browser: Browser, site: Site, broker_url: str, tmp_path: Path, car: Callable[[str], str]
+) -> None:
+    unit_id = car("car6")
+    async with (
+        units(site, broker_url, tmp_path, {unit_id: place(*SCENE)}, video=VIDEO),
+        api_client(site.central) as cad,
+        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
+    ):
+        await wait_for(functools.partial(online, site, unit_id), timeout=15)
+        started = await cad.post(f"/api/v1/units/{unit_id}/stream", json={"reason": "test"})
+        assert started.status_code == 200, started.text
+        stream_id = started.json()["stream_id"]
+        await desk.open("/console", CONSOLE_READY)
+        await go_live_from_the_roster(desk, unit_id)
+        await desk.until(TILES_PLAYING, 1, timeout_ms=30_000)
+        # Both windows' requests, from the first: the pop-out's page and the player it loads.
+        loaded: list[str] = []
+        desk.context.on("request", lambda request: loaded.append(request.url))
+        pop_out = desk.page.locator(f'#wall .tile[data-unit="{unit_id}"]').get_by_role(
+            "button", name="Pop out"
+        )
+        async with desk.page.expect_popup() as opened:
+            await pop_out.click()
+        window = await opened.value
+        window_errors: list[str] = []
+        window.on("pageerror", lambda error: window_errors.append(str(error)))
+        await window.wait_for_function(VIEW_PLAYING, timeout=30_000)
+        assert window.url.startswith(f"{desk.base}/view/{stream_id}#token=")
+        await expect(window.locator("#title")).to_have_text(stream_id)
+        await expect(window.locator("#state")).to_have_text("live")
+        stats = await window.evaluate("window.__lastStats")
+        assert (stats["frameWidth"], stats["frameHeight"]) == (VIDEO["width"], VIDEO["height"])
+        assert stats["codec"].lower() in ("video/h264", "video/vp8")
+        await window.wait_for_function(
+            "__lastStats.latencyMs !== undefined && __lastStats.framesPerSecond > 0"
+        )
+        await expect(window.locator("#fps")).not_to_have_text("-")
+        await window.screenshot(path=str(tmp_path / "popped-out-tile.png"))
+        await asyncio.to_thread(keep, tmp_path / "popped-out-tile.png")
+        await viewers_become(cad, stream_id, 2)  # the tile and the window, each its own session
+        # Popping out again brings up the same window (one per stream), still in its session.
+        first_token = await window.evaluate("location.hash")
+        await pop_out.click()
+        await window.wait_for_function("(first) => location.hash !== first", arg=first_token)
+        assert len(desk.context.pages) == 2
+        await window.wait_for_function(f"rtccViewer.joins === 1 && {VIEW_PLAYING}")
+        # Closing the tile leaves the window playing; closing the window leaves the relay.
+        await (
+            desk.page.locator(f'#wall .tile[data-unit="{unit_id}"]')
+            .get_by_role("button", name="Close")
+            .click()
+        )
+        assert await desk.value("rtccConsole.tiles()") == []
+        await viewers_become(cad, stream_id, 1)
+        frames = await window.evaluate("rtccViewer.framesDecoded")
+        await window.wait_for_function(f"rtccViewer.framesDecoded > {frames + 15}")
+        await expect(window.locator("#state")).to_have_text("live")
+        await window.close()
+        await viewers_become(cad, stream_id, 0)
+        await wait_for(lambda: len(site.audit("streams.view_stop")) == 2)
+        assert window_errors == []
+        elsewhere = [url for url in loaded if not url.startswith(desk.base + "/")]
+        assert elsewhere == [], elsewhere
+        assert f"{desk.base}/assets/lib/whep.js" in loaded
+    stops = site.audit("streams.view_stop")
+    assert [(r["actor"], r["outcome"]) for r in stops] == [("dana", "left")] * 2

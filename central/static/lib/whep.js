@@ -80,15 +80,15 @@ export class WhepPlayer {
     return this;
   }
 
-  // Leaves the relay's session; keepalive lets the DELETE outlive the page.
+  // Leaves the relay's session; keepalive lets the DELETE outlive the page. The connection
+  // closes once the relay has answered: closed first, the relay drops the session by itself
+  // and the center records a viewer gone on its own instead of one who left.
   stop() {
     this.leaving = true;
     clearInterval(this.timer);
     const session = this.current;
     if (session) {
-      this.deleteSession(session);
-      session.pc.close();
-      session.end("stopped");
+      this.deleteSession(session).finally(() => session.end("stopped"));
     }
     this.video.srcObject = null;
     this.set({ state: "stopped", retryAt: null });
@@ -112,10 +112,12 @@ export class WhepPlayer {
     return { Authorization: `Bearer ${this.source.token}` };
   }
 
+  // Resolves once the relay has answered (or could not be reached).
   deleteSession(session) {
     const url = session.location;
     session.location = null;
-    if (url) fetch(url, { method: "DELETE", headers: session.auth, keepalive: true }).catch(() => {});
+    if (!url) return Promise.resolve();
+    return fetch(url, { method: "DELETE", headers: session.auth, keepalive: true }).catch(() => {});
   }
 
   // One WHEP session from offer to death: {kind, cause, played, status} with kind "refused",
