@@ -4,7 +4,9 @@ per viewer), in ONE run, publisher, relay and viewers each in their own process.
 Reports relay CPU: with the publisher alone (ingest: receive, and for MediaRelay decode),
 with N viewers, per viewer (total / N) and per viewer above ingest ((total - ingest) / N,
 what each viewer adds); fps at the viewers, capture-to-viewer latency p50/p99 (from
-the stamps one viewer decodes), and viewer join -> first frame.
+the stamps one viewer decodes), and viewer join -> first frame. All viewers of a case run in
+one process, whose CPU is shown too (`rcv%`): where it nears 100 %, the viewers, not the
+relay, set the frame rate they see.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Row:
     join_p50_ms: float
     relay_added_p50_ms: float
     relay_added_p99_ms: float
+    receivers_cpu_pct: float
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -158,9 +161,12 @@ def run_case(
         ready = viewers.stdout.readline()
         if not ready:
             raise RuntimeError("viewers failed")
+        receivers = psutil.Process(viewers.pid)
         cpu0, t0 = sum(relay.cpu_times()[:2]), time.monotonic()
+        rcv0 = sum(receivers.cpu_times()[:2])
         result = json.loads(viewers.stdout.readline())
         cpu1, t1 = sum(relay.cpu_times()[:2]), time.monotonic()
+        rcv1 = sum(receivers.cpu_times()[:2])
         added: dict[str, Any] = {}
         if system == "rtcc":
             with urllib.request.urlopen(f"{base}/streams", timeout=5) as answer:
@@ -185,6 +191,7 @@ def run_case(
             join_p50_ms=1000 * _pct(result["join_s"], 0.5),
             relay_added_p50_ms=added.get("relay_delay_p50_ms") or float("nan"),
             relay_added_p99_ms=added.get("relay_delay_p99_ms") or float("nan"),
+            receivers_cpu_pct=100 * (rcv1 - rcv0) / (t1 - t0),
         )
     finally:
         for proc in reversed(procs):
@@ -200,7 +207,7 @@ def print_table(rows: list[Row]) -> None:
     header = (
         f"{'system':<20} {'codec':<5} {'size':<8} {'N':>4} {'conn':>4} {'ingest%':>7} "
         f"{'relay%':>7} {'%/viewer':>8} {'+%/view':>7} {'fps':>5} {'fpsmin':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'join ms':>7} {'relay+ p50/p99':>15}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'join ms':>7} {'relay+ p50/p99':>15} {'rcv%':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -210,7 +217,8 @@ def print_table(rows: list[Row]) -> None:
             f"{r.ingest_cpu_pct:>7.1f} {r.relay_cpu_pct:>7.1f} {r.cpu_per_viewer_pct:>8.2f} "
             f"{r.viewer_cpu_pct:>7.2f} {r.fps_mean:>5.1f} "
             f"{r.fps_min:>6.1f} {r.latency_p50_ms:>7.1f} {r.latency_p99_ms:>7.1f} "
-            f"{r.join_p50_ms:>7.0f} {r.relay_added_p50_ms:>7.2f}/{r.relay_added_p99_ms:<7.2f}"
+            f"{r.join_p50_ms:>7.0f} {r.relay_added_p50_ms:>7.2f}/{r.relay_added_p99_ms:<7.2f} "
+            f"{r.receivers_cpu_pct:>6.1f}"
         )
 
 
