@@ -181,6 +181,10 @@ async def test_overlays_are_drawn_with_their_names_over_the_grid_without_a_tile_
         await desk.open("/console", CONSOLE_READY)
         await desk.until("rtccConsole.markers.count === 2")
         await expect(desk.page.locator("#roster .roster-row")).to_have_count(2)
+        # A small fleet: every unit's id is written beside its marker.
+        names = desk.page.locator(".leaflet-marker-icon .um-label")
+        await expect(names).to_have_count(2)
+        assert sorted(await names.all_text_contents()) == [car("car1"), car("car2")]
         await desk.until(f"({OVERLAY_CONTROL}).length === 2")
         assert await desk.value(OVERLAY_CONTROL) == [["beats", True], ["districts", True]]
         assert await desk.value(GEOJSON_DRAWN) == [[2, True], [2, True]]

@@ -18,6 +18,9 @@ const REFILE_BUDGET_MS = 10;
 const FOLLOW_UP_MS = 250; // leftover work waits this long: the frames between stay idle
 const RECLUSTER_EVERY_MS = 3000;
 const CLUSTER_RADIUS_PX = 45;
+// A small fleet has every unit's id written beside its marker; a large one only its units in
+// alert (thousands of names would hide the map, and drawing them slows it down).
+const LABEL_ALL_UP_TO = 40;
 
 export class UnitMarkers {
   constructor(map, { onClick }) {
@@ -44,6 +47,7 @@ export class UnitMarkers {
     this.alertLayer = L.layerGroup().addTo(map); // never clustered, drawn above the rest
     map.on("zoomend moveend", () => this.redraw());
     this.following = null;
+    this.labelAll = true;
     this.flushes = 0; // animation frames that applied changes (for benchmarks)
     this.applied = 0; // unit changes shown
     this.refiled = 0; // markers moved within the clusters
@@ -73,6 +77,7 @@ export class UnitMarkers {
   flush() {
     this.frame = null;
     const started = performance.now();
+    this.relabel();
     const added = [];
     for (const [id, unit] of this.pending) {
       if (performance.now() - started > SHOW_BUDGET_MS) break;
@@ -98,16 +103,35 @@ export class UnitMarkers {
     }
   }
 
+  // Whether every unit is named on the map, for the fleet as it will be once the changes
+  // waiting are shown; when that changes, the markers already made are drawn again.
+  relabel() {
+    let fleet = this.entries.size;
+    for (const [id, unit] of this.pending) {
+      if (unit !== null && !this.entries.has(id)) fleet += 1;
+      else if (unit === null && this.entries.has(id)) fleet -= 1;
+    }
+    const labelAll = fleet <= LABEL_ALL_UP_TO;
+    if (labelAll === this.labelAll) return;
+    this.labelAll = labelAll;
+    for (const entry of this.entries.values()) this.show(entry);
+  }
+
+  labelled(unit) {
+    return this.labelAll || unit.state_label === "alert";
+  }
+
   make(unit) {
     const alert = unit.state_label === "alert";
+    const labelled = this.labelled(unit);
     const marker = L.marker([unit.lat, unit.lon], {
-      icon: unitIcon(unit, alert),
+      icon: unitIcon(unit, labelled),
       keyboard: false,
       riseOnHover: true,
       zIndexOffset: alert ? 10000 : 0,
     });
     const entry = {
-      marker, key: iconKey(unit, alert), alert, unit, filing: !alert, waiting: false,
+      marker, key: iconKey(unit, labelled), alert, unit, filing: !alert, waiting: false,
       filedTime: performance.now(),
     };
     marker.bindTooltip(() => unitTooltip(entry.unit), { direction: "top", opacity: 0.95 });
@@ -160,10 +184,11 @@ export class UnitMarkers {
         this.draw(entry);
       }
     }
-    const key = iconKey(unit, alert);
+    const labelled = this.labelled(unit);
+    const key = iconKey(unit, labelled);
     if (key !== entry.key) {
       entry.key = key;
-      marker.setIcon(unitIcon(unit, alert));
+      marker.setIcon(unitIcon(unit, labelled));
       this.draw(entry);
     }
     if (marker.isTooltipOpen()) marker.setTooltipContent(unitTooltip(unit));
