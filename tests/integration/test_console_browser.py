@@ -426,5 +426,8 @@ async def test_a_popped_out_tile_plays_the_same_stream_in_a_window_of_its_own(
         elsewhere = [url for url in loaded if not url.startswith(desk.base + "/")]
         assert elsewhere == [], elsewhere
         assert f"{desk.base}/assets/lib/whep.js" in loaded
-    stops = site.audit("streams.view_stop")
-    assert [(r["actor"], r["outcome"]) for r in stops] == [("dana", "left")] * 2
+    window_stop, tile_stop = site.audit("streams.view_stop")  # newest first
+    assert (tile_stop["actor"], tile_stop["outcome"]) == ("dana", "left")
+    # A window that closes cannot wait for the relay's answer: its connection may end first,
+    # the relay drops the session by itself and the center records a viewer gone on its own.
+    assert window_stop["actor"] == "dana" and window_stop["outcome"] in ("left", "ended")
