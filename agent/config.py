@@ -146,6 +146,25 @@ class OutboxLimits(Section):
     max_bytes: int = Field(default=64 * 2**20, ge=65_536)
 
 
+class HealthSettings(Section):
+    """The agent's own health, Prometheus text at http://host:port/metrics, and the systemd
+    watchdog it keeps while its loops are healthy (when started with WatchdogSec=)."""
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics on this port; unset: off."
+    )
+    host: str = Field(
+        default="127.0.0.1", min_length=1, description="Address to serve on (local only)."
+    )
+    stall_after_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="A loop that has not completed a round this long is wedged: the systemd "
+        "watchdog is no longer fed.",
+    )
+
+
 class AgentSettings(CommonSettings):
     unit_id: Annotated[str, AfterValidator(check_id)] = Field(
         description="This unit's id: the certificate CN, MQTT username and client id."
@@ -180,6 +199,7 @@ class AgentSettings(CommonSettings):
     ice: IceSettings = IceSettings()
     device: DeviceSettings = DeviceSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    health: HealthSettings = HealthSettings()
     triggers: list[TriggerRule] = Field(
         default=list(DEFAULT_RULES),
         description="Device event -> actions (record, stream, alert); replaces the defaults.",

@@ -16,6 +16,7 @@ from agent.commands import CommandGate
 from agent.config import AgentSettings
 from agent.device import with_bodycam
 from agent.handlers import HANDLERS, run_command
+from agent.health import AgentHealth
 from agent.outbox import Outbox, OutboxRow
 from agent.pump import OutboxPump
 from agent.state import AgentFacts, StatePolicy, build_state
@@ -103,6 +104,9 @@ class Agent:
         self._tasks = TaskGroup()
         self._stamper = Stamper()
         self._started = clock()
+        # The device loop polls every poll_interval_s: one that stops completing its rounds
+        # is wedged, and the systemd watchdog is no longer fed.
+        self.health = AgentHealth(["device"], settings.health.stall_after_s, self._started)
         self._device: DeviceStatus | None = None
         self.commands_rejected = 0
 
@@ -111,20 +115,22 @@ class Agent:
     async def start(self) -> None:
         self._poll_device()
         self._tasks.spawn("mqtt", self.link.run, supervise=False)
-        self._tasks.spawn("outbox", self.pump.run)
-        self._tasks.spawn("device", self._device_loop)
+        counted = self.health.restarts.counted
+        self._tasks.spawn("outbox", counted("outbox", self.pump.run))
+        self._tasks.spawn("device", counted("device", self._device_loop))
         self._tasks.spawn("vehicle", self._vehicle.run, supervise=False)
         if self.bodycam is not None:
-            self._tasks.spawn("bodycam", self.bodycam.run)
+            self._tasks.spawn("bodycam", counted("bodycam", self.bodycam.run))
         if self.settings.evidence.enabled:
             from agent.evidence.manager import EvidenceManager  # noqa: PLC0415 (media stack)
 
             self.evidence = EvidenceManager(
                 self.settings, lambda kind, data: self.record_event(kind, data, self._clock())
             )
-            self._tasks.spawn("evidence", self.evidence.run)
-        self._tasks.spawn("commands", self._command_loop)
-        self._tasks.spawn("netwatch", NetworkWatch(self._on_network_change).run)
+            self._tasks.spawn("evidence", counted("evidence", self.evidence.run))
+        self._tasks.spawn("commands", counted("commands", self._command_loop))
+        netwatch = NetworkWatch(self._on_network_change)
+        self._tasks.spawn("netwatch", counted("netwatch", netwatch.run))
         self.streams.resume()
         self._log.info("agent_started", version=VERSION, outbox_rows=self.outbox.rows)
 
@@ -261,6 +267,7 @@ class Agent:
             self._poll_device()
             self._publish_state()
             await self.streams.expire()
+            self.health.beats.beat("device", self._clock())
 
     # ---- commands ---------------------------------------------------------------------
 

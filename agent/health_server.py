@@ -1,0 +1,114 @@
+"""The agent's health over local HTTP: GET /metrics (Prometheus text) and GET /healthz
+(200, or 503 naming the wedged loops). A few lines of asyncio: no web framework on a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from agent.evidence.status import evidence_status
+from agent.health import HealthSnapshot, render_metrics
+
+if TYPE_CHECKING:
+    from agent.service import Agent
+
+log = structlog.get_logger("rtcc.agent.health")
+REQUEST_TIMEOUT_S = 5.0
+MAX_REQUEST_BYTES = 8192
+
+
+def collect(agent: Agent, now: float) -> HealthSnapshot:
+    """What the agent's parts say now (reads the evidence folder for its backlog)."""
+    links = {"mqtt": agent.link.connected.is_set()}
+    if agent.bodycam is not None:
+        links["bodycam"] = agent.bodycam.state.connected(now)
+    camera_frames = None
+    waiting: dict[str, int] = {}
+    if agent.evidence is not None:
+        camera_frames = agent.evidence.capture.frames_seen
+        links["camera"] = agent.health.camera_flowing(camera_frames, now)
+        status = evidence_status(agent.evidence.root)
+        waiting = {k: status[k] for k in ("segments_to_upload", "bytes_to_upload")}
+    uplink = agent.streams.uplink
+    return HealthSnapshot(
+        uptime_s=agent.health.uptime(now),
+        links=links,
+        outbox_rows=agent.outbox.rows,
+        outbox_bytes=agent.outbox.size_bytes,
+        outbox_dropped=agent.outbox.dropped,
+        mqtt_connects=agent.link.connects,
+        commands_rejected=agent.commands_rejected,
+        stream_live=agent.streams.live,
+        uplink_level=uplink.level if uplink is not None and agent.streams.live else None,
+        restarts=dict(agent.health.restarts.counts),
+        loop_ages_s=agent.health.beats.ages(now),
+        stalled=agent.health.beats.stalled(now),
+        evidence_segments_waiting=waiting.get("segments_to_upload"),
+        evidence_bytes_waiting=waiting.get("bytes_to_upload"),
+        camera_frames=camera_frames,
+    )
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, snapshot: Callable[[], HealthSnapshot]) -> None:
+        self._host = host
+        self._port = port
+        self._snapshot = snapshot
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, self._host, self._port, limit=MAX_REQUEST_BYTES
+        )
+        log.info("health_serving", url=f"http://{self._host}:{self.port}/metrics")
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
+            status, body, kind = self._answer(head.split(b"\r\n", 1)[0].decode("latin-1"))
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _answer(self, request_line: str) -> tuple[str, bytes, str]:
+        method, _, rest = request_line.partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        if method != "GET":
+            return "405 Method Not Allowed", b"", "text/plain"
+        if path == "/metrics":
+            text = render_metrics(self._snapshot())
+            return "200 OK", text.encode(), "text/plain; version=0.0.4; charset=utf-8"
+        if path == "/healthz":
+            stalled = self._snapshot().stalled
+            if stalled:
+                return (
+                    "503 Service Unavailable",
+                    f"wedged: {' '.join(stalled)}\n".encode(),
+                    "text/plain",
+                )
+            return "200 OK", b"ok\n", "text/plain"
+        return "404 Not Found", b"", "text/plain"
