@@ -17,10 +17,11 @@ from importlib import resources
 
 import httpx
 import uvicorn
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from bench.media_peers import Viewer
 from central.broker import free_port
+from central.console_routes import STATIC, file_response, served_file
 from central.relay import dtls, passthrough
 from central.relay.api import create_relay_app
 from central.relay.session import Relay
@@ -58,6 +59,10 @@ class RelaySite:
         @app.get("/view/{stream_id}")
         def view(stream_id: str) -> HTMLResponse:
             return HTMLResponse(PAGE)
+
+        @app.get("/assets/{area}/{name}")
+        def asset(area: str, name: str) -> FileResponse:  # the page's modules
+            return file_response(served_file(STATIC / area, name))
 
         config = uvicorn.Config(
             app,
