@@ -42,7 +42,8 @@ def add_media_routes(
         if request.method == "POST" and answer.status_code == 201:
             location = answer.headers.get("location", "")
             await asyncio.to_thread(viewers.opened, grant, location, source_of(request))
-        elif request.method == "DELETE" and answer.status_code < 300:
+        elif request.method == "DELETE" and (answer.status_code < 300 or answer.status_code == 404):
+            # The person asked to leave; a session the relay dropped a moment before is left too.
             await asyncio.to_thread(viewers.closed, request.url.path, "left")
         return answer
 
