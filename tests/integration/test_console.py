@@ -120,6 +120,7 @@ async def test_feed_snapshot_updates_catch_up_and_the_patrol_view(
             ("/assets/npm/leaflet.markercluster/leaflet.markercluster.js", "text/javascript"),
             ("/assets/console/main.js", "text/javascript"),
             ("/assets/lib/api.js", "text/javascript"),
+            ("/assets/view/main.js", "text/javascript"),
         ):
             answer = await dana.call("GET", asset)
             assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind), (
