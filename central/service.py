@@ -34,6 +34,8 @@ from central.gate import Gate
 from central.media_routes import add_media_routes
 from central.metrics import Metrics
 from central.nearby_response import NearbyResponse
+from central.provision_routes import add_provision_routes
+from central.provisioning import Provisioning, provision_settings
 from central.reconcile import Reconciler
 from central.relay_front import RelayFront
 from central.rewind_routes import add_rewind_routes
@@ -98,6 +100,7 @@ class Central:
         self.gate: Gate | None = None
         self.viewers: ViewerAccess | None = None
         self.api_url = ""
+        self.mqtt_url = ""
         self.ca_file: Path | None = None  # the center's own CA, when it made its certificate
         self._server: EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -120,6 +123,7 @@ class Central:
             self._tasks.spawn("broker", self.broker.supervise, supervise=False)
             mqtt_url = self.broker.url
             log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
+        self.mqtt_url = mqtt_url
         self.fleet = FleetService(settings, Metrics(), mqtt_url)
         self._tasks.spawn("fleet", self.fleet.run, supervise=False)
         tokens = settings.tokens if settings.tokens.keys else kept_token_keys(settings.data_dir)
@@ -181,6 +185,14 @@ class Central:
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
         add_evidence_routes(app, self.evidence, gate)
         add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
+        provision = provision_settings()
+        provisioning = Provisioning(database, settings.data_dir, provision)
+
+        def enrolled_urls() -> tuple[str, str]:
+            center = provision.center_url or settings.relay.public_url or self.api_url
+            return provision.broker_url or self.mqtt_url, center
+
+        add_provision_routes(app, provisioning, gate, self.fleet, enrolled_urls)
         return app
 
     async def _start_console(self, database: Database) -> None:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from rtcc.provision_cli import add_provision_commands
 from runtime.config import ConfigError, load_settings
 from runtime.logs import configure_logging
 
@@ -210,6 +211,34 @@ def cmd_clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provision(args: argparse.Namespace) -> int:
+    verb = args.provision_command
+    if verb == "enroll":
+        from agent.enroll import EnrollFailed, enroll
+
+        try:
+            done = enroll(args.center, args.code, args.dir, args.ca_file, sys.stdout)
+        except (EnrollFailed, OSError) as exc:
+            print(f"rtcc provision enroll: {exc}", file=sys.stderr)
+            return 1
+        print(f"Enrolled as unit {done.unit_id} (certificate {done.serial}).")
+        print(f"Start the agent with: rtcc agent --config {done.files.config}")
+        return 0
+    from central.config import CentralSettings
+    from central.people import CommandRefused
+    from central.provisioning import run_provision_command
+
+    settings = load_settings(CentralSettings, args.config)
+    configure_logging("warning", settings.log.format)
+    unit = getattr(args, "unit", None)
+    try:
+        run_provision_command(settings, verb, unit, getattr(args, "expires", None), sys.stdout)
+    except CommandRefused as exc:
+        print(f"rtcc provision {verb}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def add_client_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -278,6 +307,7 @@ def add_people_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     purge.set_defaults(func=cmd_audit)
     add_client_commands(sub, common)
+    add_provision_commands(sub, common, cmd_provision)
 
 
 def build_parser() -> argparse.ArgumentParser:

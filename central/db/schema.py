@@ -20,6 +20,9 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
 
+# The device tables are described next to their repository; importing it puts them in the
+# models' metadata, which the migrations are checked against.
+from central.db import devices as _devices  # noqa: F401
 from central.db.engine import Database, for_writing, is_sqlite
 
 log = structlog.get_logger("rtcc.db")

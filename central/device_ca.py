@@ -1,0 +1,229 @@
+"""The center's device CA: the certificates gateways, the broker and the center itself show
+each other over MQTT (mutual TLS), and the list of those revoked.
+
+Made at first use in `{data_dir}/devices` (key 0600), apart from the center's HTTPS CA
+(`central.tls`): a unit's certificate must never pass for the center's web server, nor the
+other way round. A unit's certificate carries its unit id as CN, whatever the request said;
+the broker's and the center's carry names no unit id can take (ids have no dots), so that no
+unit can pass for them. The CRL (PEM) lists every revoked serial and is replaced atomically,
+so the broker never reads half of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from central.tls import _alt_name, _key_pem
+from protocol.topics import check_id
+from runtime.files import write_atomic
+
+CA_DAYS = 3650
+SERVICE_DAYS = 397
+# Read by OpenSSL when it checks a CRL: past it, every certificate is refused. The center
+# writes the list again at each change and well before this.
+CRL_DAYS = 30
+CENTER_CN = "rtcc.center"
+BROKER_CN = "rtcc.broker"
+MIN_RSA_BITS = 2048
+
+
+class BadRequest(ValueError):
+    """A CSR the CA will not sign (unreadable, badly signed, or a weak key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    cert: x509.Certificate
+    pem: bytes
+
+    @property
+    def serial(self) -> str:
+        return serial_hex(self.cert.serial_number)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    cert_file: Path
+    key_file: Path
+
+
+def serial_hex(serial: int) -> str:
+    """How serials are written everywhere (database, CLI, audit): lower-case hex."""
+    return format(serial, "x")
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "rtcc devices"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+class DeviceCa:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ca_file = folder / "ca.pem"
+        self.ca_key_file = folder / "ca.key"
+        self.crl_file = folder / "crl.pem"
+
+    def ca_pem(self) -> bytes:
+        self._ca()
+        return self.ca_file.read_bytes()
+
+    def issue_unit(
+        self, csr_pem: bytes, unit_id: str, days: float, now: dt.datetime | None = None
+    ) -> Issued:
+        """A client certificate for `unit_id` with the CSR's key; the CSR's own subject
+        and extensions are ignored."""
+        check_id(unit_id)
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise BadRequest(f"unreadable certificate request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise BadRequest("the certificate request's signature does not verify")
+        key = csr.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < MIN_RSA_BITS:
+                raise BadRequest(f"RSA keys of fewer than {MIN_RSA_BITS} bits are refused")
+        elif not isinstance(key, ec.EllipticCurvePublicKey):
+            raise BadRequest("the key must be EC (P-256) or RSA: what MQTT brokers take")
+        return self._issue(
+            unit_id, key, dt.timedelta(days=days), ExtendedKeyUsageOID.CLIENT_AUTH, [], now
+        )
+
+    def issue_broker(self, hosts: list[str], now: dt.datetime | None = None) -> KeyPair:
+        """The broker's server certificate for the names units reach it by."""
+        return self._service("broker", BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
+
+    def issue_center(self, now: dt.datetime | None = None) -> KeyPair:
+        """The center's own MQTT client certificate."""
+        return self._service("center", CENTER_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+
+    def write_crl(
+        self, revoked: Iterable[tuple[str, float]], now: dt.datetime | None = None
+    ) -> Path:
+        """The CRL of `revoked` (serial hex, revoked at epoch seconds), replacing the last."""
+        now = now or dt.datetime.now(dt.UTC)
+        ca_cert, ca_key = self._ca(now)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=CRL_DAYS))
+        )
+        for serial, at in revoked:
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(serial, 16))
+                .revocation_date(dt.datetime.fromtimestamp(at, dt.UTC))
+                .build()
+            )
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(ca_key, hashes.SHA256())
+        write_atomic(self.crl_file, crl.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        return self.crl_file
+
+    def _service(
+        self,
+        stem: str,
+        common_name: str,
+        usage: x509.ObjectIdentifier,
+        hosts: list[str],
+        now: dt.datetime | None,
+    ) -> KeyPair:
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued = self._issue(
+            common_name, key.public_key(), dt.timedelta(days=SERVICE_DAYS), usage, hosts, now
+        )
+        pair = KeyPair(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
+        write_atomic(pair.key_file, _key_pem(key), mode=0o600)
+        write_atomic(pair.cert_file, issued.pem, mode=0o644)
+        return pair
+
+    def _issue(
+        self,
+        common_name: str,
+        public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+        lifetime: dt.timedelta,
+        usage: x509.ObjectIdentifier,
+        hosts: list[str],
+        now: dt.datetime | None,
+    ) -> Issued:
+        now = now or dt.datetime.now(dt.UTC)
+        ca_cert, ca_key = self._ca(now)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(ca_cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + lifetime)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+        if hosts:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_alt_name(h) for h in hosts]), critical=False
+            )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        return Issued(cert, cert.public_bytes(serialization.Encoding.PEM))
+
+    def _ca(
+        self, now: dt.datetime | None = None
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if self.ca_file.exists() and self.ca_key_file.exists():
+            cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
+            key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            return cert, key
+        now = now or dt.datetime.now(dt.UTC)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = _name("rtcc device CA")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        write_atomic(self.ca_key_file, _key_pem(key), mode=0o600)
+        write_atomic(self.ca_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        return cert, key

@@ -1,0 +1,307 @@
+"""Provisioning gateways: one-time enrollment codes, enrollment (a CSR and an evidence key
+for a certificate and the agent's configuration), revocation and the list of certificates.
+
+Every change commits with its audit record in one transaction; a refused enrollment is
+audited too (after its transaction rolled back). The CRL is written again after each
+change that revokes, from the database, which stays the one record of what is revoked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import Field, JsonValue, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from central.access.credentials import hash_secret
+from central.config import CentralSettings
+from central.db.audit import Audit
+from central.db.audit_chain import AuditEntry
+from central.db.devices import DeviceCert, Devices
+from central.db.engine import Database
+from central.device_ca import BadRequest, DeviceCa
+from central.errors import CenterError, Invalid, Refused
+from central.people import CommandRefused, Operator, anchor_file, open_center_database
+from protocol.topics import check_id
+from runtime.config import ConfigError
+
+# No 0/O, 1/I/L: a code is read off one screen and typed on another.
+_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+_CODE_GROUPS = 4
+_CODE_GROUP = 4
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class ProvisionSettings(BaseSettings):
+    """RTCC_PROVISION__*: how long what the device CA issues lasts, and what enrolled
+    gateways are told."""
+
+    model_config = SettingsConfigDict(env_prefix="RTCC_PROVISION__", extra="forbid")
+
+    cert_days: float = Field(default=365.0, gt=0, le=3650, description="Unit certificates.")
+    code_ttl_s: float = Field(
+        default=86_400.0, gt=0, le=30 * 86_400, description="Enrollment codes, by default."
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="The broker URL gateways are given (mqtts://host:8883); default: the "
+        "one the center uses.",
+    )
+    center_url: str | None = Field(
+        default=None, description="The center URL gateways are given; default: its own."
+    )
+    enroll_attempts: int = Field(
+        default=10, ge=1, le=1000, description="Enrollment attempts per address per window."
+    )
+    enroll_window_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+def provision_settings() -> ProvisionSettings:
+    """From the environment, or ConfigError naming what is wrong."""
+    try:
+        return ProvisionSettings()
+    except ValidationError as exc:
+        wrong = [
+            f"RTCC_PROVISION__{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(wrong)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    unit_id: str
+    serial: str
+    expires_at: float
+    cert_pem: str
+    ca_pem: str
+    replaced: list[str]
+
+
+class EnrollRefused(Refused):
+    """The code does not admit this enrollment: unknown, used or expired."""
+
+    def __init__(self, detail: str, unit_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.unit_id = unit_id  # audited, never told to the caller
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `24h`, `7d` -> seconds."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None or float(found.group(1)) <= 0:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def new_code() -> str:
+    chars = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_GROUPS * _CODE_GROUP))
+    return "-".join(chars[i : i + _CODE_GROUP] for i in range(0, len(chars), _CODE_GROUP))
+
+
+def code_hash(code: str) -> str:
+    """Dashes, spaces and case do not matter when a person types a code."""
+    return hash_secret("enroll:" + re.sub(r"[\s-]", "", code).upper())
+
+
+def check_evidence_key(text: str) -> str:
+    try:
+        raw = base64.b64decode(text, validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError):
+        raise Invalid("evidence_key must be an Ed25519 public key (32 bytes, base64)") from None
+    return text
+
+
+class Provisioning:
+    def __init__(
+        self,
+        database: Database,
+        data_dir: Path,
+        settings: ProvisionSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._database = database
+        self.ca = DeviceCa(data_dir / "devices")
+        self.settings = settings
+        self._clock = clock
+
+    def create_code(self, operator: Operator, unit_id: str, ttl_s: float | None = None) -> str:
+        """A one-time code for enrolling `unit_id`; only its hash is kept."""
+        check_id(unit_id)
+        now = self._clock()
+        ttl_s = self.settings.code_ttl_s if ttl_s is None else ttl_s
+        code = new_code()
+        expires_at = now + ttl_s
+        detail: dict[str, JsonValue] = {"expires_at": expires_at}
+        with self._database.write() as tx:
+            Devices(tx).add_code(code_hash(code), unit_id, operator.actor, now, expires_at)
+            Audit(tx).append(_entry(operator, now, "device.code_create", "ok", unit_id, detail))
+        return code
+
+    def enroll(self, code: str, csr_pem: str, evidence_key: str, source: str) -> Enrolled:
+        """Checks the code, issues the certificate, registers the evidence key, uses the
+        code and revokes the unit's earlier certificates, all in one transaction."""
+        check_evidence_key(evidence_key)
+        now = self._clock()
+        gateway = Operator("gateway", None, source)
+        try:
+            with self._database.write() as tx:
+                devices = Devices(tx)
+                hashed = code_hash(code)
+                unit_id = self._admitted(devices, hashed, now)
+                issued = self.ca.issue_unit(
+                    csr_pem.encode(),
+                    unit_id,
+                    self.settings.cert_days,
+                    dt.datetime.fromtimestamp(now, dt.UTC),
+                )
+                replaced = devices.revoke_unit(unit_id, now, "replaced")
+                expires_at = issued.cert.not_valid_after_utc.timestamp()
+                devices.add_cert(issued.serial, unit_id, now, expires_at)
+                devices.register_key(unit_id, evidence_key, issued.serial, now)
+                devices.use_code(hashed, now, source, issued.serial)
+                detail: dict[str, JsonValue] = {
+                    "serial": issued.serial,
+                    "expires_at": expires_at,
+                    "evidence_key": evidence_key,
+                    "replaced": list(replaced),
+                }
+                Audit(tx).append(_entry(gateway, now, "device.enroll", "ok", unit_id, detail))
+        except EnrollRefused as refused:
+            self._audit_refusal(gateway, now, str(refused), refused.unit_id)
+            raise
+        except BadRequest as exc:
+            self._audit_refusal(gateway, now, str(exc), None)
+            raise Invalid(str(exc)) from None
+        if replaced:
+            self.write_crl()
+        return Enrolled(
+            unit_id,
+            issued.serial,
+            expires_at,
+            issued.pem.decode(),
+            self.ca.ca_pem().decode(),
+            replaced,
+        )
+
+    def revoke(self, operator: Operator, unit_id: str) -> list[str]:
+        """Revokes every certificate of the unit still valid, and writes the CRL."""
+        check_id(unit_id)
+        now = self._clock()
+        with self._database.write() as tx:
+            serials = Devices(tx).revoke_unit(unit_id, now, operator.actor)
+            outcome = "ok" if serials else "noop"
+            detail: dict[str, JsonValue] = {"serials": list(serials)}
+            Audit(tx).append(_entry(operator, now, "device.revoke", outcome, unit_id, detail))
+        self.write_crl()
+        return serials
+
+    def certs(self) -> list[DeviceCert]:
+        with self._database.read() as tx:
+            return Devices(tx).certs()
+
+    def write_crl(self) -> Path:
+        with self._database.read() as tx:
+            revoked = Devices(tx).revoked()
+        return self.ca.write_crl(revoked, dt.datetime.fromtimestamp(self._clock(), dt.UTC))
+
+    def _admitted(self, devices: Devices, hashed: str, now: float) -> str:
+        found = devices.code(hashed, for_update=True)
+        if found is None:
+            raise EnrollRefused("unknown enrollment code: check it, or ask for a new one")
+        if found.used_at is not None:
+            when = _iso(found.used_at)
+            raise EnrollRefused(
+                f"this enrollment code was already used (at {when}): ask for a new one",
+                unit_id=found.unit_id,
+            )
+        if found.expires_at <= now:
+            raise EnrollRefused(
+                f"this enrollment code expired at {_iso(found.expires_at)}: ask for a new one",
+                unit_id=found.unit_id,
+            )
+        return found.unit_id
+
+    def _audit_refusal(
+        self, gateway: Operator, now: float, reason: str, unit_id: str | None
+    ) -> None:
+        detail: dict[str, JsonValue] = {"reason": reason}
+        entry = _entry(gateway, now, "device.enroll", "refused", unit_id, detail)
+        with self._database.write() as tx:
+            Audit(tx).append(entry)
+
+
+def _entry(
+    operator: Operator,
+    now: float,
+    action: str,
+    outcome: str,
+    unit_id: str | None,
+    detail: Mapping[str, JsonValue],
+) -> AuditEntry:
+    return AuditEntry(
+        now, operator.actor, action, outcome, operator.role, operator.source, unit_id, dict(detail)
+    )
+
+
+def _iso(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def run_provision_command(
+    settings: CentralSettings, verb: str, unit_id: str | None, expires: str | None, out: TextIO
+) -> None:
+    """`rtcc provision create-code | revoke | list` on the center's database and data
+    directory, as the OS user running it; CommandRefused for what cannot be done."""
+    provision = provision_settings()
+    try:
+        ttl = parse_duration(expires) if expires else None
+        unit = check_id(unit_id) if unit_id is not None else None
+    except ValueError as exc:
+        raise CommandRefused(str(exc)) from None
+    database = open_center_database(settings.database())
+    operator = Operator.at_command_line()
+    try:
+        provisioning = Provisioning(database, settings.data_dir, provision)
+        if verb == "create-code":
+            assert unit is not None
+            code = provisioning.create_code(operator, unit, ttl)
+            until = _iso(time.time() + (ttl or provision.code_ttl_s))
+            print(f"Enrollment code for {unit} (one use, until {until}): {code}", file=out)
+        elif verb == "revoke":
+            assert unit is not None
+            serials = provisioning.revoke(operator, unit)
+            shown = ", ".join(serials) if serials else "none was valid"
+            print(f"{unit}: certificates revoked: {shown}", file=out)
+        else:
+            print_certs(provisioning.certs(), out)
+        with database.read() as tx:
+            anchor_file(settings.data_dir).record(Audit(tx).head(), time.time())
+    except CenterError as exc:
+        raise CommandRefused(str(exc)) from None
+    finally:
+        database.close()
+
+
+def print_certs(certs: list[DeviceCert], out: TextIO) -> None:
+    """The last seen time is the running center's (its API's list has it)."""
+    print(f"{'unit':<16} {'serial':<40} {'issued':<20} {'expires':<20} revoked", file=out)
+    for c in certs:
+        revoked = f"{_iso(c.revoked_at)} by {c.revoked_by}" if c.revoked_at else "-"
+        print(
+            f"{c.unit_id:<16} {c.serial:<40} {_iso(c.issued_at):<20} "
+            f"{_iso(c.expires_at):<20} {revoked}",
+            file=out,
+        )

@@ -1,0 +1,131 @@
+"""The device CA on real files: the unit id as CN whatever the request says, the lifetime
+asked for, the CRL's serials, the broker's and the center's certificates, 0600 keys."""
+
+import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from central.device_ca import BROKER_CN, CENTER_CN, BadRequest, DeviceCa, serial_hex
+from central.provisioning import code_hash, new_code, parse_duration
+from protocol.topics import is_id
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def csr(common_name: str = "P-999", key: object = None) -> bytes:
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(name)
+    return request.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def common_name(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def test_a_unit_certificate_names_the_unit_not_the_request(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path / "devices")
+    issued = ca.issue_unit(csr("rtcc.center"), "P-117", days=365, now=NOW)
+    cert = issued.cert
+    assert common_name(cert) == "P-117"
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_pem())
+    cert.verify_directly_issued_by(ca_cert)
+    assert cert.not_valid_after_utc == NOW + dt.timedelta(days=365)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert issued.serial == serial_hex(cert.serial_number)
+    assert mode(ca.ca_key_file) == 0o600 and mode(tmp_path / "devices") == 0o700
+
+
+def test_the_lifetime_is_what_is_configured(tmp_path: Path) -> None:
+    cert = DeviceCa(tmp_path).issue_unit(csr(), "P-1", days=2, now=NOW).cert
+    assert cert.not_valid_after_utc - NOW == dt.timedelta(days=2)
+
+
+def test_the_ca_is_made_once_and_kept(tmp_path: Path) -> None:
+    first = DeviceCa(tmp_path).ca_pem()
+    DeviceCa(tmp_path).issue_unit(csr(), "P-1", days=1)
+    assert DeviceCa(tmp_path).ca_pem() == first
+
+
+@pytest.mark.parametrize("unit_id", ["rtcc.center", "a/b", "P 1", "", "#"])
+def test_no_unit_id_can_be_a_reserved_or_malformed_name(tmp_path: Path, unit_id: str) -> None:
+    with pytest.raises(ValueError):
+        DeviceCa(tmp_path).issue_unit(csr(), unit_id, days=1)
+    assert not is_id(CENTER_CN) and not is_id(BROKER_CN)
+
+
+def test_unusable_requests_are_refused(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path)
+    with pytest.raises(BadRequest, match="unreadable"):
+        ca.issue_unit(b"-----BEGIN CERTIFICATE REQUEST-----\nxx\n", "P-1", days=1)
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(BadRequest, match="2048"):
+        ca.issue_unit(csr(key=weak), "P-1", days=1)
+
+
+def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path)
+    serials = [ca.issue_unit(csr(), f"P-{i}", days=1).serial for i in range(3)]
+    at = NOW.timestamp()
+    ca.write_crl([(serials[0], at), (serials[2], at + 5)], now=NOW)
+    crl = x509.load_pem_x509_crl(ca.crl_file.read_bytes())
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_pem())
+    assert crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
+    listed = {serial_hex(r.serial_number): r.revocation_date_utc for r in crl}
+    assert listed == {
+        serials[0]: NOW,
+        serials[2]: NOW + dt.timedelta(seconds=5),
+    }
+    assert crl.next_update_utc is not None and crl.next_update_utc > NOW
+    ca.write_crl([], now=NOW)
+    assert len(x509.load_pem_x509_crl(ca.crl_file.read_bytes())) == 0
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_the_broker_and_the_center_get_reserved_names(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path)
+    ca_cert = x509.load_pem_x509_certificate(ca.ca_pem())
+    broker = ca.issue_broker(["127.0.0.1", "mqtt.example.org"])
+    center = ca.issue_center()
+    for pair, name, usage in (
+        (broker, BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH),
+        (center, CENTER_CN, ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
+        cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
+        cert.verify_directly_issued_by(ca_cert)
+        assert common_name(cert) == name
+        assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [usage]
+        assert mode(pair.key_file) == 0o600
+    names = x509.load_pem_x509_certificate(broker.cert_file.read_bytes()).extensions
+    alt = names.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert alt.get_values_for_type(x509.DNSName) == ["mqtt.example.org"]
+
+
+def test_codes_are_long_random_and_typed_loosely() -> None:
+    codes = {new_code() for _ in range(100)}
+    assert len(codes) == 100
+    code = codes.pop()
+    assert len(code.replace("-", "")) == 16
+    assert code_hash(code) == code_hash(code.lower().replace("-", " "))
+    assert code_hash(code) != code_hash(codes.pop())
+
+
+def test_durations() -> None:
+    assert parse_duration("24h") == 86_400
+    assert parse_duration("90") == 90
+    assert parse_duration("1.5m") == 90
+    for bad in ("", "0s", "-1h", "3w", "h"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
