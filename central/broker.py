@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from central.broker_security import BrokerTls
 from runtime.backoff import Backoff, Retry
 from runtime.process import die_with_parent, keep_running
 
@@ -42,12 +44,19 @@ class MosquittoOptions:
     persistence: bool = True
     max_queued_messages: int = 100_000
     max_inflight_messages: int = 1000
+    # Mutual TLS with per-unit access instead of the plain, open listener (which is then off).
+    tls: BrokerTls | None = None
 
     def render(self, data_dir: Path, port: int) -> str:
-        lines = [
-            "per_listener_settings false",
-            f"listener {port} {self.host}",
-            "allow_anonymous true",
+        if self.tls is not None:
+            lines = self.tls.render(self.host, port, dynsec_file(data_dir))
+        else:
+            lines = [
+                "per_listener_settings false",
+                f"listener {port} {self.host}",
+                "allow_anonymous true",
+            ]
+        lines += [
             "set_tcp_nodelay true",
             f"max_queued_messages {self.max_queued_messages}",
             f"max_inflight_messages {self.max_inflight_messages}",
@@ -70,6 +79,10 @@ class MosquittoOptions:
         return "\n".join(lines) + "\n"
 
 
+def dynsec_file(data_dir: Path) -> Path:
+    return data_dir / "dynamic-security.json"
+
+
 class MosquittoProcess:
     def __init__(self, data_dir: Path, options: MosquittoOptions = MosquittoOptions()) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -84,7 +97,8 @@ class MosquittoProcess:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.options.host}:{self.port}"
+        scheme = "mqtts" if self.options.tls is not None else "mqtt"
+        return f"{scheme}://{self.options.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -98,6 +112,10 @@ class MosquittoProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.options.render(self.data_dir, self.port))
+        dynsec = dynsec_file(self.data_dir)
+        if self.options.tls is not None and not dynsec.exists():
+            # Only the first time: from then on the plugin keeps the file up to date.
+            dynsec.write_text(self.options.tls.dynsec_text())
         log_file = (self.data_dir / "mosquitto.log").open("ab")
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(conf)],
@@ -133,6 +151,12 @@ class MosquittoProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def reload(self) -> None:
+        """Make the broker re-read its configuration and, on the TLS listener, the CRL."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BrokerError("mosquitto is not running")
+        self._proc.send_signal(signal.SIGHUP)
 
     def wait(self) -> int:
         """Block until the running broker exits; its return code."""

@@ -1,0 +1,90 @@
+"""The center's hand on the broker's access rules: add an enrolled unit, revoke one.
+
+It connects with the center's own certificate (its CN is the center identity, which the
+dynsec configuration of central/broker_security.py lets administer the plugin) and sends
+dynamic-security control messages, waiting for their answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from central.broker_security import (
+    CONTROL_TOPIC,
+    RESPONSE_TOPIC,
+    add_unit_commands,
+    control_errors,
+    control_payload,
+    remove_unit_commands,
+)
+from runtime.config import BrokerUrl, MqttTuning
+from runtime.mqtt import MqttLink, Subscription
+
+
+class BrokerAdminError(Exception):
+    pass
+
+
+class BrokerAdmin:
+    def __init__(self, client_id: str, url: BrokerUrl, tuning: MqttTuning, timeout_s: float = 5.0):
+        self.timeout_s = timeout_s
+        self._waiting: dict[str, asyncio.Future[list[str]]] = {}
+        self.link = MqttLink(
+            client_id=client_id,
+            urls=[url],
+            tuning=tuning,
+            subscriptions=[Subscription(RESPONSE_TOPIC)],
+            on_message=self._on_message,
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[BrokerAdmin]:
+        """Connected for the duration of the block."""
+        task = asyncio.create_task(self.link.run())
+        try:
+            await asyncio.wait_for(self.link.connected.wait(), self.timeout_s)
+            yield self
+        finally:
+            await self.link.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def add_unit(self, unit_id: str) -> None:
+        """Let an enrolled unit use its own topics (adding it twice is harmless)."""
+        await self._send(add_unit_commands(unit_id))
+
+    async def revoke_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
+        """Throw the unit out now and keep it out. Call after the CRL file holds its serial;
+        `reload` (the supervised broker's SIGHUP) makes the broker read that CRL, so that its
+        next TLS handshake fails. The reload happens before the kick: the signal is handled
+        at the end of the broker's loop turn that answers our next request, and the delete
+        is sent only once that answer is back."""
+        if reload is not None:
+            reload()
+            await self._send([{"command": "getDefaultACLAccess"}])
+        await self._send(remove_unit_commands(unit_id))
+
+    async def _send(self, commands: list[dict[str, Any]]) -> None:
+        correlation = uuid.uuid4().hex
+        answer: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._waiting[correlation] = answer
+        try:
+            await self.link.publish(CONTROL_TOPIC, control_payload(commands, correlation))
+            errors = await asyncio.wait_for(answer, self.timeout_s)
+        except TimeoutError:
+            raise BrokerAdminError("the broker did not answer a dynsec command") from None
+        finally:
+            self._waiting.pop(correlation, None)
+        if errors:
+            raise BrokerAdminError("; ".join(errors))
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        for correlation, answer in list(self._waiting.items()):
+            errors = control_errors(payload, correlation)
+            if errors is not None and not answer.done():
+                answer.set_result(errors)

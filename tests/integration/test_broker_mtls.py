@@ -1,0 +1,277 @@
+"""The broker's mutual-TLS listener against a real Mosquitto: each unit reaches only its own
+topics, bad certificates are refused, and a revoked unit is out within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central.broker import MosquittoOptions, MosquittoProcess
+from central.broker_admin import BrokerAdmin
+from central.broker_security import BrokerTls
+from protocol.topics import Topic, TopicKind, unit_filter
+from runtime.config import BrokerUrl, MqttTuning, TlsFiles
+from tests.pki_helpers import DAY, TestCa
+
+CENTER = "center-1"
+WAIT_S = 5.0
+NOT_AUTHORIZED = 135
+
+
+@dataclass
+class Pki:
+    ca: TestCa
+    tls: BrokerTls
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    ca = TestCa(tmp_path / "ca")
+    cert_file, key_file, _ = ca.issue("broker", server_ip="127.0.0.1")
+    ca.write_crl()
+    tls = BrokerTls(
+        ca_file=ca.ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        crl_file=ca.crl_file,
+        center_identity=CENTER,
+        units=("unit-a", "unit-b"),
+    )
+    return Pki(ca, tls)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoProcess]:
+    process = MosquittoProcess(tmp_path / "broker", MosquittoOptions(tls=pki.tls))
+    process.start()
+    yield process
+    process.stop()
+
+
+class Peer:
+    """One paho client (network loop in its own thread) that records what happens to it."""
+
+    def __init__(self, client_id: str, files: TlsFiles | None) -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+        )
+        if files is not None:
+            self.client.tls_set(
+                ca_certs=str(files.ca_file),
+                certfile=str(files.cert_file) if files.cert_file else None,
+                keyfile=str(files.key_file) if files.key_file else None,
+            )
+        self.connack: queue.Queue[int] = queue.Queue()
+        self.disconnected = threading.Event()
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._acks: dict[int, queue.Queue[list[int]]] = {}
+        self.client.on_connect = lambda c, u, flags, rc, props: self.connack.put(rc.value)
+        self.client.on_disconnect = lambda c, u, flags, rc, props: self.disconnected.set()
+        self.client.on_message = lambda c, u, msg: self.messages.put(
+            (msg.topic, bytes(msg.payload))
+        )
+        self.client.on_publish = lambda c, u, mid, rc, props: self._ack(mid, [rc.value])
+        self.client.on_subscribe = lambda c, u, mid, rcs, props: self._ack(
+            mid, [rc.value for rc in rcs]
+        )
+
+    def _ack(self, mid: int, codes: list[int]) -> None:
+        self._acks.setdefault(mid, queue.Queue()).put(codes)
+
+    def _wait_ack(self, mid: int) -> list[int]:
+        return self._acks.setdefault(mid, queue.Queue()).get(timeout=WAIT_S)
+
+    def connect(self, port: int) -> str:
+        """'connected', 'handshake refused' (the TLS handshake failed in connect), or
+        'closed' (the broker closed the connection before a CONNACK)."""
+        self.disconnected.clear()
+        try:
+            self.client.connect("127.0.0.1", port, keepalive=10)
+        except (ssl.SSLError, OSError):
+            return "handshake refused"
+        self.client.loop_start()
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            with _suppress_empty():
+                code = self.connack.get(timeout=0.05)
+                return "connected" if code == 0 else f"connack {code}"
+            if self.disconnected.is_set():
+                return "closed"
+        return "no answer"
+
+    def publish(self, topic: str, payload: bytes = b"x") -> int:
+        return self._wait_ack(self.client.publish(topic, payload, qos=1).mid)[0]
+
+    def subscribe(self, topic_filter: str) -> int:
+        _, mid = self.client.subscribe(topic_filter, qos=1)
+        assert mid is not None
+        return self._wait_ack(mid)[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class _suppress_empty:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is queue.Empty
+
+
+@pytest.fixture
+def peers() -> Iterator[list[Peer]]:
+    made: list[Peer] = []
+    yield made
+    for peer in made:
+        peer.close()
+
+
+def connected(peers: list[Peer], client_id: str, files: TlsFiles, port: int) -> Peer:
+    peer = Peer(client_id, files)
+    peers.append(peer)
+    assert peer.connect(port) == "connected"
+    return peer
+
+
+def drain(peer: Peer, until_topic: str) -> list[str]:
+    """Topics received up to and including `until_topic` (which must arrive)."""
+    seen = []
+    while True:
+        topic, _ = peer.messages.get(timeout=WAIT_S)
+        seen.append(topic)
+        if topic == until_topic:
+            return seen
+
+
+def test_a_unit_reaches_only_its_own_topics(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    center = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+    for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT):
+        assert center.subscribe(unit_filter(kind)) == 1
+    unit_a = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
+    unit_b = connected(peers, "unit-b", pki.ca.client_files("unit-b"), broker.port)
+    assert unit_b.subscribe(unit_filter(TopicKind.COMMAND, "unit-b")) == 1
+
+    as_b = [
+        Topic.presence("unit-b"),
+        Topic.state("unit-b"),
+        Topic.event("unit-b", "holster_draw"),
+        Topic.result("unit-b"),
+        Topic.command("unit-b", "config.set"),
+        Topic.center_status(CENTER),
+    ]
+    assert [unit_a.publish(str(topic)) for topic in as_b] == [NOT_AUTHORIZED] * len(as_b)
+    assert unit_a.subscribe("rtcc/#") == NOT_AUTHORIZED
+    assert unit_a.subscribe("#") == NOT_AUTHORIZED
+    assert unit_a.subscribe(unit_filter(TopicKind.COMMAND, "unit-b")) == NOT_AUTHORIZED
+    assert unit_a.subscribe(unit_filter(TopicKind.COMMAND)) == NOT_AUTHORIZED
+    assert unit_a.subscribe("$CONTROL/dynamic-security/#") == NOT_AUTHORIZED
+    assert unit_a.publish("$CONTROL/dynamic-security/v1") == NOT_AUTHORIZED
+
+    # The center sees unit A's own state, and nothing A sent before it as unit B.
+    own_state = str(Topic.state("unit-a"))
+    assert unit_a.publish(own_state) == 0
+    assert drain(center, own_state) == [own_state]
+
+    # A command to B reaches B, never A (which may subscribe to its own commands only).
+    assert unit_a.subscribe(unit_filter(TopicKind.COMMAND, "unit-a")) == 1
+    command_b = str(Topic.command("unit-b", "config.set"))
+    command_a = str(Topic.command("unit-a", "config.set"))
+    assert center.publish(command_b) == 0
+    assert center.publish(command_a) == 0
+    assert drain(unit_b, command_b) == [command_b]
+    assert drain(unit_a, command_a) == [command_a]
+
+
+def _refused(port: int, files: TlsFiles | None) -> str:
+    peer = Peer("intruder", files)
+    try:
+        return peer.connect(port)
+    finally:
+        peer.close()
+
+
+def test_foreign_expired_revoked_and_missing_certificates_are_refused(
+    broker: MosquittoProcess, pki: Pki, tmp_path: Path
+) -> None:
+    foreign = TestCa(tmp_path / "foreign", name="rtcc test device CA")
+    foreign_files = foreign.client_files("unit-a")
+    foreign_files = foreign_files.model_copy(update={"ca_file": pki.ca.ca_file})
+    now = dt.datetime.now(dt.UTC)
+    expired = pki.ca.client_files(
+        "unit-a", stem="unit-a-expired", valid_from=now - 30 * DAY, valid_until=now - DAY
+    )
+    cert_file, key_file, serial = pki.ca.issue("unit-b", stem="unit-b-revoked")
+    revoked = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
+    assert _refused(broker.port, revoked) == "connected"
+    pki.ca.revoke(serial)
+    broker.reload()
+    no_cert = TlsFiles(ca_file=pki.ca.ca_file)
+
+    outcomes = {
+        "foreign CA": _refused(broker.port, foreign_files),
+        "expired": _refused(broker.port, expired),
+        "revoked": _refused(broker.port, revoked),
+        "no certificate": _refused(broker.port, no_cert),
+        "plain MQTT": _refused(broker.port, None),
+    }
+    print(f"\nrefused connections: {outcomes}")
+    assert all(outcome in ("handshake refused", "closed") for outcome in outcomes.values())
+    # The broker still takes a good certificate.
+    assert _refused(broker.port, pki.ca.client_files("unit-a")) == "connected"
+
+
+@pytest.mark.parametrize("reload", [True, False], ids=["crl-and-dynsec", "dynsec-only"])
+async def test_a_revoked_unit_is_out_within_5_s(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer], reload: bool
+) -> None:
+    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
+    admin = BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning)
+    async with admin.running():
+        await admin.add_unit("unit-c")
+        cert_file, key_file, serial = pki.ca.issue("unit-c")
+        files = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
+        unit = connected(peers, "unit-c", files, broker.port)
+        state = str(Topic.state("unit-c"))
+        commands = unit_filter(TopicKind.COMMAND, "unit-c")
+        assert unit.publish(state) < NOT_AUTHORIZED  # 16: accepted, nobody listening
+
+        start = time.monotonic()
+        pki.ca.revoke(serial)
+        await admin.revoke_unit("unit-c", reload=broker.reload if reload else None)
+        revoked = time.monotonic()
+        assert await asyncio.to_thread(unit.disconnected.wait, WAIT_S)
+        gone = time.monotonic()
+        unit.close()
+
+        again = Peer("unit-c", files)
+        peers.append(again)
+        outcome = again.connect(broker.port)
+        print(
+            f"\nrevocation ({'CRL + SIGHUP, ' if reload else ''}dynsec delete): "
+            f"call {1000 * (revoked - start):.0f} ms, disconnected after "
+            f"{1000 * (gone - start):.0f} ms; reconnect: {outcome}"
+        )
+        assert gone - start < 5.0
+        if reload:
+            assert outcome == "closed"
+        else:
+            # A broker we cannot signal lets the handshake through: the unit connects but
+            # may neither publish nor subscribe.
+            assert outcome == "connected"
+            assert again.publish(state) == NOT_AUTHORIZED
+            assert again.subscribe(commands) == NOT_AUTHORIZED
