@@ -1,0 +1,388 @@
+"""The checks of `rtcc doctor`, each on the real thing it names (files, sockets, the broker,
+the center, gpsd), each returning what it found and, when it fails, how to fix it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import os
+import shutil
+import socket
+import ssl
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from paho.mqtt.client import MQTT_ERR_SUCCESS
+
+from agent.config import AgentSettings
+from agent.evidence.status import evidence_status
+from agent.vehicle.gpsd import GpsdVehicle
+from protocol.models import FixKind
+from runtime.config import BrokerUrl
+from runtime.mqtt_client import make_client
+
+Status = Literal["ok", "warn", "fail", "skip"]
+CERT_WARN_DAYS = 30
+TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+    facts: dict[str, float | str | None] = field(default_factory=dict)
+
+
+# ---- certificates ---------------------------------------------------------------------
+
+
+def certificates(s: AgentSettings, now: dt.datetime) -> Check:
+    tls = s.mqtt.tls
+    if tls.cert_file is None:
+        return Check("certificates", "skip", "no client certificate configured (mqtt.tls)")
+    try:
+        cert = x509.load_pem_x509_certificate(tls.cert_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        return Check("certificates", "fail", f"{tls.cert_file}: {exc}", _ENROLL)
+    days = (cert.not_valid_after_utc - now).total_seconds() / 86400
+    facts: dict[str, float | str | None] = {
+        "subject": cert.subject.rfc4514_string(),
+        "expires": cert.not_valid_after_utc.isoformat(),
+        "days_left": round(days, 1),
+    }
+    problem = _cert_problem(cert, now, tls.key_file, tls.ca_file)
+    if problem is not None:
+        return Check("certificates", "fail", problem[0], problem[1], facts)
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not cn or cn[0].value != s.unit_id:
+        got = cn[0].value if cn else None
+        return Check(
+            "certificates",
+            "fail",
+            f"certificate is for {got!r}, not {s.unit_id!r}",
+            "enroll this gateway for its own unit: " + _ENROLL,
+            facts,
+        )
+    if days < CERT_WARN_DAYS:
+        return Check(
+            "certificates", "warn", f"expires in {days:.0f} days", "renew it now: " + _ENROLL, facts
+        )
+    return Check("certificates", "ok", f"valid for {days:.0f} more days, key matches", None, facts)
+
+
+_ENROLL = "get a new enrollment code from the center and run `rtcc provision enroll`"
+
+
+def _cert_problem(
+    cert: x509.Certificate, now: dt.datetime, key_file: Path | None, ca_file: Path | None
+) -> tuple[str, str] | None:
+    if now < cert.not_valid_before_utc:
+        return (
+            f"not valid before {cert.not_valid_before_utc.isoformat()}",
+            "this gateway's clock is behind: enable NTP (timedatectl set-ntp true)",
+        )
+    if now >= cert.not_valid_after_utc:
+        return f"expired {cert.not_valid_after_utc.isoformat()}", _ENROLL
+    if key_file is None:
+        return "no key_file configured (RTCC_MQTT__TLS__KEY_FILE)", _ENROLL
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    except (OSError, ValueError, TypeError) as exc:
+        return f"{key_file}: {exc}", _ENROLL
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, pub) != cert.public_key().public_bytes(der, pub):
+        return f"{key_file} is not the key of the certificate", _ENROLL
+    if stat.S_IMODE(key_file.stat().st_mode) & 0o077:
+        return (
+            f"{key_file} is readable by others",
+            f"chmod 600 {key_file} (and chown it to the agent's user)",
+        )
+    if ca_file is not None:
+        try:
+            cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
+        except (OSError, ValueError, TypeError) as exc:
+            return f"not issued by the CA in {ca_file}: {exc or 'bad signature'}", _ENROLL
+    return None
+
+
+# ---- the center -------------------------------------------------------------------------
+
+
+def center(s: AgentSettings, clock: Callable[[], float], max_skew_s: float) -> list[Check]:
+    """The center's /healthz over its HTTPS, and this clock against its Date header."""
+    if s.center_url is None:
+        skip = "no center_url configured"
+        return [Check("center", "skip", skip), Check("clock", "skip", skip)]
+    url = s.center_url.rstrip("/") + "/healthz"
+    try:
+        with httpx.Client(verify=s.center_tls(), timeout=TIMEOUT_S) as http:
+            sent = clock()
+            answer = http.get(url)
+            received = clock()
+    except httpx.HTTPError as exc:
+        fix = (
+            "check center_url and the network; on TLS errors set center_ca_file to the "
+            "center's CA (ca.pem)"
+        )
+        failed = Check("center", "fail", f"{url}: {exc or type(exc).__name__}", fix)
+        return [failed, Check("clock", "skip", "the center did not answer")]
+    if answer.status_code != 200:
+        reached = Check(
+            "center",
+            "fail",
+            f"{url}: HTTP {answer.status_code}",
+            "the center answers but is not healthy: see its logs",
+        )
+    else:
+        reached = Check("center", "ok", f"{url} answered in {received - sent:.2f} s")
+    return [reached, _skew(answer.headers.get("date"), (sent + received) / 2, max_skew_s)]
+
+
+def _skew(date: str | None, local: float, max_skew_s: float) -> Check:
+    if date is None:
+        return Check("clock", "skip", "the center sent no Date header")
+    # Date has whole seconds: the center's clock was somewhere in the next second.
+    theirs = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
+    skew = local - theirs
+    facts: dict[str, float | str | None] = {"skew_s": round(skew, 2)}
+    if abs(skew) > max_skew_s:
+        return Check(
+            "clock",
+            "fail",
+            f"this clock is {skew:+.1f} s off the center's",
+            "enable time sync (timedatectl set-ntp true, or chrony pointed at the "
+            "center's NTP server); evidence times and certificates depend on it",
+            facts,
+        )
+    return Check(
+        "clock", "ok", f"{skew:+.1f} s from the center's (within ±{max_skew_s:g} s)", None, facts
+    )
+
+
+# ---- the broker -------------------------------------------------------------------------
+
+
+def broker(s: AgentSettings) -> Check:
+    """An MQTT CONNECT with the configured TLS to every broker URL."""
+    for url in s.broker_urls():
+        failed = _connect(s, url)
+        if failed is not None:
+            return failed
+    return Check("broker", "ok", "MQTT CONNECT accepted by " + (s.mqtt_url or ""))
+
+
+def _connect(s: AgentSettings, url: BrokerUrl) -> Check | None:
+    # A client id of its own: the unit's would take the running agent's session over.
+    answer: list[str] = []
+    client = None
+    try:
+        client = make_client(f"{s.unit_id}-doctor", url, s.mqtt, s.unit_id, None)
+        client.on_connect = lambda _c, _u, _f, code, _p: answer.append(str(code))
+        client.connect(url.host, url.port, keepalive=10)
+        deadline = time.monotonic() + TIMEOUT_S
+        while not answer and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != MQTT_ERR_SUCCESS:
+                answer.append("closed")
+    except ssl.SSLError as exc:
+        return Check("broker", "fail", f"{url}: TLS: {exc.reason or exc}", _tls_fix(exc))
+    except OSError as exc:
+        return Check(
+            "broker",
+            "fail",
+            f"{url}: {exc.strerror or exc}",
+            "check mqtt_url, mqtt.tls's files, and that the broker runs and is reachable "
+            "(firewall, VPN, APN)",
+        )
+    finally:
+        if client is not None:
+            client.disconnect()
+    if not answer:
+        return Check(
+            "broker",
+            "fail",
+            f"{url}: no CONNACK within {TIMEOUT_S:g} s",
+            "the port answers but not as MQTT: check mqtt_url's scheme (mqtts for TLS) and port",
+        )
+    if answer[0] == "closed" and url.scheme == "mqtts":
+        # With TLS 1.3 the broker checks the client's certificate after the handshake.
+        return Check(
+            "broker",
+            "fail",
+            f"{url}: TLS: closed before CONNACK (this certificate refused)",
+            "the broker refused this certificate (expired, revoked or from another CA): " + _ENROLL,
+        )
+    if answer[0] != "Success":
+        return Check(
+            "broker",
+            "fail",
+            f"{url}: refused: {answer[0]}",
+            "the broker does not accept this unit: check its certificate and that it is not "
+            "revoked (`rtcc provision list` at the center)",
+        )
+    return None
+
+
+def _tls_fix(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            "the broker's certificate is not from mqtt.tls.ca_file's CA: re-enroll or fix ca_file"
+        )
+    return "the broker refused this certificate (expired, revoked or from another CA): " + _ENROLL
+
+
+# ---- devices ----------------------------------------------------------------------------
+
+
+def bodycam(s: AgentSettings) -> Check:
+    link = s.device.link
+    if link is None:
+        return Check("bodycam", "skip", "no body-cam link configured (device.link)")
+    if link.startswith("tcp://"):
+        parts = urlsplit(link)
+        try:
+            socket.create_connection((parts.hostname, parts.port), TIMEOUT_S).close()
+        except (OSError, ValueError) as exc:
+            return Check(
+                "bodycam",
+                "fail",
+                f"{link}: {exc}",
+                "power the body-cam on and check its network link",
+            )
+        return Check("bodycam", "ok", f"{link} accepts connections")
+    return _device_file("bodycam", Path(link), "plug the body-cam's cable in", "dialout")
+
+
+def video(s: AgentSettings) -> Check:
+    v = s.video
+    if v.source == "simulator":
+        return Check("video", "ok", "simulated test pattern")
+    if v.source == "file":
+        assert v.file is not None
+        if not os.access(v.file, os.R_OK):
+            return Check("video", "fail", f"{v.file} is not readable", "fix video.file")
+        return Check("video", "ok", f"file {v.file}")
+    if v.source == "v4l2":
+        return _device_file("video", Path(v.device), "plug the camera in", "video")
+    assert v.url is not None
+    return _rtsp(v.url)
+
+
+def _device_file(name: str, path: Path, plug: str, group: str) -> Check:
+    if not path.exists():
+        return Check(name, "fail", f"{path} does not exist", f"{plug} (or fix the path)")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Check(
+            name,
+            "fail",
+            f"{path}: no read/write access",
+            f"add the agent's user to the group {group!r}",
+        )
+    return Check(name, "ok", f"{path} present and accessible")
+
+
+def _rtsp(url: str) -> Check:
+    parts = urlsplit(url)
+    port = parts.port or (322 if parts.scheme == "rtsps" else 554)
+    request = f"OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n".encode()
+    fix = "check that the camera is powered and video.url (host, port, path)"
+    try:
+        with socket.create_connection((parts.hostname, port), TIMEOUT_S) as sock:
+            sock.settimeout(TIMEOUT_S)
+            sock.sendall(request)
+            status = sock.recv(256).split(b"\r\n", 1)[0].decode("latin-1")
+    except (OSError, ValueError) as exc:
+        return Check("video", "fail", f"{parts.hostname}:{port}: {exc}", fix)
+    if not status.startswith("RTSP/1.0 200"):
+        return Check("video", "fail", f"camera answered {status!r}", fix)
+    return Check("video", "ok", f"RTSP camera at {parts.hostname}:{port} answers")
+
+
+def gps(s: AgentSettings, wait_s: float) -> Check:
+    v = s.vehicle
+    if v.source != "gpsd":
+        return Check("gps", "skip", "simulated vehicle (vehicle.source)")
+    found = asyncio.run(_gpsd_fix(GpsdVehicle(v.gpsd_host, v.gpsd_port, v.fix_stale_s), wait_s))
+    where = f"gpsd at {v.gpsd_host}:{v.gpsd_port}"
+    if found is FixKind.NO_GPS:
+        return Check(
+            "gps",
+            "fail",
+            f"{where}: no answer or no receiver",
+            "start gpsd (systemctl start gpsd) and plug the GPS receiver in",
+        )
+    if found is FixKind.NO_FIX:
+        return Check(
+            "gps",
+            "fail",
+            f"{where}: no fix within {wait_s:g} s",
+            "give the antenna a view of the sky; a cold start takes minutes",
+        )
+    return Check("gps", "ok", f"{where}: {found.value} fix")
+
+
+async def _gpsd_fix(vehicle: GpsdVehicle, wait_s: float) -> FixKind:
+    task = asyncio.create_task(vehicle.run())
+    deadline = time.monotonic() + wait_s
+    try:
+        while time.monotonic() < deadline:
+            kind = vehicle.fix_kind(time.time())
+            if kind in (FixKind.FIX_2D, FixKind.FIX_3D):
+                return kind
+            await asyncio.sleep(0.1)
+        return vehicle.fix_kind(time.time())
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+# ---- disk and evidence --------------------------------------------------------------------
+
+
+def disk(s: AgentSettings) -> Check:
+    folder = s.data_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    usage = shutil.disk_usage(folder)
+    need = s.evidence.min_free_bytes
+    facts: dict[str, float | str | None] = {"free_bytes": usage.free, "min_free_bytes": need}
+    detail = f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB at {folder}"
+    if usage.free < need:
+        return Check(
+            "disk",
+            "fail",
+            f"{detail}; recording pauses below {need / 2**20:.0f} MiB",
+            "free space on the data disk (old logs, packages) or move data_dir to a larger one",
+            facts,
+        )
+    return Check("disk", "ok", detail, None, facts)
+
+
+def evidence(s: AgentSettings) -> Check:
+    if not s.evidence.enabled:
+        return Check("evidence", "skip", "evidence recording is off (evidence.enabled)")
+    status = evidence_status(s.data_dir / "evidence")
+    waiting, size = status["segments_to_upload"], status["bytes_to_upload"]
+    facts: dict[str, float | str | None] = {"segments_to_upload": waiting, "bytes_to_upload": size}
+    detail = f"{waiting} segments ({size / 2**20:.1f} MiB) waiting for upload"
+    if status["quarantined"]:
+        return Check(
+            "evidence",
+            "warn",
+            f"{detail}; quarantined: {', '.join(status['quarantined'][:5])}",
+            "quarantined recordings failed their checks after a crash: collect them "
+            "by hand for the evidence custodian",
+            facts,
+        )
+    return Check("evidence", "ok", detail, None, facts)
