@@ -1,0 +1,164 @@
+"""The broker's access rules as data: what each identity's ACLs allow, the plugin's first
+configuration, control messages and the listener's configuration lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt.client import topic_matches_sub
+
+from central.broker import MosquittoOptions
+from central.broker_security import (
+    CENTER_ROLE,
+    RESPONSE_TOPIC,
+    BrokerTls,
+    add_unit_commands,
+    center_acls,
+    control_errors,
+    control_payload,
+    dynsec_config,
+    remove_unit_commands,
+    unit_acls,
+    unit_role,
+)
+from protocol.errors import ProtocolError
+from protocol.topics import Topic, TopicKind, unit_filter
+
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
+
+
+def allows(acls: list[dict[str, Any]], acltype: str, topic: str) -> bool:
+    """As dynsec decides for a concrete topic (for subscriptions: the filter itself)."""
+    for acl in acls:
+        if acl["acltype"] != acltype:
+            continue
+        matches = topic == acl["topic"] if acltype == "subscribePattern" else None
+        if matches or (matches is None and topic_matches_sub(acl["topic"], topic)):
+            return bool(acl["allow"])
+    return False
+
+
+def reports(unit_id: str) -> list[str]:
+    return [
+        str(Topic.presence(unit_id)),
+        str(Topic.state(unit_id)),
+        str(Topic.event(unit_id, "holster_draw")),
+        str(Topic.result(unit_id)),
+    ]
+
+
+@given(ids, ids)
+def test_a_unit_writes_its_reports_and_reads_its_commands_only(own: str, other: str) -> None:
+    acls = unit_acls(own)
+    assert all(allows(acls, "publishClientSend", topic) for topic in reports(own))
+    assert not allows(acls, "publishClientSend", str(Topic.command(own, "config.set")))
+    own_commands = unit_filter(TopicKind.COMMAND, own)
+    assert allows(acls, "subscribePattern", own_commands)
+    assert allows(acls, "publishClientReceive", str(Topic.command(own, "config.set")))
+    assert not allows(acls, "publishClientReceive", str(Topic.state(own)))
+    for pattern in ("#", "rtcc/#", unit_filter(TopicKind.COMMAND), f"rtcc/v1/units/{own}/#"):
+        assert not allows(acls, "subscribePattern", pattern)
+    if other != own:
+        assert not any(allows(acls, "publishClientSend", topic) for topic in reports(other))
+        assert not allows(acls, "subscribePattern", unit_filter(TopicKind.COMMAND, other))
+        assert not allows(acls, "publishClientReceive", str(Topic.command(other, "config.set")))
+
+
+def test_the_center_reads_reports_commands_units_and_administers_the_plugin() -> None:
+    acls = center_acls("center-1")
+    for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT):
+        assert allows(acls, "subscribePattern", unit_filter(kind))
+    assert all(allows(acls, "publishClientReceive", topic) for topic in reports("P-117"))
+    assert allows(acls, "publishClientSend", str(Topic.command("P-117", "config.set")))
+    assert allows(acls, "publishClientSend", str(Topic.center_status("center-1")))
+    assert allows(acls, "publishClientSend", str(Topic.center_event("center-1", "alert.new")))
+    assert not allows(acls, "publishClientSend", str(Topic.center_status("center-2")))
+    assert not any(allows(acls, "publishClientSend", topic) for topic in reports("P-117"))
+    assert allows(acls, "publishClientSend", "$CONTROL/dynamic-security/v1")
+    assert allows(acls, "subscribePattern", RESPONSE_TOPIC)
+
+
+def test_the_first_configuration_denies_by_default_and_names_each_identity() -> None:
+    config = dynsec_config("center-1", ["unit-b", "unit-a", "unit-a"])
+    assert not any(
+        config["defaultACLAccess"][k]
+        for k in ("publishClientSend", "publishClientReceive", "subscribe")
+    )
+    clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in config["clients"]}
+    assert clients == {
+        "center-1": [CENTER_ROLE],
+        "unit-a": [unit_role("unit-a")],
+        "unit-b": [unit_role("unit-b")],
+    }
+    assert all("password" not in c for c in config["clients"])
+    roles = {r["rolename"]: r["acls"] for r in config["roles"]}
+    assert roles[unit_role("unit-a")] == unit_acls("unit-a")
+
+
+def test_ids_that_are_not_unit_ids_are_refused() -> None:
+    for bad in ("+", "#", "a/b", "", "x" * 65):
+        with pytest.raises(ProtocolError):
+            unit_acls(bad)
+        with pytest.raises(ProtocolError):
+            remove_unit_commands(bad)
+
+
+def test_control_messages_and_their_answers() -> None:
+    payload = json.loads(control_payload(add_unit_commands("P-117"), "abc"))
+    assert [c["command"] for c in payload["commands"]] == ["createRole", "createClient"]
+    assert [c["correlationData"] for c in payload["commands"]] == ["abc-0", "abc-1"]
+    assert [c["command"] for c in remove_unit_commands("P-117")] == ["deleteClient", "deleteRole"]
+
+    def answer(*responses: dict[str, str]) -> bytes:
+        return json.dumps({"responses": list(responses)}).encode()
+
+    ok = answer({"command": "deleteClient", "correlationData": "abc-0"})
+    assert control_errors(ok, "abc") == []
+    assert control_errors(ok, "other") is None
+    again = answer(
+        {"command": "deleteClient", "error": "Client not found", "correlationData": "abc-0"},
+        {"command": "createRole", "error": "Role already exists", "correlationData": "abc-1"},
+    )
+    assert control_errors(again, "abc") == []
+    failed = answer(
+        {"command": "createClient", "error": "Internal error", "correlationData": "abc-1"}
+    )
+    assert control_errors(failed, "abc") == ["createClient: Internal error"]
+
+
+def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
+    tls = BrokerTls(
+        ca_file=Path("/pki/ca.pem"),
+        cert_file=Path("/pki/server.pem"),
+        key_file=Path("/pki/server.key"),
+        crl_file=Path("/pki/crl.pem"),
+        center_identity="center-1",
+    )
+    lines = MosquittoOptions(tls=tls).render(tmp_path, 8883).splitlines()
+    for line in (
+        "listener 8883 127.0.0.1",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "crlfile /pki/crl.pem",
+        "tls_version tlsv1.2",
+        "allow_anonymous false",
+        f"plugin_opt_config_file {tmp_path}/dynamic-security.json",
+    ):
+        assert line in lines
+    assert "allow_anonymous true" not in lines
+    assert sum(line.startswith("listener ") for line in lines) == 1
+    plain = MosquittoOptions().render(tmp_path, 1883).splitlines()
+    assert plain[:3] == [
+        "per_listener_settings false",
+        "listener 1883 127.0.0.1",
+        "allow_anonymous true",
+    ]
+    keys = {line.split()[0] for line in plain}
+    assert not keys & {"cafile", "require_certificate", "plugin", "tls_version"}
+    with pytest.raises(ProtocolError):
+        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, center_identity="a/b")
