@@ -158,6 +158,11 @@ def _post(url: str, body: dict[str, str], ca_file: Path | None) -> dict[str, Any
         raise EnrollFailed(f"the center refused: {_detail(refused)}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise EnrollFailed(
+                f"{url}: the center's certificate is not trusted here ({reason.verify_message});"
+                " give the CA that signed it with --ca-file"
+            ) from None
         raise EnrollFailed(f"cannot reach {url}: {reason}") from None
     except ValueError:
         raise EnrollFailed(f"{url} did not answer JSON") from None

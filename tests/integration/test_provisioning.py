@@ -222,6 +222,16 @@ def test_unknown_and_expired_codes_are_refused(center: Center, tmp_path: Path) -
     assert any("expired at" in r for r in reasons)
 
 
+def test_a_center_not_trusted_is_named_with_the_fix(center: Center, tmp_path: Path) -> None:
+    done = center.run(
+        "provision", "enroll", "--center", center.url, "--code", "ABCD-EFGH-JKMN-PQRS",
+        "--dir", str(tmp_path / "gw"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "not trusted" in done.stderr and "--ca-file" in done.stderr
+    assert not (tmp_path / "gw").exists()
+
+
 def crl_serials(center: Center) -> set[str]:
     crl = x509.load_pem_x509_crl((center.data_dir / "devices" / "crl.pem").read_bytes())
     return {serial_hex(r.serial_number) for r in crl}
