@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from central.broker_security import BrokerTls
+from central.broker_security import BrokerTls, crl_problem
 from runtime.backoff import Backoff, Retry
 from runtime.process import die_with_parent, keep_running
 
@@ -110,6 +111,7 @@ class MosquittoProcess:
 
     def start(self, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_crl()
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.options.render(self.data_dir, self.port))
         dynsec = dynsec_file(self.data_dir)
@@ -153,10 +155,25 @@ class MosquittoProcess:
             proc.wait()
 
     def reload(self) -> None:
-        """Make the broker re-read its configuration and, on the TLS listener, the CRL."""
+        """Make the broker re-read its configuration and, on the TLS listener, the CRL
+        (only a usable one: see central/broker_security.py)."""
         if self._proc is None or self._proc.poll() is not None:
             raise BrokerError("mosquitto is not running")
+        self._check_crl()
         self._proc.send_signal(signal.SIGHUP)
+
+    def _check_crl(self) -> None:
+        tls = self.options.tls
+        if tls is None:
+            return
+        try:
+            problem = crl_problem(
+                tls.crl_file.read_bytes(), tls.ca_file.read_bytes(), dt.datetime.now(dt.UTC)
+            )
+        except OSError as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise BrokerError(f"not using CRL {tls.crl_file}: {problem}")
 
     def wait(self) -> int:
         """Block until the running broker exits; its return code."""

@@ -61,13 +61,20 @@ class BrokerAdmin:
     async def revoke_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
         """Throw the unit out now and keep it out. Call after the CRL file holds its serial;
         `reload` (the supervised broker's SIGHUP) makes the broker read that CRL, so that its
-        next TLS handshake fails. The reload happens before the kick: the signal is handled
-        at the end of the broker's loop turn that answers our next request, and the delete
-        is sent only once that answer is back."""
-        if reload is not None:
-            reload()
-            await self._send([{"command": "getDefaultACLAccess"}])
-        await self._send(remove_unit_commands(unit_id))
+        next TLS handshake fails; the reload is complete before the kick."""
+        try:
+            if reload is not None:
+                await self.reload_broker(reload)
+        finally:
+            # Even when the CRL could not be reloaded, the unit loses every permission.
+            await self._send(remove_unit_commands(unit_id))
+
+    async def reload_broker(self, reload: Callable[[], None]) -> None:
+        """Signal the broker to reload (its CRL) and return once it has: a signal is
+        handled at the end of the loop turn it arrives in, so after any answer to a
+        request sent once the signal was delivered."""
+        reload()
+        await self._send([{"command": "getDefaultACLAccess"}])
 
     async def _send(self, commands: list[dict[str, Any]]) -> None:
         correlation = uuid.uuid4().hex

@@ -21,15 +21,23 @@ unit's serial, is reloaded by the broker (SIGHUP: 2.0.11 re-reads `crlfile` for 
 with `require_certificate`), so the next TLS handshake with that certificate fails; then
 dynsec `deleteClient` + `deleteRole` kicks the live connection and leaves the username with
 no permission at all, should the broker be one we cannot send SIGHUP to.
+
+A CRL that does not load on SIGHUP makes Mosquitto 2.0.11 drop CRL checking altogether
+(revoked certificates are accepted again), and one past its next update refuses every
+client: `crl_problem` is checked before the broker is started or signalled.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from protocol.topics import ROOT, TopicKind, check_id, unit_filter
 
@@ -196,3 +204,23 @@ def control_errors(payload: bytes, correlation: str) -> list[str] | None:
 
 def _idempotent(error: str) -> bool:
     return any(words in error.lower() for words in ("not found", "already exists"))
+
+
+def crl_problem(crl_pem: bytes, ca_pem: bytes, now: dt.datetime) -> str | None:
+    """Why Mosquitto could not use this CRL for this CA, or None if it can."""
+    try:
+        crl = x509.load_pem_x509_crl(crl_pem)
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except ValueError as exc:
+        return f"unreadable CRL or CA: {exc}"
+    key = ca.public_key()
+    if crl.issuer != ca.subject or not isinstance(
+        key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+    ):
+        return "the CRL is not from the device CA"
+    if not crl.is_signature_valid(key):
+        return "the CRL is not signed by the device CA"
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update <= now:
+        return f"the CRL expired at {next_update.isoformat()}: every unit would be refused"
+    return None

@@ -17,7 +17,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central.broker import MosquittoOptions, MosquittoProcess
+from central.broker import BrokerError, MosquittoOptions, MosquittoProcess
 from central.broker_admin import BrokerAdmin
 from central.broker_security import BrokerTls
 from protocol.topics import Topic, TopicKind, unit_filter
@@ -205,7 +205,7 @@ def _refused(port: int, files: TlsFiles | None) -> str:
         peer.close()
 
 
-def test_foreign_expired_revoked_and_missing_certificates_are_refused(
+async def test_foreign_expired_revoked_and_missing_certificates_are_refused(
     broker: MosquittoProcess, pki: Pki, tmp_path: Path
 ) -> None:
     foreign = TestCa(tmp_path / "foreign", name="rtcc test device CA")
@@ -219,7 +219,9 @@ def test_foreign_expired_revoked_and_missing_certificates_are_refused(
     revoked = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
     assert _refused(broker.port, revoked) == "connected"
     pki.ca.revoke(serial)
-    broker.reload()
+    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
+    async with BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning).running() as admin:
+        await admin.reload_broker(broker.reload)
     no_cert = TlsFiles(ca_file=pki.ca.ca_file)
 
     outcomes = {
@@ -245,7 +247,13 @@ async def test_a_revoked_unit_is_out_within_5_s(
         await admin.add_unit("unit-c")
         cert_file, key_file, serial = pki.ca.issue("unit-c")
         files = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
-        unit = connected(peers, "unit-c", files, broker.port)
+        watcher = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+        assert watcher.subscribe(unit_filter(TopicKind.PRESENCE)) == 1
+        bystander = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
+        unit = Peer("unit-c", files)
+        peers.append(unit)
+        unit.client.will_set(str(Topic.presence("unit-c")), b"offline", qos=1, retain=True)
+        assert unit.connect(broker.port) == "connected"
         state = str(Topic.state("unit-c"))
         commands = unit_filter(TopicKind.COMMAND, "unit-c")
         assert unit.publish(state) < NOT_AUTHORIZED  # 16: accepted, nobody listening
@@ -267,6 +275,10 @@ async def test_a_revoked_unit_is_out_within_5_s(
             f"{1000 * (gone - start):.0f} ms; reconnect: {outcome}"
         )
         assert gone - start < 5.0
+        # Kicked without its Will: the center must itself mark a revoked unit offline.
+        own_presence = str(Topic.presence("unit-a"))
+        assert bystander.publish(own_presence) == 0
+        assert drain(watcher, own_presence) == [own_presence]
         if reload:
             assert outcome == "closed"
         else:
@@ -275,3 +287,32 @@ async def test_a_revoked_unit_is_out_within_5_s(
             assert outcome == "connected"
             assert again.publish(state) == NOT_AUTHORIZED
             assert again.subscribe(commands) == NOT_AUTHORIZED
+
+
+async def test_an_unusable_crl_is_never_given_to_the_broker(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    """Mosquitto 2.0.11 reloading a CRL it cannot read accepts revoked certificates again."""
+    cert_file, key_file, serial = pki.ca.issue("unit-b", stem="unit-b-revoked")
+    revoked = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
+    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
+    admin = BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning)
+    unit = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
+    async with admin.running():
+        pki.ca.revoke(serial)
+        await admin.reload_broker(broker.reload)
+        assert _refused(broker.port, revoked) == "closed"
+
+        pki.ca.crl_file.write_text("half a CRL")
+        with pytest.raises(BrokerError, match="unreadable"):
+            await admin.reload_broker(broker.reload)
+        assert _refused(broker.port, revoked) == "closed"
+
+        # Revoking still takes every permission away, and says the CRL was not reloaded.
+        with pytest.raises(BrokerError):
+            await admin.revoke_unit("unit-a", reload=broker.reload)
+    assert await asyncio.to_thread(unit.disconnected.wait, WAIT_S)
+
+    broker.stop()
+    with pytest.raises(BrokerError, match="unreadable"):
+        broker.start()

@@ -3,6 +3,7 @@ configuration, control messages and the listener's configuration lines."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from central.broker_security import (
     center_acls,
     control_errors,
     control_payload,
+    crl_problem,
     dynsec_config,
     remove_unit_commands,
     unit_acls,
@@ -28,6 +30,7 @@ from central.broker_security import (
 )
 from protocol.errors import ProtocolError
 from protocol.topics import Topic, TopicKind, unit_filter
+from tests.pki_helpers import DAY, TestCa
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 
@@ -162,3 +165,17 @@ def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
     assert not keys & {"cafile", "require_certificate", "plugin", "tls_version"}
     with pytest.raises(ProtocolError):
         BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, center_identity="a/b")
+
+
+def test_a_crl_mosquitto_could_not_use_is_named(tmp_path: Path) -> None:
+    ca = TestCa(tmp_path / "ca")
+    other = TestCa(tmp_path / "other")
+    now = dt.datetime.now(dt.UTC)
+    good = ca.write_crl().read_bytes()
+    ca_pem = ca.ca_file.read_bytes()
+    assert crl_problem(good, ca_pem, now) is None
+    assert "expired" in (crl_problem(good, ca_pem, now + 8 * DAY) or "")
+    assert "unreadable" in (crl_problem(b"garbage", ca_pem, now) or "")
+    assert "not signed" in (crl_problem(good, other.ca_file.read_bytes(), now) or "")
+    renamed = TestCa(tmp_path / "renamed", name="another CA")
+    assert "not from" in (crl_problem(good, renamed.ca_file.read_bytes(), now) or "")
