@@ -17,9 +17,11 @@ from central.broker_security import (
     CONTROL_TOPIC,
     RESPONSE_TOPIC,
     add_unit_commands,
+    control_answers,
     control_errors,
     control_payload,
     remove_unit_commands,
+    sync_commands,
 )
 from runtime.config import BrokerUrl, MqttTuning
 from runtime.mqtt import MqttLink, Subscription
@@ -32,7 +34,7 @@ class BrokerAdminError(Exception):
 class BrokerAdmin:
     def __init__(self, client_id: str, url: BrokerUrl, tuning: MqttTuning, timeout_s: float = 5.0):
         self.timeout_s = timeout_s
-        self._waiting: dict[str, asyncio.Future[list[str]]] = {}
+        self._waiting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.link = MqttLink(
             client_id=client_id,
             urls=[url],
@@ -76,22 +78,34 @@ class BrokerAdmin:
         reload()
         await self._send([{"command": "getDefaultACLAccess"}])
 
-    async def _send(self, commands: list[dict[str, Any]]) -> None:
+    async def sync_units(self, enrolled: set[str], center_identity: str) -> None:
+        """Make the units the broker lets in exactly `enrolled`: for a broker whose plugin
+        file was made before enrollments or revocations the center recorded meanwhile."""
+        (listed,) = await self._send([{"command": "listClients", "count": -1}])
+        clients = listed.get("data", {}).get("clients", [])
+        commands = sync_commands(clients, enrolled, center_identity)
+        if commands:
+            await self._send(commands)
+
+    async def _send(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         correlation = uuid.uuid4().hex
-        answer: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         self._waiting[correlation] = answer
         try:
             await self.link.publish(CONTROL_TOPIC, control_payload(commands, correlation))
-            errors = await asyncio.wait_for(answer, self.timeout_s)
+            answers = await asyncio.wait_for(answer, self.timeout_s)
         except TimeoutError:
             raise BrokerAdminError("the broker did not answer a dynsec command") from None
         finally:
             self._waiting.pop(correlation, None)
+        errors = control_errors(answers)
         if errors:
             raise BrokerAdminError("; ".join(errors))
+        return answers
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         for correlation, answer in list(self._waiting.items()):
-            errors = control_errors(payload, correlation)
-            if errors is not None and not answer.done():
-                answer.set_result(errors)
+            answers = control_answers(payload, correlation)
+            if answers is not None and not answer.done():
+                answer.set_result(answers)

@@ -186,20 +186,34 @@ def control_payload(commands: list[dict[str, Any]], correlation: str) -> bytes:
     return json.dumps({"commands": tagged}).encode()
 
 
-def control_errors(payload: bytes, correlation: str) -> list[str] | None:
-    """The errors in a response to `control_payload(..., correlation)`, or None when the
-    response answers another request. "not found" answers are not errors: removing a unit
-    twice, or one that was never added, leaves the same state; nor "already exists" ones:
-    adding a unit twice neither."""
+def control_answers(payload: bytes, correlation: str) -> list[dict[str, Any]] | None:
+    """The answers to `control_payload(..., correlation)` in a response, in command order,
+    or None when the response answers another request."""
     responses = json.loads(payload).get("responses", [])
     ours = [r for r in responses if str(r.get("correlationData", "")).startswith(f"{correlation}-")]
-    if not ours:
-        return None
+    return ours or None
+
+
+def control_errors(answers: list[dict[str, Any]]) -> list[str]:
+    """The errors among answers. "not found" answers are not errors: removing a unit
+    twice, or one that was never added, leaves the same state; nor "already exists" ones:
+    adding a unit twice neither."""
     return [
         f"{r.get('command')}: {r['error']}"
-        for r in ours
+        for r in answers
         if r.get("error") and not _idempotent(str(r["error"]))
     ]
+
+
+def sync_commands(
+    listed: Iterable[str], enrolled: Iterable[str], center_identity: str
+) -> list[dict[str, Any]]:
+    """Commands that make the plugin's clients (`listed`, from listClients) exactly the
+    center and the `enrolled` units."""
+    wanted = set(enrolled)
+    present = set(listed) - {center_identity}
+    commands = [c for unit in sorted(present - wanted) for c in remove_unit_commands(unit)]
+    return commands + [c for unit in sorted(wanted - present) for c in add_unit_commands(unit)]
 
 
 def _idempotent(error: str) -> bool:

@@ -22,6 +22,7 @@ from central.broker_admin import BrokerAdmin
 from central.broker_security import BrokerTls
 from protocol.topics import Topic, TopicKind, unit_filter
 from runtime.config import BrokerUrl, MqttTuning, TlsFiles
+from runtime.mqtt import MqttLink, Subscription, Will
 from tests.pki_helpers import DAY, TestCa
 
 CENTER = "center-1"
@@ -316,3 +317,66 @@ async def test_an_unusable_crl_is_never_given_to_the_broker(
     broker.stop()
     with pytest.raises(BrokerError, match="unreadable"):
         broker.start()
+
+
+async def test_the_fleet_link_and_a_unit_link_speak_over_mutual_tls(
+    broker: MosquittoProcess, pki: Pki
+) -> None:
+    """runtime/mqtt.py's MqttLink, as the fleet service and the agent use it: their
+    subscriptions and Wills are within what the broker grants them."""
+    got: dict[str, asyncio.Queue[str]] = {"center": asyncio.Queue(), "unit": asyncio.Queue()}
+    center = MqttLink(
+        client_id=f"{CENTER}-fleet-0",
+        urls=[BrokerUrl.parse(broker.url)],
+        tuning=MqttTuning(tls=pki.ca.client_files(CENTER)),
+        subscriptions=[
+            Subscription(unit_filter(kind))
+            for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT)
+        ],
+        on_message=lambda topic, payload, retained: got["center"].put_nowait(topic),
+        will=lambda: Will(str(Topic.center_status(CENTER)), b"offline"),
+    )
+    unit = MqttLink(
+        client_id="unit-a",
+        urls=[BrokerUrl.parse(broker.url)],
+        tuning=MqttTuning(tls=pki.ca.client_files("unit-a")),
+        subscriptions=[Subscription(unit_filter(TopicKind.COMMAND, "unit-a"))],
+        on_message=lambda topic, payload, retained: got["unit"].put_nowait(topic),
+        will=lambda: Will(str(Topic.presence("unit-a")), b"offline"),
+    )
+    tasks = [asyncio.create_task(link.run()) for link in (center, unit)]
+    try:
+        for link in (center, unit):
+            await asyncio.wait_for(link.connected.wait(), WAIT_S)
+        await center.publish(str(Topic.center_status(CENTER)), b"online", retain=True)
+        await unit.publish(str(Topic.state("unit-a")), b"{}", retain=True)
+        assert await asyncio.wait_for(got["center"].get(), WAIT_S) == str(Topic.state("unit-a"))
+        await center.publish(str(Topic.command("unit-a", "config.set")), b"{}")
+        command = await asyncio.wait_for(got["unit"].get(), WAIT_S)
+        assert command == str(Topic.command("unit-a", "config.set"))
+    finally:
+        for link in (center, unit):
+            await link.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_syncing_lets_in_exactly_the_enrolled_units(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    state_b = str(Topic.state("unit-b"))
+    state_c = str(Topic.state("unit-c"))
+    unit_b = connected(peers, "unit-b", pki.ca.client_files("unit-b"), broker.port)
+    unit_c = connected(peers, "unit-c", pki.ca.client_files("unit-c"), broker.port)
+    assert unit_c.publish(state_c) == NOT_AUTHORIZED
+    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
+    async with BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning).running() as admin:
+        await admin.sync_units({"unit-a", "unit-c"}, CENTER)
+        assert await asyncio.to_thread(unit_b.disconnected.wait, WAIT_S)
+        assert unit_c.publish(state_c) < NOT_AUTHORIZED
+        await admin.sync_units({"unit-a", "unit-c"}, CENTER)
+    again = connected(peers, "unit-b-again", pki.ca.client_files("unit-b"), broker.port)
+    assert again.publish(state_b) == NOT_AUTHORIZED
+    center = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+    assert center.subscribe(unit_filter(TopicKind.STATE)) == 1

@@ -20,11 +20,13 @@ from central.broker_security import (
     BrokerTls,
     add_unit_commands,
     center_acls,
+    control_answers,
     control_errors,
     control_payload,
     crl_problem,
     dynsec_config,
     remove_unit_commands,
+    sync_commands,
     unit_acls,
     unit_role,
 )
@@ -121,17 +123,23 @@ def test_control_messages_and_their_answers() -> None:
         return json.dumps({"responses": list(responses)}).encode()
 
     ok = answer({"command": "deleteClient", "correlationData": "abc-0"})
-    assert control_errors(ok, "abc") == []
-    assert control_errors(ok, "other") is None
+    assert control_answers(ok, "other") is None
+    assert control_errors(control_answers(ok, "abc") or []) == []
     again = answer(
         {"command": "deleteClient", "error": "Client not found", "correlationData": "abc-0"},
         {"command": "createRole", "error": "Role already exists", "correlationData": "abc-1"},
     )
-    assert control_errors(again, "abc") == []
+    assert control_errors(control_answers(again, "abc") or []) == []
     failed = answer(
         {"command": "createClient", "error": "Internal error", "correlationData": "abc-1"}
     )
-    assert control_errors(failed, "abc") == ["createClient: Internal error"]
+    assert control_errors(control_answers(failed, "abc") or []) == ["createClient: Internal error"]
+
+
+def test_syncing_keeps_the_center_removes_the_revoked_and_adds_the_enrolled() -> None:
+    commands = sync_commands(["center-1", "P-1", "P-2"], {"P-2", "P-3"}, "center-1")
+    assert commands == remove_unit_commands("P-1") + add_unit_commands("P-3")
+    assert sync_commands(["center-1", "P-2"], {"P-2"}, "center-1") == []
 
 
 def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
