@@ -13,14 +13,14 @@ from pathlib import Path
 
 from agent import doctor_checks as checks
 from agent.config import AgentSettings
-from agent.doctor_checks import Check
+from agent.doctor_certs import Check, certificates
 from runtime.config import ConfigError, load_settings
 
 
 @dataclass(frozen=True, slots=True)
 class DoctorOptions:
     config_file: Path | None = None
-    max_skew_s: float = 2.0
+    max_skew_s: float = 3.0
     gps_wait_s: float = 10.0
 
 
@@ -41,13 +41,14 @@ def diagnose(options: DoctorOptions, clock: Callable[[], float] = time.time) -> 
         )
     ]
     now = dt.datetime.fromtimestamp(clock(), dt.UTC)
-    found.append(checks.certificates(s, now))
+    found.append(certificates(s, now))
     found += checks.center(s, clock, options.max_skew_s)
     if s.mqtt_url is None:
         found.append(Check("broker", "fail", "mqtt_url is not set", "set RTCC_MQTT_URL"))
     else:
         found.append(checks.broker(s))
     found += [
+        checks.running_agent(s),
         checks.bodycam(s),
         checks.video(s),
         checks.gps(s, options.gps_wait_s),

@@ -4,117 +4,29 @@ the center, gpsd), each returning what it found and, when it fails, how to fix i
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email.utils
 import os
+import re
 import shutil
 import socket
 import ssl
-import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from paho.mqtt.client import MQTT_ERR_SUCCESS
 
 from agent.config import AgentSettings
+from agent.doctor_certs import ENROLL, Check
 from agent.evidence.status import evidence_status
 from agent.vehicle.gpsd import GpsdVehicle
 from protocol.models import FixKind
 from runtime.config import BrokerUrl
 from runtime.mqtt_client import make_client
 
-Status = Literal["ok", "warn", "fail", "skip"]
-CERT_WARN_DAYS = 30
 TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    fix: str | None = None
-    facts: dict[str, float | str | None] = field(default_factory=dict)
-
-
-# ---- certificates ---------------------------------------------------------------------
-
-
-def certificates(s: AgentSettings, now: dt.datetime) -> Check:
-    tls = s.mqtt.tls
-    if tls.cert_file is None:
-        return Check("certificates", "skip", "no client certificate configured (mqtt.tls)")
-    try:
-        cert = x509.load_pem_x509_certificate(tls.cert_file.read_bytes())
-    except (OSError, ValueError) as exc:
-        return Check("certificates", "fail", f"{tls.cert_file}: {exc}", _ENROLL)
-    days = (cert.not_valid_after_utc - now).total_seconds() / 86400
-    facts: dict[str, float | str | None] = {
-        "subject": cert.subject.rfc4514_string(),
-        "expires": cert.not_valid_after_utc.isoformat(),
-        "days_left": round(days, 1),
-    }
-    problem = _cert_problem(cert, now, tls.key_file, tls.ca_file)
-    if problem is not None:
-        return Check("certificates", "fail", problem[0], problem[1], facts)
-    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if not cn or cn[0].value != s.unit_id:
-        got = cn[0].value if cn else None
-        return Check(
-            "certificates",
-            "fail",
-            f"certificate is for {got!r}, not {s.unit_id!r}",
-            "enroll this gateway for its own unit: " + _ENROLL,
-            facts,
-        )
-    if days < CERT_WARN_DAYS:
-        return Check(
-            "certificates", "warn", f"expires in {days:.0f} days", "renew it now: " + _ENROLL, facts
-        )
-    return Check("certificates", "ok", f"valid for {days:.0f} more days, key matches", None, facts)
-
-
-_ENROLL = "get a new enrollment code from the center and run `rtcc provision enroll`"
-
-
-def _cert_problem(
-    cert: x509.Certificate, now: dt.datetime, key_file: Path | None, ca_file: Path | None
-) -> tuple[str, str] | None:
-    if now < cert.not_valid_before_utc:
-        return (
-            f"not valid before {cert.not_valid_before_utc.isoformat()}",
-            "this gateway's clock is behind: enable NTP (timedatectl set-ntp true)",
-        )
-    if now >= cert.not_valid_after_utc:
-        return f"expired {cert.not_valid_after_utc.isoformat()}", _ENROLL
-    if key_file is None:
-        return "no key_file configured (RTCC_MQTT__TLS__KEY_FILE)", _ENROLL
-    try:
-        key = serialization.load_pem_private_key(key_file.read_bytes(), None)
-    except (OSError, ValueError, TypeError) as exc:
-        return f"{key_file}: {exc}", _ENROLL
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, pub) != cert.public_key().public_bytes(der, pub):
-        return f"{key_file} is not the key of the certificate", _ENROLL
-    if stat.S_IMODE(key_file.stat().st_mode) & 0o077:
-        return (
-            f"{key_file} is readable by others",
-            f"chmod 600 {key_file} (and chown it to the agent's user)",
-        )
-    if ca_file is not None:
-        try:
-            cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
-        except (OSError, ValueError, TypeError) as exc:
-            return f"not issued by the CA in {ca_file}: {exc or 'bad signature'}", _ENROLL
-    return None
 
 
 # ---- the center -------------------------------------------------------------------------
@@ -153,7 +65,8 @@ def center(s: AgentSettings, clock: Callable[[], float], max_skew_s: float) -> l
 def _skew(date: str | None, local: float, max_skew_s: float) -> Check:
     if date is None:
         return Check("clock", "skip", "the center sent no Date header")
-    # Date has whole seconds: the center's clock was somewhere in the next second.
+    # Date has whole seconds and servers refresh it about once a second: the center's
+    # clock was up to ~1.5 s past it, hence the default allowance of 3 s.
     theirs = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
     skew = local - theirs
     facts: dict[str, float | str | None] = {"skew_s": round(skew, 2)}
@@ -221,7 +134,7 @@ def _connect(s: AgentSettings, url: BrokerUrl) -> Check | None:
             "broker",
             "fail",
             f"{url}: TLS: closed before CONNACK (this certificate refused)",
-            "the broker refused this certificate (expired, revoked or from another CA): " + _ENROLL,
+            "the broker refused this certificate (expired, revoked or from another CA): " + ENROLL,
         )
     if answer[0] != "Success":
         return Check(
@@ -239,7 +152,7 @@ def _tls_fix(exc: ssl.SSLError) -> str:
         return (
             "the broker's certificate is not from mqtt.tls.ca_file's CA: re-enroll or fix ca_file"
         )
-    return "the broker refused this certificate (expired, revoked or from another CA): " + _ENROLL
+    return "the broker refused this certificate (expired, revoked or from another CA): " + ENROLL
 
 
 # ---- devices ----------------------------------------------------------------------------
@@ -345,6 +258,52 @@ async def _gpsd_fix(vehicle: GpsdVehicle, wait_s: float) -> FixKind:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+# ---- the running agent ------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^(rtcc_agent_\w+)(?:\{\w+="([^"]*)"\})? (\S+)$', re.MULTILINE)
+
+
+def running_agent(s: AgentSettings) -> Check:
+    """The agent service's own view (its health endpoint): whether it runs, its loops and
+    its links, without opening the body-cam's link or the camera a second time."""
+    if not s.health.port:
+        return Check("agent", "skip", "health endpoint off (health.port)")
+    url = f"http://{s.health.host}:{s.health.port}/metrics"
+    try:
+        text = httpx.get(url, timeout=TIMEOUT_S).text
+    except httpx.HTTPError as exc:
+        return Check(
+            "agent",
+            "fail",
+            f"no answer at {url}: {exc or type(exc).__name__}",
+            "start it (systemctl start rtcc-agent) and read why it stopped "
+            "(journalctl -u rtcc-agent)",
+        )
+    values = {(m[1], m[2]): float(m[3]) for m in _SAMPLE.finditer(text)}
+    links = {label: v for (name, label), v in values.items() if name == "rtcc_agent_link_up"}
+    facts: dict[str, float | str | None] = {f"link_{k}": v for k, v in links.items()}
+    if values.get(("rtcc_agent_healthy", None)) != 1:
+        return Check(
+            "agent",
+            "fail",
+            "running, but a loop is wedged (watchdog not fed)",
+            "systemd restarts it by its watchdog; if it keeps happening, read "
+            "journalctl -u rtcc-agent",
+            facts,
+        )
+    down = sorted(k for k, v in links.items() if v != 1)
+    up = ", ".join(sorted(k for k, v in links.items() if v == 1)) or "none"
+    if down:
+        return Check(
+            "agent",
+            "warn",
+            f"running; links down: {', '.join(down)} (up: {up})",
+            "see the checks below for the link that is down",
+            facts,
+        )
+    return Check("agent", "ok", f"running; links up: {up}", None, facts)
 
 
 # ---- disk and evidence --------------------------------------------------------------------

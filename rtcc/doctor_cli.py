@@ -27,7 +27,7 @@ def add_doctor_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     doctor.add_argument("--config", type=Path, help="the agent's TOML file; RTCC_* override it")
     doctor.add_argument("--json", action="store_true", help="the report as JSON")
     doctor.add_argument(
-        "--max-skew", type=float, default=2.0, help="clock skew to the center that fails, s"
+        "--max-skew", type=float, default=3.0, help="clock skew to the center that fails, s"
     )
     doctor.add_argument(
         "--gps-wait", type=float, default=10.0, help="how long to wait for a GPS fix, s"

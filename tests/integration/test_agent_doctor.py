@@ -242,7 +242,7 @@ def test_a_healthy_unit_passes(healthy_env: dict[str, str]) -> None:
     for name in ("configuration", "certificates", "center", "clock", "broker", "gps", "disk"):
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["certificates"]["facts"]["days_left"] > 360
-    assert abs(checks["clock"]["facts"]["skew_s"]) <= 2
+    assert abs(checks["clock"]["facts"]["skew_s"]) <= 3
 
 
 def test_each_failure_is_named_with_its_fix(
@@ -315,7 +315,7 @@ def test_a_wrong_clock_is_named_against_the_real_center(
     # This gateway's clock a minute fast (the machine's own cannot be set in a test).
     found = {c.name: c for c in diagnose(DoctorOptions(), clock=lambda: time.time() + 60)}
     assert found["clock"].status == "fail"
-    assert "+60" in found["clock"].detail or "+59" in found["clock"].detail
+    assert 59 <= float(found["clock"].facts["skew_s"] or 0) <= 62, found["clock"]
     assert found["clock"].fix is not None and "timedatectl" in found["clock"].fix
     assert found["center"].status == "ok"
 

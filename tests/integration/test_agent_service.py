@@ -157,6 +157,24 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
         assert "rtcc_agent_healthy 1" in metrics
         assert 'rtcc_agent_task_restarts_total{task="device"} 0' in metrics
 
+        # `rtcc doctor` beside the running service reads its view through the endpoint.
+        doctor_env = {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        doctor_env["RTCC_HEALTH__PORT"] = url.rsplit(":", 1)[1].split("/")[0]
+        done = subprocess.run(
+            [sys.executable, "-m", "rtcc.doctor_cli", "--json"],
+            cwd=ROOT,
+            env=doctor_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        report = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+        assert done.returncode == 0, report
+        assert report["agent"]["status"] == "ok", report["agent"]
+        assert report["agent"]["facts"] == {"link_mqtt": 1.0}
+        assert report["broker"]["status"] == "ok"
+
         # Wedge the device loop for real: another process holds the agent's database, so
         # each round blocks on its write (the event loop with it) and then fails.
         holder = sqlite3.connect(data_dir / "agent.db", isolation_level=None)
