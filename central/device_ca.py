@@ -30,7 +30,6 @@ SERVICE_DAYS = 397
 # Read by OpenSSL when it checks a CRL: past it, every certificate is refused. The center
 # writes the list again at each change and well before this.
 CRL_DAYS = 30
-CENTER_CN = "rtcc.center"
 BROKER_CN = "rtcc.broker"
 MIN_RSA_BITS = 2048
 
@@ -106,9 +105,10 @@ class DeviceCa:
         """The broker's server certificate for the names units reach it by."""
         return self._service("broker", BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
 
-    def issue_center(self, now: dt.datetime | None = None) -> KeyPair:
-        """The center's own MQTT client certificate."""
-        return self._service("center", CENTER_CN, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+    def issue_center(self, center_id: str, now: dt.datetime | None = None) -> KeyPair:
+        """The center's own MQTT client certificate, its CN the center id."""
+        check_id(center_id)
+        return self._service("center", center_id, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
 
     def write_crl(
         self, revoked: Iterable[tuple[str, float]], now: dt.datetime | None = None

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from central.device_ca import BROKER_CN, CENTER_CN, BadRequest, DeviceCa, serial_hex
+from central.device_ca import BROKER_CN, BadRequest, DeviceCa, serial_hex
 from central.provisioning import code_hash, new_code, parse_duration
 from protocol.topics import is_id
 
@@ -59,11 +59,11 @@ def test_the_ca_is_made_once_and_kept(tmp_path: Path) -> None:
     assert DeviceCa(tmp_path).ca_pem() == first
 
 
-@pytest.mark.parametrize("unit_id", ["rtcc.center", "a/b", "P 1", "", "#"])
-def test_no_unit_id_can_be_a_reserved_or_malformed_name(tmp_path: Path, unit_id: str) -> None:
+@pytest.mark.parametrize("unit_id", ["rtcc.broker", "a/b", "P 1", "", "#"])
+def test_no_unit_id_can_be_the_broker_or_a_malformed_name(tmp_path: Path, unit_id: str) -> None:
     with pytest.raises(ValueError):
         DeviceCa(tmp_path).issue_unit(csr(), unit_id, days=1)
-    assert not is_id(CENTER_CN) and not is_id(BROKER_CN)
+    assert not is_id(BROKER_CN)
 
 
 def test_unusable_requests_are_refused(tmp_path: Path) -> None:
@@ -94,14 +94,14 @@ def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp*"))
 
 
-def test_the_broker_and_the_center_get_reserved_names(tmp_path: Path) -> None:
+def test_the_broker_and_the_center_get_their_certificates(tmp_path: Path) -> None:
     ca = DeviceCa(tmp_path)
     ca_cert = x509.load_pem_x509_certificate(ca.ca_pem())
     broker = ca.issue_broker(["127.0.0.1", "mqtt.example.org"])
-    center = ca.issue_center()
+    center = ca.issue_center("rtcc-1")
     for pair, name, usage in (
         (broker, BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH),
-        (center, CENTER_CN, ExtendedKeyUsageOID.CLIENT_AUTH),
+        (center, "rtcc-1", ExtendedKeyUsageOID.CLIENT_AUTH),
     ):
         cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
         cert.verify_directly_issued_by(ca_cert)
