@@ -32,7 +32,15 @@ class BrokerAdminError(Exception):
 
 
 class BrokerAdmin:
-    def __init__(self, client_id: str, url: BrokerUrl, tuning: MqttTuning, timeout_s: float = 5.0):
+    def __init__(
+        self,
+        client_id: str,
+        url: BrokerUrl,
+        tuning: MqttTuning,
+        center_identity: str,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.center_identity = center_identity
         self.timeout_s = timeout_s
         self._waiting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.link = MqttLink(
@@ -58,6 +66,9 @@ class BrokerAdmin:
 
     async def add_unit(self, unit_id: str) -> None:
         """Let an enrolled unit use its own topics (adding it twice is harmless)."""
+        if unit_id == self.center_identity:
+            # The client exists already, and "already exists" is taken for success.
+            raise BrokerAdminError(f"a unit may not have the center's identity: {unit_id!r}")
         await self._send(add_unit_commands(unit_id))
 
     async def revoke_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
@@ -78,12 +89,12 @@ class BrokerAdmin:
         reload()
         await self._send([{"command": "getDefaultACLAccess"}])
 
-    async def sync_units(self, enrolled: set[str], center_identity: str) -> None:
+    async def sync_units(self, enrolled: set[str]) -> None:
         """Make the units the broker lets in exactly `enrolled`: for a broker whose plugin
         file was made before enrollments or revocations the center recorded meanwhile."""
         (listed,) = await self._send([{"command": "listClients", "count": -1}])
         clients = listed.get("data", {}).get("clients", [])
-        commands = sync_commands(clients, enrolled, center_identity)
+        commands = sync_commands(clients, enrolled, self.center_identity)
         if commands:
             await self._send(commands)
 

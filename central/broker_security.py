@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,26 +50,37 @@ UNIT_ROLE_PREFIX = "rtcc-unit-"
 
 Acl = dict[str, Any]
 
+# A certificate CN the center may use: its id, or (better) a dotted name no unit id can take.
+_IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_identity(value: str) -> str:
+    if not _IDENTITY.fullmatch(value):
+        raise ValueError(f"not a usable center identity (certificate CN): {value[:80]!r}")
+    return value
+
 
 @dataclass(frozen=True)
 class BrokerTls:
-    """The files of the broker's mutual-TLS listener (made by the center's device CA) and
-    the identity (certificate CN) the center connects with."""
+    """The files of the broker's mutual-TLS listener (made by the center's device CA), the
+    identity (certificate CN) the center connects with and the center id of its topics."""
 
     ca_file: Path
     cert_file: Path
     key_file: Path
     crl_file: Path
     center_identity: str
+    center_id: str
     # Units the plugin's first configuration lets in; later ones are added by control messages.
     units: tuple[str, ...] = ()
     plugin: Path = DYNSEC_PLUGIN
 
     def __post_init__(self) -> None:
-        check_id(self.center_identity)
+        check_identity(self.center_identity)
+        check_id(self.center_id)
 
     def dynsec_text(self) -> str:
-        return dynsec_config_text(self.center_identity, self.units)
+        return dynsec_config_text(self.center_identity, self.center_id, self.units)
 
     def render(self, host: str, port: int, dynsec_file: Path) -> list[str]:
         """mosquitto.conf lines: the TLS listener and the dynsec plugin (global settings)."""
@@ -108,11 +120,11 @@ def unit_acls(unit_id: str) -> list[Acl]:
 _UNIT_WRITES = (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT)
 
 
-def center_acls(center_identity: str) -> list[Acl]:
+def center_acls(center_id: str) -> list[Acl]:
     """What the fleet service does: read all units' reports, command them, publish its own
     status and events; and administer dynsec (add, remove units)."""
     reads = [unit_filter(kind) for kind in _UNIT_WRITES]
-    own = f"{ROOT}/centers/{check_id(center_identity)}/#"
+    own = f"{ROOT}/centers/{check_id(center_id)}/#"
     return [
         *(_acl("subscribePattern", topic) for topic in reads),
         *(_acl("publishClientReceive", topic) for topic in reads),
@@ -130,13 +142,17 @@ def unit_role(unit_id: str) -> str:
     return f"{UNIT_ROLE_PREFIX}{check_id(unit_id)}"
 
 
-def dynsec_config(center_identity: str, units: Iterable[str] = ()) -> dict[str, Any]:
+def dynsec_config(
+    center_identity: str, center_id: str, units: Iterable[str] = ()
+) -> dict[str, Any]:
     """The plugin's first configuration file: deny by default, the center, and `units`.
     The plugin rewrites this file itself on every change made through control messages."""
     unit_ids = sorted(set(units))
-    roles = [{"rolename": CENTER_ROLE, "acls": center_acls(center_identity)}]
+    if center_identity in unit_ids:
+        raise ValueError(f"a unit may not have the center's identity: {center_identity!r}")
+    roles = [{"rolename": CENTER_ROLE, "acls": center_acls(center_id)}]
     roles += [{"rolename": unit_role(u), "acls": unit_acls(u)} for u in unit_ids]
-    clients = [_client(center_identity, CENTER_ROLE)]
+    clients = [_client(check_identity(center_identity), CENTER_ROLE)]
     clients += [_client(u, unit_role(u)) for u in unit_ids]
     return {
         "defaultACLAccess": {
@@ -156,8 +172,8 @@ def _client(username: str, role: str) -> dict[str, Any]:
     return {"username": username, "roles": [{"rolename": role}]}
 
 
-def dynsec_config_text(center_identity: str, units: Iterable[str] = ()) -> str:
-    return json.dumps(dynsec_config(center_identity, units), indent=2) + "\n"
+def dynsec_config_text(center_identity: str, center_id: str, units: Iterable[str] = ()) -> str:
+    return json.dumps(dynsec_config(center_identity, center_id, units), indent=2) + "\n"
 
 
 def add_unit_commands(unit_id: str) -> list[dict[str, Any]]:
@@ -211,6 +227,8 @@ def sync_commands(
     """Commands that make the plugin's clients (`listed`, from listClients) exactly the
     center and the `enrolled` units."""
     wanted = set(enrolled)
+    if center_identity in wanted:
+        raise ValueError(f"a unit may not have the center's identity: {center_identity!r}")
     present = set(listed) - {center_identity}
     commands = [c for unit in sorted(present - wanted) for c in remove_unit_commands(unit)]
     return commands + [c for unit in sorted(wanted - present) for c in add_unit_commands(unit)]

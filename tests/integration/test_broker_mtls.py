@@ -26,6 +26,8 @@ from runtime.mqtt import MqttLink, Subscription, Will
 from tests.pki_helpers import DAY, TestCa
 
 CENTER = "center-1"
+# A certificate CN no unit id can take (unit ids have no dots).
+CENTER_CN = "rtcc.center.center-1"
 WAIT_S = 5.0
 NOT_AUTHORIZED = 135
 
@@ -46,7 +48,8 @@ def pki(tmp_path: Path) -> Pki:
         cert_file=cert_file,
         key_file=key_file,
         crl_file=ca.crl_file,
-        center_identity=CENTER,
+        center_identity=CENTER_CN,
+        center_id=CENTER,
         units=("unit-a", "unit-b"),
     )
     return Pki(ca, tls)
@@ -58,6 +61,11 @@ def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoProcess]:
     process.start()
     yield process
     process.stop()
+
+
+def admin_of(broker: MosquittoProcess, pki: Pki) -> BrokerAdmin:
+    tuning = MqttTuning(tls=pki.ca.client_files(CENTER_CN))
+    return BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning, CENTER_CN)
 
 
 class Peer:
@@ -160,7 +168,7 @@ def drain(peer: Peer, until_topic: str) -> list[str]:
 def test_a_unit_reaches_only_its_own_topics(
     broker: MosquittoProcess, pki: Pki, peers: list[Peer]
 ) -> None:
-    center = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+    center = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
     for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT):
         assert center.subscribe(unit_filter(kind)) == 1
     unit_a = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
@@ -220,8 +228,7 @@ async def test_foreign_expired_revoked_and_missing_certificates_are_refused(
     revoked = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
     assert _refused(broker.port, revoked) == "connected"
     pki.ca.revoke(serial)
-    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
-    async with BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning).running() as admin:
+    async with admin_of(broker, pki).running() as admin:
         await admin.reload_broker(broker.reload)
     no_cert = TlsFiles(ca_file=pki.ca.ca_file)
 
@@ -242,13 +249,12 @@ async def test_foreign_expired_revoked_and_missing_certificates_are_refused(
 async def test_a_revoked_unit_is_out_within_5_s(
     broker: MosquittoProcess, pki: Pki, peers: list[Peer], reload: bool
 ) -> None:
-    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
-    admin = BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning)
+    admin = admin_of(broker, pki)
     async with admin.running():
         await admin.add_unit("unit-c")
         cert_file, key_file, serial = pki.ca.issue("unit-c")
         files = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
-        watcher = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+        watcher = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
         assert watcher.subscribe(unit_filter(TopicKind.PRESENCE)) == 1
         bystander = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
         unit = Peer("unit-c", files)
@@ -296,8 +302,7 @@ async def test_an_unusable_crl_is_never_given_to_the_broker(
     """Mosquitto 2.0.11 reloading a CRL it cannot read accepts revoked certificates again."""
     cert_file, key_file, serial = pki.ca.issue("unit-b", stem="unit-b-revoked")
     revoked = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
-    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
-    admin = BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning)
+    admin = admin_of(broker, pki)
     unit = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
     async with admin.running():
         pki.ca.revoke(serial)
@@ -328,7 +333,7 @@ async def test_the_fleet_link_and_a_unit_link_speak_over_mutual_tls(
     center = MqttLink(
         client_id=f"{CENTER}-fleet-0",
         urls=[BrokerUrl.parse(broker.url)],
-        tuning=MqttTuning(tls=pki.ca.client_files(CENTER)),
+        tuning=MqttTuning(tls=pki.ca.client_files(CENTER_CN)),
         subscriptions=[
             Subscription(unit_filter(kind))
             for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT)
@@ -370,13 +375,12 @@ async def test_syncing_lets_in_exactly_the_enrolled_units(
     unit_b = connected(peers, "unit-b", pki.ca.client_files("unit-b"), broker.port)
     unit_c = connected(peers, "unit-c", pki.ca.client_files("unit-c"), broker.port)
     assert unit_c.publish(state_c) == NOT_AUTHORIZED
-    tuning = MqttTuning(tls=pki.ca.client_files(CENTER))
-    async with BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning).running() as admin:
-        await admin.sync_units({"unit-a", "unit-c"}, CENTER)
+    async with admin_of(broker, pki).running() as admin:
+        await admin.sync_units({"unit-a", "unit-c"})
         assert await asyncio.to_thread(unit_b.disconnected.wait, WAIT_S)
         assert unit_c.publish(state_c) < NOT_AUTHORIZED
-        await admin.sync_units({"unit-a", "unit-c"}, CENTER)
+        await admin.sync_units({"unit-a", "unit-c"})
     again = connected(peers, "unit-b-again", pki.ca.client_files("unit-b"), broker.port)
     assert again.publish(state_b) == NOT_AUTHORIZED
-    center = connected(peers, "center", pki.ca.client_files(CENTER), broker.port)
+    center = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
     assert center.subscribe(unit_filter(TopicKind.STATE)) == 1

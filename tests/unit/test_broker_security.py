@@ -89,20 +89,23 @@ def test_the_center_reads_reports_commands_units_and_administers_the_plugin() ->
 
 
 def test_the_first_configuration_denies_by_default_and_names_each_identity() -> None:
-    config = dynsec_config("center-1", ["unit-b", "unit-a", "unit-a"])
+    config = dynsec_config("rtcc.center.center-1", "center-1", ["unit-b", "unit-a", "unit-a"])
     assert not any(
         config["defaultACLAccess"][k]
         for k in ("publishClientSend", "publishClientReceive", "subscribe")
     )
     clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in config["clients"]}
     assert clients == {
-        "center-1": [CENTER_ROLE],
+        "rtcc.center.center-1": [CENTER_ROLE],
         "unit-a": [unit_role("unit-a")],
         "unit-b": [unit_role("unit-b")],
     }
     assert all("password" not in c for c in config["clients"])
     roles = {r["rolename"]: r["acls"] for r in config["roles"]}
     assert roles[unit_role("unit-a")] == unit_acls("unit-a")
+    assert roles[CENTER_ROLE] == center_acls("center-1")
+    with pytest.raises(ValueError, match="center's identity"):
+        dynsec_config("center-1", "center-1", ["center-1"])
 
 
 def test_ids_that_are_not_unit_ids_are_refused() -> None:
@@ -140,6 +143,8 @@ def test_syncing_keeps_the_center_removes_the_revoked_and_adds_the_enrolled() ->
     commands = sync_commands(["center-1", "P-1", "P-2"], {"P-2", "P-3"}, "center-1")
     assert commands == remove_unit_commands("P-1") + add_unit_commands("P-3")
     assert sync_commands(["center-1", "P-2"], {"P-2"}, "center-1") == []
+    with pytest.raises(ValueError, match="center's identity"):
+        sync_commands([], {"center-1"}, "center-1")
 
 
 def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
@@ -148,7 +153,8 @@ def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
         cert_file=Path("/pki/server.pem"),
         key_file=Path("/pki/server.key"),
         crl_file=Path("/pki/crl.pem"),
-        center_identity="center-1",
+        center_identity="rtcc.center.center-1",
+        center_id="center-1",
     )
     lines = MosquittoOptions(tls=tls).render(tmp_path, 8883).splitlines()
     for line in (
@@ -171,8 +177,10 @@ def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
     ]
     keys = {line.split()[0] for line in plain}
     assert not keys & {"cafile", "require_certificate", "plugin", "tls_version"}
+    with pytest.raises(ValueError, match="identity"):
+        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, "a/b", "center-1")
     with pytest.raises(ProtocolError):
-        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, center_identity="a/b")
+        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, "rtcc.center", "c.1")
 
 
 def test_a_crl_mosquitto_could_not_use_is_named(tmp_path: Path) -> None:
