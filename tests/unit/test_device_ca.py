@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from central.broker_security import crl_problem
 from central.device_ca import BROKER_CN, BadRequest, DeviceCa, serial_hex
 from central.provisioning import code_hash, new_code, parse_duration
 from protocol.topics import is_id
@@ -89,6 +90,8 @@ def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
         serials[2]: NOW + dt.timedelta(seconds=5),
     }
     assert crl.next_update_utc is not None and crl.next_update_utc > NOW
+    # What the supervised broker checks before it is given a CRL.
+    assert crl_problem(ca.crl_file.read_bytes(), ca.ca_pem(), NOW) is None
     ca.write_crl([], now=NOW)
     assert len(x509.load_pem_x509_crl(ca.crl_file.read_bytes())) == 0
     assert not list(tmp_path.glob("*.tmp*"))
