@@ -82,6 +82,13 @@ class BrokerAdmin:
             # Even when the CRL could not be reloaded, the unit loses every permission.
             await self._send(remove_unit_commands(unit_id))
 
+    async def replace_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
+        """A new gateway for the unit: the old one (its serial in the CRL) is thrown out as
+        by `revoke_unit`, and the unit id, which the new certificate carries too, keeps its
+        rights. Call before the new certificate is handed out: the kick is by username."""
+        await self.revoke_unit(unit_id, reload)
+        await self.add_unit(unit_id)
+
     async def reload_broker(self, reload: Callable[[], None]) -> None:
         """Signal the broker to reload (its CRL) and return once it has: a signal is
         handled at the end of the loop turn it arrives in, so after any answer to a

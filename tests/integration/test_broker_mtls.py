@@ -384,3 +384,22 @@ async def test_syncing_lets_in_exactly_the_enrolled_units(
     assert again.publish(state_b) == NOT_AUTHORIZED
     center = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
     assert center.subscribe(unit_filter(TopicKind.STATE)) == 1
+
+
+async def test_a_replaced_gateway_is_out_and_its_successor_speaks_for_the_unit(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    cert_file, key_file, serial = pki.ca.issue("unit-a", stem="unit-a-old")
+    old_files = TlsFiles(ca_file=pki.ca.ca_file, cert_file=cert_file, key_file=key_file)
+    old = connected(peers, "unit-a", old_files, broker.port)
+    state = str(Topic.state("unit-a"))
+    async with admin_of(broker, pki).running() as admin:
+        pki.ca.revoke(serial)
+        await admin.replace_unit("unit-a", reload=broker.reload)
+    assert await asyncio.to_thread(old.disconnected.wait, WAIT_S)
+    assert _refused(broker.port, old_files) == "closed"
+    new = connected(
+        peers, "unit-a-new", pki.ca.client_files("unit-a", stem="unit-a-new"), broker.port
+    )
+    assert new.publish(state) < NOT_AUTHORIZED
+    assert new.subscribe(unit_filter(TopicKind.COMMAND, "unit-a")) == 1
