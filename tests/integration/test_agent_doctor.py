@@ -198,9 +198,27 @@ def gpsd() -> Iterator[int]:
         process.wait(10)
 
 
+@pytest.fixture(scope="module")
+def bodycam() -> Iterator[str]:
+    """A simulated body-cam speaking the link over TCP; its link address."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtcc", "bodycam-sim", "--listen", "tcp://127.0.0.1:0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield str(json.loads(process.stdout.readline())["link"])
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 @pytest.fixture
 def healthy_env(
-    tmp_path: Path, pki: Pki, tls_broker: str, center: CenterProcess, gpsd: int
+    tmp_path: Path, pki: Pki, tls_broker: str, center: CenterProcess, gpsd: int, bodycam: str
 ) -> dict[str, str]:
     return {
         "RTCC_UNIT_ID": UNIT,
@@ -213,6 +231,7 @@ def healthy_env(
         "RTCC_CENTER_CA_FILE": str(center.ca),
         "RTCC_VEHICLE__SOURCE": "gpsd",
         "RTCC_VEHICLE__GPSD_PORT": str(gpsd),
+        "RTCC_DEVICE__LINK": bodycam,
     }
 
 
@@ -239,7 +258,16 @@ def test_a_healthy_unit_passes(healthy_env: dict[str, str]) -> None:
     checks = by_name(report)
     assert code == 0, report
     assert report["ok"] is True
-    for name in ("configuration", "certificates", "center", "clock", "broker", "gps", "disk"):
+    for name in (
+        "configuration",
+        "certificates",
+        "center",
+        "clock",
+        "broker",
+        "bodycam",
+        "gps",
+        "disk",
+    ):
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["certificates"]["facts"]["days_left"] > 360
     assert abs(checks["clock"]["facts"]["skew_s"]) <= 3
@@ -258,6 +286,7 @@ def test_each_failure_is_named_with_its_fix(
         "RTCC_VIDEO__DEVICE": str(tmp_path / "video9"),  # no camera
         "RTCC_EVIDENCE__MIN_FREE_BYTES": str(2**62),  # more than any disk has free
         "RTCC_VEHICLE__GPSD_PORT": str(free_port()),  # gpsd not running
+        "RTCC_DEVICE__LINK": f"tcp://127.0.0.1:{free_port()}",  # the body-cam is off
     }
     code, report = doctor(env, "--gps-wait", "1")
     checks = by_name(report)
@@ -265,6 +294,7 @@ def test_each_failure_is_named_with_its_fix(
     assert report["ok"] is False
     for name, words in (
         ("broker", "refused"),
+        ("bodycam", "refused"),
         ("video", "does not exist"),
         ("disk", "recording pauses"),
         ("gps", "no answer"),

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from pathlib import Path
 
 from tests.helpers import ROOT
+from tests.integration.agent_process import agent_process
 
 # The center's parts and what only the center installs (rtcc[center]).
 CENTER_ONLY = (
@@ -52,31 +52,15 @@ def test_rtcc_agent_imports_nothing_of_the_center(tmp_path: Path, broker_url: st
         # Health on, evidence on (the default): every part a gateway runs is loaded.
         "RTCC_HEALTH__PORT": "0",
     }
-    agent = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-m", "rtcc", "agent"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(agent.stderr or ()), daemon=True)
-    reader.start()
-    try:
+    with agent_process(env, "-X", "importtime") as agent:
         deadline = time.monotonic() + 60
-        while not any('"health_serving"' in line for line in lines):
-            assert agent.poll() is None, "".join(lines[-20:])
+        while agent.health_url() is None:
+            assert agent.process.poll() is None, "".join(agent.lines[-20:])
             assert time.monotonic() < deadline, "agent not up within 60 s"
             time.sleep(0.05)
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        reader.join(timeout=10)
-    names = imported("".join(lines))
+        agent.process.send_signal(signal.SIGTERM)
+        assert agent.process.wait(timeout=30) == 0
+    names = imported("".join(agent.lines))
     assert {"agent.service", "agent.evidence.manager", "agent.health_server"} <= names
     assert center_modules(names) == []
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
+from tests.integration.agent_process import agent_process
 
 UNIT_FILE = ROOT / "agent" / "systemd" / "rtcc-agent.service"
 
@@ -101,17 +102,6 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     sock.close()
 
 
-def health_url(lines: list[str]) -> str | None:
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == "health_serving":
-            return str(record["url"])
-    return None
-
-
 def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
     tmp_path: Path, broker_url: str, notify: NotifySocket, unique: str
 ) -> None:
@@ -134,23 +124,12 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
     }
     env.pop("WATCHDOG_PID", None)
     start = time.monotonic()
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "rtcc", "agent"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(agent.stdout or ()), daemon=True)
-    reader.start()
-    try:
+    with agent_process(env) as agent:
         notify.wait("READY=1", start)
         ready_at = next(at for at, m in notify.messages if "READY=1" in m)
         assert notify.since(start, "WATCHDOG=1") == notify.since(ready_at, "WATCHDOG=1")
         notify.wait("WATCHDOG=1", ready_at, count=5)
-        url = health_url(lines)
+        url = agent.health_url()
         assert url is not None
         with urllib.request.urlopen(url, timeout=10) as answer:
             metrics = answer.read().decode()
@@ -202,11 +181,6 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
         assert any('task="device"' in m and not m.endswith(" 0") for m in restarts), restarts
 
         stopping = time.monotonic()
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
+        agent.process.send_signal(signal.SIGTERM)
+        assert agent.process.wait(timeout=30) == 0
         assert notify.since(stopping, "STOPPING=1") == 1
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        reader.join(timeout=10)
