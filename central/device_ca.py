@@ -31,6 +31,7 @@ SERVICE_DAYS = 397
 # writes the list again at each change and well before this.
 CRL_DAYS = 30
 BROKER_CN = "rtcc.broker"
+CENTER_CN_PREFIX = "rtcc.center."
 MIN_RSA_BITS = 2048
 
 
@@ -57,6 +58,11 @@ class KeyPair:
 def serial_hex(serial: int) -> str:
     """How serials are written everywhere (database, CLI, audit): lower-case hex."""
     return format(serial, "x")
+
+
+def center_identity(center_id: str) -> str:
+    """The CN of the center's MQTT certificate: its broker username."""
+    return CENTER_CN_PREFIX + check_id(center_id)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -106,9 +112,9 @@ class DeviceCa:
         return self._service("broker", BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
 
     def issue_center(self, center_id: str, now: dt.datetime | None = None) -> KeyPair:
-        """The center's own MQTT client certificate, its CN the center id."""
-        check_id(center_id)
-        return self._service("center", center_id, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+        """The center's own MQTT client certificate (CN: `center_identity(center_id)`)."""
+        cn = center_identity(center_id)
+        return self._service("center", cn, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
 
     def write_crl(
         self, revoked: Iterable[tuple[str, float]], now: dt.datetime | None = None

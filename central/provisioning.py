@@ -130,18 +130,16 @@ class Provisioning:
         database: Database,
         data_dir: Path,
         settings: ProvisionSettings,
-        center_id: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._database = database
-        self._center_id = center_id  # the center's own MQTT identity: no unit takes it
         self.ca = DeviceCa(data_dir / "devices")
         self.settings = settings
         self._clock = clock
 
     def create_code(self, operator: Operator, unit_id: str, ttl_s: float | None = None) -> str:
         """A one-time code for enrolling `unit_id`; only its hash is kept."""
-        self._check_unit(unit_id)
+        check_id(unit_id)
         now = self._clock()
         ttl_s = self.settings.code_ttl_s if ttl_s is None else ttl_s
         code = new_code()
@@ -219,11 +217,6 @@ class Provisioning:
             revoked = Devices(tx).revoked()
         return self.ca.write_crl(revoked, dt.datetime.fromtimestamp(self._clock(), dt.UTC))
 
-    def _check_unit(self, unit_id: str) -> None:
-        check_id(unit_id)
-        if unit_id == self._center_id:
-            raise Invalid(f"{unit_id} is the center's own identity, not a unit's")
-
     def _admitted(self, devices: Devices, hashed: str, now: float) -> str:
         found = devices.code(hashed, for_update=True)
         if found is None:
@@ -233,10 +226,6 @@ class Provisioning:
             raise EnrollRefused(
                 f"this enrollment code was already used (at {when}): ask for a new one",
                 unit_id=found.unit_id,
-            )
-        if found.unit_id == self._center_id:  # made before the center took this id
-            raise EnrollRefused(
-                f"this code is for {found.unit_id}, the center's own identity", found.unit_id
             )
         if found.expires_at <= now:
             raise EnrollRefused(
@@ -285,7 +274,7 @@ def run_provision_command(
     database = open_center_database(settings.database())
     operator = Operator.at_command_line()
     try:
-        provisioning = Provisioning(database, settings.data_dir, provision, settings.center_id)
+        provisioning = Provisioning(database, settings.data_dir, provision)
         if verb == "create-code":
             assert unit is not None
             code = provisioning.create_code(operator, unit, ttl)

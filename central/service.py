@@ -186,7 +186,7 @@ class Central:
         add_evidence_routes(app, self.evidence, gate)
         add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
         provision = provision_settings()
-        provisioning = Provisioning(database, settings.data_dir, provision, settings.center_id)
+        provisioning = Provisioning(database, settings.data_dir, provision)
 
         def enrolled_urls() -> tuple[str, str]:
             center = provision.center_url or settings.relay.public_url or self.api_url

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from central.broker_security import crl_problem
-from central.device_ca import BROKER_CN, BadRequest, DeviceCa, serial_hex
+from central.broker_security import check_identity, crl_problem
+from central.device_ca import BROKER_CN, BadRequest, DeviceCa, center_identity, serial_hex
 from central.provisioning import code_hash, new_code, parse_duration
 from protocol.topics import is_id
 
@@ -60,11 +60,11 @@ def test_the_ca_is_made_once_and_kept(tmp_path: Path) -> None:
     assert DeviceCa(tmp_path).ca_pem() == first
 
 
-@pytest.mark.parametrize("unit_id", ["rtcc.broker", "a/b", "P 1", "", "#"])
-def test_no_unit_id_can_be_the_broker_or_a_malformed_name(tmp_path: Path, unit_id: str) -> None:
+@pytest.mark.parametrize("unit_id", ["rtcc.center.rtcc-1", "rtcc.broker", "a/b", "P 1", "", "#"])
+def test_no_unit_id_can_be_a_reserved_or_malformed_name(tmp_path: Path, unit_id: str) -> None:
     with pytest.raises(ValueError):
         DeviceCa(tmp_path).issue_unit(csr(), unit_id, days=1)
-    assert not is_id(BROKER_CN)
+    assert not is_id(center_identity("rtcc-1")) and not is_id(BROKER_CN)
 
 
 def test_unusable_requests_are_refused(tmp_path: Path) -> None:
@@ -90,7 +90,8 @@ def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
         serials[2]: NOW + dt.timedelta(seconds=5),
     }
     assert crl.next_update_utc is not None and crl.next_update_utc > NOW
-    # What the supervised broker checks before it is given a CRL.
+    # What the supervised broker checks before it is given a CRL, and the identity it takes.
+    assert check_identity(center_identity("rtcc-1"))
     assert crl_problem(ca.crl_file.read_bytes(), ca.ca_pem(), NOW) is None
     ca.write_crl([], now=NOW)
     assert len(x509.load_pem_x509_crl(ca.crl_file.read_bytes())) == 0
@@ -104,7 +105,7 @@ def test_the_broker_and_the_center_get_their_certificates(tmp_path: Path) -> Non
     center = ca.issue_center("rtcc-1")
     for pair, name, usage in (
         (broker, BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH),
-        (center, "rtcc-1", ExtendedKeyUsageOID.CLIENT_AUTH),
+        (center, "rtcc.center.rtcc-1", ExtendedKeyUsageOID.CLIENT_AUTH),
     ):
         cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
         cert.verify_directly_issued_by(ca_cert)
