@@ -44,7 +44,8 @@ def collect(agent: Agent, now: float) -> HealthSnapshot:
         commands_rejected=agent.commands_rejected,
         stream_live=agent.streams.live,
         uplink_level=uplink.level if uplink is not None and agent.streams.live else None,
-        restarts=dict(agent.health.restarts.counts),
+        # -1 until a task's first run: none restarted yet.
+        restarts={k: max(0, v) for k, v in agent.health.restarts.counts.items()},
         loop_ages_s=agent.health.beats.ages(now),
         stalled=agent.health.beats.stalled(now),
         evidence_segments_waiting=waiting.get("segments_to_upload"),
