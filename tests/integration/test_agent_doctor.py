@@ -199,10 +199,11 @@ def gpsd() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def bodycam() -> Iterator[str]:
-    """A simulated body-cam speaking the link over TCP; its link address."""
+def bodycam() -> Iterator[dict[str, str]]:
+    """A simulated body-cam speaking the link over TCP, its video over RTSP."""
+    sim = ["bodycam-sim", "--listen", "tcp://127.0.0.1:0", "--video-size", "320x240"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "rtcc", "bodycam-sim", "--listen", "tcp://127.0.0.1:0"],
+        [sys.executable, "-m", "rtcc", *sim, "--rtsp-port", str(free_port())],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -210,7 +211,8 @@ def bodycam() -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        yield str(json.loads(process.stdout.readline())["link"])
+        ready: dict[str, str] = json.loads(process.stdout.readline())
+        yield ready
     finally:
         process.terminate()
         process.wait(10)
@@ -218,7 +220,12 @@ def bodycam() -> Iterator[str]:
 
 @pytest.fixture
 def healthy_env(
-    tmp_path: Path, pki: Pki, tls_broker: str, center: CenterProcess, gpsd: int, bodycam: str
+    tmp_path: Path,
+    pki: Pki,
+    tls_broker: str,
+    center: CenterProcess,
+    gpsd: int,
+    bodycam: dict[str, str],
 ) -> dict[str, str]:
     return {
         "RTCC_UNIT_ID": UNIT,
@@ -231,7 +238,9 @@ def healthy_env(
         "RTCC_CENTER_CA_FILE": str(center.ca),
         "RTCC_VEHICLE__SOURCE": "gpsd",
         "RTCC_VEHICLE__GPSD_PORT": str(gpsd),
-        "RTCC_DEVICE__LINK": bodycam,
+        "RTCC_DEVICE__LINK": bodycam["link"],
+        "RTCC_VIDEO__SOURCE": "rtsp",
+        "RTCC_VIDEO__URL": bodycam["video"],
     }
 
 
@@ -269,6 +278,7 @@ def test_a_healthy_unit_passes(healthy_env: dict[str, str]) -> None:
         "disk",
     ):
         assert checks[name]["status"] == "ok", checks[name]
+    assert "RTSP camera" in checks["video"]["detail"]
     assert checks["certificates"]["facts"]["days_left"] > 360
     assert abs(checks["clock"]["facts"]["skew_s"]) <= 3
 
