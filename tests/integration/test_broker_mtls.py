@@ -4,6 +4,7 @@ topics, bad certificates are refused, and a revoked unit is out within 5 s."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import queue
 import ssl
@@ -83,6 +84,8 @@ class Peer:
             )
         self.connack: queue.Queue[int] = queue.Queue()
         self.disconnected = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._acks: dict[int, queue.Queue[list[int]]] = {}
         self.client.on_connect = lambda c, u, flags, rc, props: self.connack.put(rc.value)
@@ -109,10 +112,11 @@ class Peer:
             self.client.connect("127.0.0.1", port, keepalive=10)
         except (ssl.SSLError, OSError):
             return "handshake refused"
-        self.client.loop_start()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
-            with _suppress_empty():
+            with contextlib.suppress(queue.Empty):
                 code = self.connack.get(timeout=0.05)
                 return "connected" if code == 0 else f"connack {code}"
             if self.disconnected.is_set():
@@ -127,17 +131,16 @@ class Peer:
         assert mid is not None
         return self._wait_ack(mid)[0]
 
+    def _loop(self) -> None:
+        # paho's own loop thread would reconnect after a kick; one connection is wanted.
+        while not self._stop.is_set() and not self.disconnected.is_set():
+            self.client.loop(timeout=0.05)
+
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
-
-
-class _suppress_empty:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is queue.Empty
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 @pytest.fixture
