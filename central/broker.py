@@ -1,7 +1,8 @@
 """A Mosquitto child process: generated config on a free loopback port, restarted if it dies.
 
 Used by `rtcc central` when no external broker is configured, by `rtcc demo`, and by the
-test suite (one real broker per test session).
+test suite (one real broker per test session). With `MosquittoOptions(tls=...)` it listens
+with mutual TLS and per-unit access instead (central/broker_security.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The center's hand on the broker's access rules: add an enrolled unit, revoke one.
+"""The center's hand on the broker's access rules: add an enrolled unit, revoke one, replace
+its gateway, and bring the broker's list of units in line with the center's.
 
 It connects with the center's own certificate (its CN is the center identity, which the
 dynsec configuration of central/broker_security.py lets administer the plugin) and sends
