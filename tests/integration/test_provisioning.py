@@ -5,6 +5,7 @@ a replacement revokes the old certificate; revoke and list; all of it audited.""
 
 import os
 import re
+import socket
 import ssl
 import stat
 import subprocess
@@ -25,14 +26,16 @@ from sqlalchemy import update
 
 from agent.config import AgentSettings
 from agent.enroll import certificate_request
-from central.broker import free_port
+from central.broker import MosquittoOptions, MosquittoProcess, free_port
+from central.broker_security import BrokerTls
 from central.db.audit import Audit, AuditQuery
 from central.db.audit_chain import AuditEntry
 from central.db.devices import DeviceCert, Devices, EnrollCodeRow
 from central.db.engine import Database
-from central.device_ca import serial_hex
+from central.device_ca import DeviceCa, center_identity, serial_hex
+from central.provisioning import Provisioning, ProvisionSettings
 from protocol.evidence import UnitKey
-from runtime.config import load_settings
+from runtime.config import TlsFiles, load_settings
 from tests.helpers import ROOT
 
 CODE = re.compile(r"[A-Z2-9]{4}(?:-[A-Z2-9]{4}){3}")
@@ -346,3 +349,56 @@ def test_enrollment_attempts_are_limited_per_address(center: Center) -> None:
             assert "too many enrollment attempts" in answer.json()["detail"]
             break
     assert statuses[-1] == 429 and set(statuses[:-1]) <= {403}
+
+
+CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+
+
+def mqtt_connect(port: int, files: TlsFiles, client_id: str) -> bytes:
+    """The broker's answer to an MQTT 3.1.1 CONNECT over mutual TLS with `files`: its
+    CONNACK, or b"" when it refuses the certificate and closes the connection."""
+    assert files.ca_file and files.cert_file and files.key_file
+    context = ssl.create_default_context(cafile=str(files.ca_file))
+    context.load_cert_chain(files.cert_file, files.key_file)
+    ident = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(ident).to_bytes(2, "big") + ident
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(bytes([0x10, len(body)]) + body)
+                return tls.recv(4)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+def test_enrolled_files_reach_a_broker_of_the_device_ca(center: Center, tmp_path: Path) -> None:
+    """The broker's and the center's certificates and the CRL from the device CA, as the
+    supervised broker takes them: the enrolled gateway is let in, and no more once revoked."""
+    assert center.enroll(center.code("P-700"), tmp_path / "gw").returncode == 0
+    gateway = load_settings(AgentSettings, tmp_path / "gw" / "agent.toml").mqtt.tls
+    ca = DeviceCa(center.data_dir / "devices")
+    served = ca.issue_broker(["127.0.0.1"])
+    own = ca.issue_center("rtcc-1")
+    provisioning = Provisioning(center.database, center.data_dir, ProvisionSettings())
+    tls = BrokerTls(
+        ca_file=ca.ca_file,
+        cert_file=served.cert_file,
+        key_file=served.key_file,
+        crl_file=provisioning.write_crl(),
+        center_identity=center_identity("rtcc-1"),
+        center_id="rtcc-1",
+        units=("P-700",),
+    )
+    broker = MosquittoProcess(tmp_path / "broker", MosquittoOptions(tls=tls))
+    broker.start()
+    try:
+        assert mqtt_connect(broker.port, gateway, "P-700") == CONNACK_ACCEPTED
+        center_files = TlsFiles(ca_file=ca.ca_file, cert_file=own.cert_file, key_file=own.key_file)
+        assert mqtt_connect(broker.port, center_files, "rtcc-1-fleet") == CONNACK_ACCEPTED
+        assert center.run("provision", "revoke", "P-700").returncode == 0
+        broker.stop()  # a new start reads the CRL the revocation wrote
+        broker.start()
+        assert mqtt_connect(broker.port, gateway, "P-700") == b""
+        assert mqtt_connect(broker.port, center_files, "rtcc-1-fleet") == CONNACK_ACCEPTED
+    finally:
+        broker.stop()
