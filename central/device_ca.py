@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -93,11 +94,12 @@ class DeviceCa:
         check_id(unit_id)
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
-        except ValueError as exc:
+            signed = csr.is_signature_valid
+            key = csr.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise BadRequest(f"unreadable certificate request: {exc}") from None
-        if not csr.is_signature_valid:
+        if not signed:
             raise BadRequest("the certificate request's signature does not verify")
-        key = csr.public_key()
         if isinstance(key, rsa.RSAPublicKey):
             if key.key_size < MIN_RSA_BITS:
                 raise BadRequest(f"RSA keys of fewer than {MIN_RSA_BITS} bits are refused")

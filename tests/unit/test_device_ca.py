@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from central.broker_security import check_identity, crl_problem
@@ -74,6 +74,11 @@ def test_unusable_requests_are_refused(tmp_path: Path) -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(BadRequest, match="2048"):
         ca.issue_unit(csr(key=weak), "P-1", days=1)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "P-1")])
+    edwards = x509.CertificateSigningRequestBuilder().subject_name(name)
+    signed = edwards.sign(ed25519.Ed25519PrivateKey.generate(), None)
+    with pytest.raises(BadRequest, match="EC"):
+        ca.issue_unit(signed.public_bytes(serialization.Encoding.PEM), "P-1", days=1)
 
 
 def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
