@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from rtcc.doctor_cli import add_doctor_command
 from rtcc.provision_cli import add_provision_commands
 from runtime.config import ConfigError, load_settings
 from runtime.logs import configure_logging
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
     add_people_commands(sub)
+    add_doctor_command(sub)
     return parser
 
 

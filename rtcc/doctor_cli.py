@@ -1,4 +1,4 @@
-"""`rtcc doctor`: the gateway's checks (agent.doctor), registered by rtcc.cli."""
+"""`rtcc doctor`: the gateway's checks (agent.doctor)."""
 
 from __future__ import annotations
 
@@ -33,16 +33,3 @@ def add_doctor_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--gps-wait", type=float, default=10.0, help="how long to wait for a GPS fix, s"
     )
     doctor.set_defaults(func=cmd_doctor)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m rtcc.doctor_cli` until `rtcc doctor` is registered in rtcc.cli."""
-    parser = argparse.ArgumentParser(prog="rtcc")
-    add_doctor_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["doctor", *(sys.argv[1:] if argv is None else argv)])
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

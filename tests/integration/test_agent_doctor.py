@@ -247,7 +247,7 @@ def healthy_env(
 def doctor(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RTCC_")}
     done = subprocess.run(
-        [sys.executable, "-m", "rtcc.doctor_cli", "--json", "--gps-wait", "10", *args],
+        [sys.executable, "-m", "rtcc", "doctor", "--json", "--gps-wait", "10", *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,

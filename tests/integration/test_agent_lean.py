@@ -68,7 +68,7 @@ def test_rtcc_agent_imports_nothing_of_the_center(tmp_path: Path, broker_url: st
 def test_rtcc_doctor_imports_nothing_of_the_center(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RTCC_")}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "rtcc.doctor_cli", "--json"],
+        [sys.executable, "-X", "importtime", "-m", "rtcc", "doctor", "--json"],
         cwd=ROOT,
         env={**clean, "RTCC_UNIT_ID": "LEAN-1", "RTCC_DATA_DIR": str(tmp_path)},
         capture_output=True,

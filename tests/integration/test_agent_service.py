@@ -140,7 +140,7 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
         doctor_env = {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         doctor_env["RTCC_HEALTH__PORT"] = url.rsplit(":", 1)[1].split("/")[0]
         done = subprocess.run(
-            [sys.executable, "-m", "rtcc.doctor_cli", "--json"],
+            [sys.executable, "-m", "rtcc", "doctor", "--json"],
             cwd=ROOT,
             env=doctor_env,
             capture_output=True,

@@ -37,6 +37,9 @@ TABLES = {
     "stills",
     "shares",
     "share_recipients",
+    "enroll_codes",
+    "device_certs",
+    "unit_evidence_keys",
     "alembic_version",
 }
 
