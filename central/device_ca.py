@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from central.tls import _alt_name, _key_pem
+from central.tls import alt_name, key_pem, load_or_make_ca
 from protocol.topics import check_id
 from runtime.files import write_atomic
 
@@ -155,7 +155,7 @@ class DeviceCa:
             common_name, key.public_key(), dt.timedelta(days=SERVICE_DAYS), usage, hosts, now
         )
         pair = KeyPair(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
-        write_atomic(pair.key_file, _key_pem(key), mode=0o600)
+        write_atomic(pair.key_file, key_pem(key), mode=0o600)
         write_atomic(pair.cert_file, issued.pem, mode=0o644)
         return pair
 
@@ -187,7 +187,7 @@ class DeviceCa:
         )
         if hosts:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([_alt_name(h) for h in hosts]), critical=False
+                x509.SubjectAlternativeName([alt_name(h) for h in hosts]), critical=False
             )
         cert = builder.sign(ca_key, hashes.SHA256())
         return Issued(cert, cert.public_bytes(serialization.Encoding.PEM))
@@ -195,43 +195,6 @@ class DeviceCa:
     def _ca(
         self, now: dt.datetime | None = None
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        if self.ca_file.exists() and self.ca_key_file.exists():
-            cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
-            key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            return cert, key
-        now = now or dt.datetime.now(dt.UTC)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name("rtcc device CA")
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        write_atomic(self.ca_key_file, _key_pem(key), mode=0o600)
-        write_atomic(self.ca_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-        return cert, key
+        now = now or dt.datetime.now(dt.UTC)
+        return load_or_make_ca(self.ca_file, self.ca_key_file, "rtcc device CA", now)

@@ -34,7 +34,7 @@ class ServerFiles:
     ca_file: Path | None  # None for a certificate the department brought
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -51,7 +51,7 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _alt_name(host: str) -> x509.GeneralName:
+def alt_name(host: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
@@ -77,44 +77,7 @@ class CenterCa:
         return ServerFiles(self.cert_file, self.key_file, self.ca_file)
 
     def _ca(self, now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        if self.ca_file.exists() and self.ca_key_file.exists():
-            cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
-            key = serialization.load_pem_private_key(self.ca_key_file.read_bytes(), None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            return cert, key
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name("rtcc center CA")
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        write_atomic(self.ca_key_file, _key_pem(key), mode=0o600)
-        write_atomic(self.ca_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-        return cert, key
+        return load_or_make_ca(self.ca_file, self.ca_key_file, "rtcc center CA", now)
 
     def _current(self, hosts: list[str], now: dt.datetime) -> bool:
         if not (self.cert_file.exists() and self.key_file.exists()):
@@ -123,7 +86,7 @@ class CenterCa:
         if cert.not_valid_after_utc - now < dt.timedelta(seconds=RENEW_BEFORE_S):
             return False
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        return set(names) == {_alt_name(h) for h in hosts}
+        return set(names) == {alt_name(h) for h in hosts}
 
     def _issue(
         self,
@@ -143,7 +106,7 @@ class CenterCa:
             .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.SubjectAlternativeName([_alt_name(h) for h in hosts]), critical=False
+                x509.SubjectAlternativeName([alt_name(h) for h in hosts]), critical=False
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
@@ -152,7 +115,7 @@ class CenterCa:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        write_atomic(self.key_file, _key_pem(key), mode=0o600)
+        write_atomic(self.key_file, key_pem(key), mode=0o600)
         write_atomic(self.cert_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
 
@@ -163,3 +126,45 @@ def server_hosts(listen_host: str, public_host: str | None) -> list[str]:
         if host and host not in ("0.0.0.0", "::") and host not in hosts:
             hosts.append(host)
     return hosts
+
+
+def load_or_make_ca(
+    ca_file: Path, ca_key_file: Path, common_name: str, now: dt.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA kept in these files; made the first time (its key 0600)."""
+    if ca_file.exists() and ca_key_file.exists():
+        cert = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        key = serialization.load_pem_private_key(ca_key_file.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cert, key
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    write_atomic(ca_key_file, key_pem(key), mode=0o600)
+    write_atomic(ca_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return cert, key
