@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from central.access.settings import AccessSettings
 from central.console_settings import ConsoleSettings
 from central.db.engine import default_url, parse_url
+from central.provision_settings import ProvisionSettings
 from protocol.tokens import TokenSigner
 from protocol.topics import check_id
 from runtime.config import CommonSettings, IceSettings, Section
@@ -156,6 +157,7 @@ class CentralSettings(CommonSettings):
     tokens: TokenKeys = TokenKeys()
     access: AccessSettings = AccessSettings()
     console: ConsoleSettings = ConsoleSettings()
+    provision: ProvisionSettings = ProvisionSettings()
     database_url: str | None = Field(
         default=None,
         description="The center's database: postgresql://user:password@host/db for a center "

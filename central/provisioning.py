@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import Field, JsonValue, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import JsonValue
 
 from central.access.credentials import hash_secret
 from central.config import CentralSettings
@@ -32,8 +31,8 @@ from central.db.engine import Database
 from central.device_ca import BadRequest, DeviceCa
 from central.errors import CenterError, Invalid, Refused
 from central.people import CommandRefused, Operator, anchor_file, open_center_database
+from central.provision_settings import ProvisionSettings
 from protocol.topics import check_id
-from runtime.config import ConfigError
 
 # No 0/O, 1/I/L: a code is read off one screen and typed on another.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -41,42 +40,6 @@ _CODE_GROUPS = 4
 _CODE_GROUP = 4
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-class ProvisionSettings(BaseSettings):
-    """RTCC_PROVISION__*: how long what the device CA issues lasts, and what enrolled
-    gateways are told."""
-
-    model_config = SettingsConfigDict(env_prefix="RTCC_PROVISION__", extra="forbid")
-
-    cert_days: float = Field(default=365.0, gt=0, le=3650, description="Unit certificates.")
-    code_ttl_s: float = Field(
-        default=86_400.0, gt=0, le=30 * 86_400, description="Enrollment codes, by default."
-    )
-    broker_url: str | None = Field(
-        default=None,
-        description="The broker URL gateways are given (mqtts://host:8883); default: the "
-        "one the center uses.",
-    )
-    center_url: str | None = Field(
-        default=None, description="The center URL gateways are given; default: its own."
-    )
-    enroll_attempts: int = Field(
-        default=10, ge=1, le=1000, description="Enrollment attempts per address per window."
-    )
-    enroll_window_s: float = Field(default=60.0, gt=0, le=3600)
-
-
-def provision_settings() -> ProvisionSettings:
-    """From the environment, or ConfigError naming what is wrong."""
-    try:
-        return ProvisionSettings()
-    except ValidationError as exc:
-        wrong = [
-            f"RTCC_PROVISION__{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        ]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(wrong)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +228,7 @@ def run_provision_command(
 ) -> None:
     """`rtcc provision create-code | revoke | list` on the center's database and data
     directory, as the OS user running it; CommandRefused for what cannot be done."""
-    provision = provision_settings()
+    provision = settings.provision
     try:
         ttl = parse_duration(expires) if expires else None
         unit = check_id(unit_id) if unit_id is not None else None

@@ -35,7 +35,7 @@ from central.media_routes import add_media_routes
 from central.metrics import Metrics
 from central.nearby_response import NearbyResponse
 from central.provision_routes import add_provision_routes
-from central.provisioning import Provisioning, provision_settings
+from central.provisioning import Provisioning
 from central.reconcile import Reconciler
 from central.relay_front import RelayFront
 from central.rewind_routes import add_rewind_routes
@@ -185,7 +185,7 @@ class Central:
         self.evidence = EvidenceStore(settings.data_dir / "evidence")
         add_evidence_routes(app, self.evidence, gate)
         add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
-        provision = provision_settings()
+        provision = settings.provision
         provisioning = Provisioning(database, settings.data_dir, provision)
 
         def enrolled_urls() -> tuple[str, str]:

@@ -33,7 +33,8 @@ from central.db.audit_chain import AuditEntry
 from central.db.devices import DeviceCert, Devices, EnrollCodeRow
 from central.db.engine import Database
 from central.device_ca import DeviceCa, center_identity, serial_hex
-from central.provisioning import Provisioning, ProvisionSettings
+from central.provision_settings import ProvisionSettings
+from central.provisioning import Provisioning
 from protocol.evidence import UnitKey
 from runtime.config import TlsFiles, load_settings
 from tests.helpers import ROOT
