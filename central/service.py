@@ -25,6 +25,7 @@ from central.config import CentralSettings, TokenKeys
 from central.console_hub import ConsoleHub
 from central.console_routes import add_console_routes
 from central.db.anchors import ANCHOR_FILE, AnchorFile
+from central.db.devices import Devices
 from central.db.engine import Database
 from central.db.schema import open_migrated
 from central.evidence.api import add_evidence_routes
@@ -182,7 +183,11 @@ class Central:
         add_console_routes(app, self.hub, self.alerts, gate, settings.console)
         add_still_routes(app, self.relay, self.hub, gate)
         add_share_routes(app, self.shares, gate)
-        self.evidence = EvidenceStore(settings.data_dir / "evidence")
+        def registered_key(unit_id: str) -> str | None:
+            with database.read() as tx:
+                return Devices(tx).evidence_key(unit_id)
+
+        self.evidence = EvidenceStore(settings.data_dir / "evidence", registered_key)
         add_evidence_routes(app, self.evidence, gate)
         add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
         provision = settings.provision

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ UPLOADING = ".upload"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS unit_keys (unit_id TEXT PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recording_keys (recording_id TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY, unit_id TEXT NOT NULL, trigger TEXT NOT NULL,
     start_ts REAL NOT NULL, end_ts REAL NOT NULL, entries INTEGER NOT NULL,
@@ -56,9 +58,19 @@ class SegmentState:
     confirmed: bool
 
 
+def _none(_unit_id: str) -> str | None:
+    return None
+
+
 class EvidenceStore:
-    def __init__(self, root: Path) -> None:
+    """`registered_key(unit_id)`: the evidence key the unit enrolled with, if it did. An
+    enrolled unit's recordings must be signed with it (it replaces a key pinned before); a
+    unit that never enrolled has the first key it showed pinned. Each recording keeps the
+    key it began with, so recordings of a replaced gateway still verify."""
+
+    def __init__(self, root: Path, registered_key: Callable[[str], str | None] = _none) -> None:
         self.root = root
+        self._registered_key = registered_key
         root.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(root / "index.db", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -77,11 +89,16 @@ class EvidenceStore:
 
     def add_entry(self, entry: ManifestEntry) -> bool:
         """Append a unit's signed entry to its recording; False if it was already there."""
+        registered = self._registered_key(entry.unit_id)
         with self._lock, self._db:
             pinned = self._db.execute(
                 "SELECT key FROM unit_keys WHERE unit_id = ?", (entry.unit_id,)
             ).fetchone()
-            reason = check_entry(entry, pinned[0] if pinned else None)
+            began = self._db.execute(
+                "SELECT key FROM recording_keys WHERE recording_id = ?", (entry.recording_id,)
+            ).fetchone()
+            expected = began[0] if began else registered or (pinned[0] if pinned else None)
+            reason = check_entry(entry, expected)
             if reason is not None:
                 raise Refused(f"entry {entry.index}: {reason}")
             if not entry.recording_id.startswith(entry.unit_id + "-"):
@@ -105,10 +122,12 @@ class EvidenceStore:
             directory = self._dir(entry.unit_id, entry.recording_id)
             directory.mkdir(parents=True, exist_ok=True)
             append_durably(directory / MANIFEST, (entry.model_dump_json() + "\n").encode())
-            if not pinned:
+            if pinned is None or (pinned[0] != entry.key and began is None):
+                self._keep_unit_key(entry.unit_id, entry.key)
+            if began is None:
                 self._db.execute(
-                    "INSERT INTO unit_keys (unit_id, key) VALUES (?, ?)",
-                    (entry.unit_id, entry.key),
+                    "INSERT OR IGNORE INTO recording_keys (recording_id, key) VALUES (?, ?)",
+                    (entry.recording_id, entry.key),
                 )
             if row is None:
                 self._db.execute(
@@ -143,6 +162,19 @@ class EvidenceStore:
                 ),
             )
             return True
+
+    def _keep_unit_key(self, unit_id: str, key: str) -> None:
+        """The unit's key from now on; its recordings that began before keep theirs."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO recording_keys (recording_id, key) SELECT r.id, k.key"
+            " FROM recordings r JOIN unit_keys k ON k.unit_id = r.unit_id WHERE r.unit_id = ?",
+            (unit_id,),
+        )
+        self._db.execute(
+            "INSERT INTO unit_keys (unit_id, key) VALUES (?, ?)"
+            " ON CONFLICT (unit_id) DO UPDATE SET key = excluded.key",
+            (unit_id, key),
+        )
 
     def _keep_segment_times(self) -> None:
         """An index from before segments had their own times gets them, from the stored
@@ -293,10 +325,12 @@ class EvidenceStore:
         unit_id = self._unit_of(recording_id)
         directory = self._dir(unit_id, recording_id)
         entries, problems = parse_manifest((directory / MANIFEST).read_text(encoding="utf-8"))
-        pinned = self._db.execute(
-            "SELECT key FROM unit_keys WHERE unit_id = ?", (unit_id,)
+        key = self._db.execute(
+            "SELECT key FROM recording_keys WHERE recording_id = ? UNION ALL"
+            " SELECT key FROM unit_keys WHERE unit_id = ?",
+            (recording_id, unit_id),
         ).fetchone()
-        return problems + verify_directory(directory, entries, pinned[0] if pinned else None)
+        return problems + verify_directory(directory, entries, key[0] if key else None)
 
 
 def verify_directory(
