@@ -178,7 +178,8 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
             metrics = answer.read().decode()
         assert "rtcc_agent_healthy 1" in metrics
         restarts = [m for m in metrics.splitlines() if m.startswith("rtcc_agent_task_restarts")]
-        assert any('task="device"' in m and not m.endswith(" 0") for m in restarts), restarts
+        # Whichever of the loops writing the database gave up first was restarted.
+        assert any(not m.endswith(" 0") for m in restarts), restarts
 
         stopping = time.monotonic()
         agent.process.send_signal(signal.SIGTERM)
