@@ -183,6 +183,7 @@ class Central:
         add_console_routes(app, self.hub, self.alerts, gate, settings.console)
         add_still_routes(app, self.relay, self.hub, gate)
         add_share_routes(app, self.shares, gate)
+
         def registered_key(unit_id: str) -> str | None:
             with database.read() as tx:
                 return Devices(tx).evidence_key(unit_id)
