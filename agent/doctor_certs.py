@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from agent.config import AgentSettings
@@ -92,6 +93,6 @@ def _cert_problem(
     if ca_file is not None:
         try:
             cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, InvalidSignature) as exc:
             return f"not issued by the CA in {ca_file}: {exc or 'bad signature'}", ENROLL
     return None

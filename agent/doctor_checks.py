@@ -67,7 +67,10 @@ def _skew(date: str | None, local: float, max_skew_s: float) -> Check:
         return Check("clock", "skip", "the center sent no Date header")
     # Date has whole seconds and servers refresh it about once a second: the center's
     # clock was up to ~1.5 s past it, hence the default allowance of 3 s.
-    theirs = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
+    try:
+        theirs = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
+    except (TypeError, ValueError):
+        return Check("clock", "skip", f"the center's Date header is not a date: {date[:64]!r}")
     skew = local - theirs
     facts: dict[str, float | str | None] = {"skew_s": round(skew, 2)}
     if abs(skew) > max_skew_s:

@@ -34,6 +34,7 @@ CRL_DAYS = 30
 BROKER_CN = "rtcc.broker"
 CENTER_CN_PREFIX = "rtcc.center."
 MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 4096
 
 
 class BadRequest(ValueError):
@@ -103,8 +104,12 @@ class DeviceCa:
         if isinstance(key, rsa.RSAPublicKey):
             if key.key_size < MIN_RSA_BITS:
                 raise BadRequest(f"RSA keys of fewer than {MIN_RSA_BITS} bits are refused")
-        elif not isinstance(key, ec.EllipticCurvePublicKey):
-            raise BadRequest("the key must be EC (P-256) or RSA: what MQTT brokers take")
+            if key.key_size > MAX_RSA_BITS:
+                raise BadRequest(f"RSA keys of more than {MAX_RSA_BITS} bits are refused")
+        elif not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
+            key.curve, ec.SECP256R1 | ec.SECP384R1
+        ):
+            raise BadRequest("the key must be EC P-256 or P-384, or RSA: what MQTT brokers take")
         return self._issue(
             unit_id, key, dt.timedelta(days=days), ExtendedKeyUsageOID.CLIENT_AUTH, [], now
         )

@@ -325,11 +325,14 @@ class EvidenceStore:
         unit_id = self._unit_of(recording_id)
         directory = self._dir(unit_id, recording_id)
         entries, problems = parse_manifest((directory / MANIFEST).read_text(encoding="utf-8"))
-        key = self._db.execute(
-            "SELECT key FROM recording_keys WHERE recording_id = ? UNION ALL"
-            " SELECT key FROM unit_keys WHERE unit_id = ?",
-            (recording_id, unit_id),
-        ).fetchone()
+        key = (
+            self._db.execute(
+                "SELECT key FROM recording_keys WHERE recording_id = ?", (recording_id,)
+            ).fetchone()
+            or self._db.execute(
+                "SELECT key FROM unit_keys WHERE unit_id = ?", (unit_id,)
+            ).fetchone()
+        )
         return problems + verify_directory(directory, entries, key[0] if key else None)
 
 

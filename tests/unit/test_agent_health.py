@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.doctor_checks import _skew
 from agent.health import AgentHealth, HealthSnapshot, Heartbeats, Restarts, render_metrics
 from agent.health_server import HealthServer
 from agent.sd_notify import Notifier, keep_watchdog, watchdog_interval
@@ -226,3 +227,8 @@ async def test_the_watchdog_is_withheld_while_a_loop_is_stalled(tmp_path: Path) 
         await asyncio.gather(task, return_exceptions=True)
         notifier.close()
         sock.close()
+
+
+def test_a_date_header_that_is_no_date_is_named_not_a_crash() -> None:
+    check = _skew("yesterday-ish", 1_796_000_000.0, 3.0)
+    assert check.status == "skip" and "not a date" in check.detail

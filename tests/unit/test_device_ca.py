@@ -79,6 +79,10 @@ def test_unusable_requests_are_refused(tmp_path: Path) -> None:
     signed = edwards.sign(ed25519.Ed25519PrivateKey.generate(), None)
     with pytest.raises(BadRequest, match="EC"):
         ca.issue_unit(signed.public_bytes(serialization.Encoding.PEM), "P-1", days=1)
+    odd_curve = ec.generate_private_key(ec.SECP521R1())
+    with pytest.raises(BadRequest, match="P-256 or P-384"):
+        ca.issue_unit(csr(key=odd_curve), "P-1", days=1)
+    assert ca.issue_unit(csr(key=ec.generate_private_key(ec.SECP384R1())), "P-1", days=1)
 
 
 def test_the_crl_lists_the_revoked_serials(tmp_path: Path) -> None:
