@@ -6,7 +6,9 @@ with N viewers, per viewer (total / N) and per viewer above ingest ((total - ing
 what each viewer adds); fps at the viewers, capture-to-viewer latency p50/p99 (from
 the stamps one viewer decodes), and viewer join -> first frame. All viewers of a case run in
 one process, whose CPU is shown too (`rcv%`): where it nears 100 %, the viewers, not the
-relay, set the frame rate they see.
+relay, set the frame rate they see. `fps in` is what the relay got from the publisher over
+the same time: where the viewers see about that much, the publisher (its encoder, or its
+degrade ladder answering the relay's feedback) set their frame rate, not the fan-out.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Row:
     relay_added_p50_ms: float
     relay_added_p99_ms: float
     receivers_cpu_pct: float
+    # Frames the relay got from the publisher per second meanwhile: viewers see no more.
+    fps_in: float
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -88,6 +92,11 @@ def _server(system: str, port: int, codec: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def _frames_in(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/streams", timeout=5) as answer:
+        return int(json.load(answer)[0]["frames_in"])
 
 
 def _cpu_pct(process: psutil.Process, seconds: float) -> float:
@@ -162,6 +171,7 @@ def run_case(
         if not ready:
             raise RuntimeError("viewers failed")
         receivers = psutil.Process(viewers.pid)
+        frames0 = _frames_in(base) if system == "rtcc" else 0
         cpu0, t0 = sum(relay.cpu_times()[:2]), time.monotonic()
         rcv0 = sum(receivers.cpu_times()[:2])
         result = json.loads(viewers.stdout.readline())
@@ -192,6 +202,7 @@ def run_case(
             relay_added_p50_ms=added.get("relay_delay_p50_ms") or float("nan"),
             relay_added_p99_ms=added.get("relay_delay_p99_ms") or float("nan"),
             receivers_cpu_pct=100 * (rcv1 - rcv0) / (t1 - t0),
+            fps_in=(added["frames_in"] - frames0) / (t1 - t0) if added else float("nan"),
         )
     finally:
         for proc in reversed(procs):
@@ -207,7 +218,8 @@ def print_table(rows: list[Row]) -> None:
     header = (
         f"{'system':<20} {'codec':<5} {'size':<8} {'N':>4} {'conn':>4} {'ingest%':>7} "
         f"{'relay%':>7} {'%/viewer':>8} {'+%/view':>7} {'fps':>5} {'fpsmin':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'join ms':>7} {'relay+ p50/p99':>15} {'rcv%':>6}"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'join ms':>7} {'relay+ p50/p99':>15} {'rcv%':>6} "
+        f"{'fps in':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -218,7 +230,7 @@ def print_table(rows: list[Row]) -> None:
             f"{r.viewer_cpu_pct:>7.2f} {r.fps_mean:>5.1f} "
             f"{r.fps_min:>6.1f} {r.latency_p50_ms:>7.1f} {r.latency_p99_ms:>7.1f} "
             f"{r.join_p50_ms:>7.0f} {r.relay_added_p50_ms:>7.2f}/{r.relay_added_p99_ms:<7.2f} "
-            f"{r.receivers_cpu_pct:>6.1f}"
+            f"{r.receivers_cpu_pct:>6.1f} {r.fps_in:>6.1f}"
         )
 
 

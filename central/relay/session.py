@@ -23,6 +23,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from central.errors import CenterError, Invalid, NotFound
+from central.relay.arrival import use_kernel_arrival
 from central.relay.fanout import StreamFanout
 from central.relay.recent import RecentBudget, RecentBuffer, RecentLimits
 from central.relay.sdp import answer_codec, loopback_candidates_only
@@ -134,6 +135,8 @@ class Relay:
             await pc.close()
             raise Invalid("offer has neither H.264 nor VP8")
         receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
+        # Its REMB is to measure the publisher's uplink, not this process's load.
+        use_kernel_arrival(receiver)
         old = stream.publisher
         if stream.pump is not None:
             stream.pump.cancel()
