@@ -6,13 +6,13 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from agent.triggers import DEFAULT_RULES, TriggerRule
 from firmware_bridge.link.transport import BAUD_RATES
 from protocol import RuntimeConfig
 from protocol.topics import check_id
-from runtime.config import CommonSettings, IceSettings, Section
+from runtime.config import CommonSettings, IceSettings, MqttTuning, Section, parse_broker_urls
 
 
 class SimSettings(Section):
@@ -204,3 +204,25 @@ class AgentSettings(CommonSettings):
         default=list(DEFAULT_RULES),
         description="Device event -> actions (record, stream, alert); replaces the defaults.",
     )
+
+    @field_validator("mqtt")
+    @classmethod
+    def _client_certificate_over_tls_only(
+        cls, mqtt: MqttTuning, info: ValidationInfo
+    ) -> MqttTuning:
+        """A unit that holds a client certificate is an enrolled unit: it must never fall
+        back to plain MQTT, where its traffic (and the broker's trust in it) is unprotected."""
+        tls, url = mqtt.tls, info.data.get("mqtt_url")
+        if (tls.cert_file is None) != (tls.key_file is None):
+            raise ValueError(
+                "mqtt.tls needs both cert_file and key_file (a client certificate and its key),"
+                " or neither"
+            )
+        if tls.cert_file is not None and url is not None:
+            plain = [str(u) for u in parse_broker_urls(url) if u.scheme == "mqtt"]
+            if plain:
+                raise ValueError(
+                    f"mqtt.tls.cert_file is set but mqtt_url {', '.join(plain)} is plain MQTT:"
+                    " a unit with a client certificate speaks mqtts:// only"
+                )
+        return mqtt
