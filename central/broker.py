@@ -21,8 +21,9 @@ from pathlib import Path
 
 import structlog
 
-from central.broker_security import BrokerTls, crl_problem
+from central.broker_security import BrokerTls, crl_problem, dynsec_with_center
 from runtime.backoff import Backoff, Retry
+from runtime.files import write_atomic
 from runtime.process import die_with_parent, keep_running
 
 log = structlog.get_logger("rtcc.broker")
@@ -115,10 +116,8 @@ class MosquittoProcess:
         self._check_crl()
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.options.render(self.data_dir, self.port))
-        dynsec = dynsec_file(self.data_dir)
-        if self.options.tls is not None and not dynsec.exists():
-            # Only the first time: from then on the plugin keeps the file up to date.
-            dynsec.write_text(self.options.tls.dynsec_text())
+        if self.options.tls is not None:
+            self._write_dynsec(self.options.tls)
         log_file = (self.data_dir / "mosquitto.log").open("ab")
         self._proc = subprocess.Popen(
             [self.binary, "-c", str(conf)],
@@ -143,6 +142,22 @@ class MosquittoProcess:
             time.sleep(0.05)
         self.stop()
         raise BrokerError(f"mosquitto did not listen on {self.port}: {self.log_tail()}")
+
+    def _write_dynsec(self, tls: BrokerTls) -> None:
+        """The plugin keeps its file up to date with the units; the center's own clients
+        and roles are made what they must be at every start (another center id, identity
+        or right since it was written)."""
+        path = dynsec_file(self.data_dir)
+        try:
+            text = dynsec_with_center(path.read_text(), tls.identities)
+        except FileNotFoundError:
+            text = tls.dynsec_text()
+        except (OSError, ValueError) as exc:
+            aside = path.with_suffix(".unreadable")
+            path.replace(aside)
+            log.error("dynsec_file_unreadable", error=str(exc), moved_to=str(aside))
+            text = tls.dynsec_text()
+        write_atomic(path, text.encode(), mode=0o600)
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None

@@ -1,9 +1,9 @@
 """The center's hand on the broker's access rules: add an enrolled unit, revoke one, replace
 its gateway, and bring the broker's list of units in line with the center's.
 
-It connects with the center's own certificate (its CN is the center identity, which the
-dynsec configuration of central/broker_security.py lets administer the plugin) and sends
-dynamic-security control messages, waiting for their answers.
+It connects with the center's admin certificate (its CN is the admin identity, which the
+dynsec configuration of central/broker_security.py lets administer the plugin and nothing
+else) and sends dynamic-security control messages, waiting for their answers.
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ class BrokerAdmin:
         client_id: str,
         url: BrokerUrl,
         tuning: MqttTuning,
-        center_identity: str,
         timeout_s: float = 5.0,
     ) -> None:
-        self.center_identity = center_identity
         self.timeout_s = timeout_s
         self._waiting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.link = MqttLink(
@@ -67,9 +65,6 @@ class BrokerAdmin:
 
     async def add_unit(self, unit_id: str) -> None:
         """Let an enrolled unit use its own topics (adding it twice is harmless)."""
-        if unit_id == self.center_identity:
-            # The client exists already, and "already exists" is taken for success.
-            raise BrokerAdminError(f"a unit may not have the center's identity: {unit_id!r}")
         await self._send(add_unit_commands(unit_id))
 
     async def revoke_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
@@ -102,7 +97,7 @@ class BrokerAdmin:
         file was made before enrollments or revocations the center recorded meanwhile."""
         (listed,) = await self._send([{"command": "listClients", "count": -1}])
         clients = listed.get("data", {}).get("clients", [])
-        commands = sync_commands(clients, enrolled, self.center_identity)
+        commands = sync_commands(clients, enrolled)
         if commands:
             await self._send(commands)
 

@@ -8,8 +8,14 @@ plugin, which denies everything by default:
 - each unit is a dynsec client (username = unit id) with a role of its own that lets it
   publish only its presence, state, events and command results and subscribe to and receive
   only its own commands. Dynsec in 2.0.11 has no %u patterns, hence one role per unit;
-- the center's identity may read every unit's presence, state, events and results, send
-  commands, publish its own status and events, and administer dynsec.
+- the center's identity (its fleet service) may read every unit's presence, state, events
+  and results, send commands and publish its own status and events;
+- the center's admin identity (central/broker_admin.py) may only administer dynsec.
+
+`use_username_as_clientid` makes every client id the certificate's CN: without it a unit
+could connect with another unit's client id and so throw that unit off (the broker drops
+the older connection of a client id). Hence one identity, and one certificate, per
+connection of the center.
 
 Why dynsec rather than an `acl_file` with %u patterns: revocation must throw out a unit that
 is connected. Mosquitto 2.0.11 has no way to disconnect a client except through dynsec
@@ -40,30 +46,32 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from protocol.topics import ROOT, TopicKind, check_id, unit_filter
+from protocol.topics import ROOT, TopicKind, check_id, is_id, unit_filter
 
 DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 CENTER_ROLE = "rtcc-center"
+ADMIN_ROLE = "rtcc-center-admin"
 UNIT_ROLE_PREFIX = "rtcc-unit-"
 
 Acl = dict[str, Any]
 
-# A certificate CN the center may use: its id, or (better) a dotted name no unit id can take.
-_IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A certificate CN the center may use: a dotted name, which no unit id can take.
+_IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+")
+MAX_IDENTITY = 128
 
 
 def check_identity(value: str) -> str:
-    if not _IDENTITY.fullmatch(value):
-        raise ValueError(f"not a usable center identity (certificate CN): {value[:80]!r}")
+    if len(value) > MAX_IDENTITY or not _IDENTITY.fullmatch(value):
+        raise ValueError(f"not a usable center identity (a dotted certificate CN): {value[:80]!r}")
     return value
 
 
 @dataclass(frozen=True)
 class BrokerTls:
     """The files of the broker's mutual-TLS listener (made by the center's device CA), the
-    identity (certificate CN) the center connects with and the center id of its topics."""
+    identities (certificate CNs) the center connects with and the center id of its topics."""
 
     ca_file: Path
     cert_file: Path
@@ -71,16 +79,24 @@ class BrokerTls:
     crl_file: Path
     center_identity: str
     center_id: str
+    admin_identity: str
     # Units the plugin's first configuration lets in; later ones are added by control messages.
     units: tuple[str, ...] = ()
     plugin: Path = DYNSEC_PLUGIN
 
     def __post_init__(self) -> None:
         check_identity(self.center_identity)
+        check_identity(self.admin_identity)
         check_id(self.center_id)
+        if self.center_identity == self.admin_identity:
+            raise ValueError("the center's fleet and admin identities must differ")
+
+    @property
+    def identities(self) -> CenterIdentities:
+        return CenterIdentities(self.center_identity, self.admin_identity, self.center_id)
 
     def dynsec_text(self) -> str:
-        return dynsec_config_text(self.center_identity, self.center_id, self.units)
+        return dynsec_config_text(self.identities, self.units)
 
     def render(self, host: str, port: int, dynsec_file: Path) -> list[str]:
         """mosquitto.conf lines: the TLS listener and the dynsec plugin (global settings)."""
@@ -93,6 +109,7 @@ class BrokerTls:
             f"crlfile {self.crl_file}",
             "require_certificate true",
             "use_identity_as_username true",
+            "use_username_as_clientid true",
             # The minimum version in Mosquitto 2.0.
             "tls_version tlsv1.2",
             "allow_anonymous false",
@@ -120,9 +137,22 @@ def unit_acls(unit_id: str) -> list[Acl]:
 _UNIT_WRITES = (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT)
 
 
+@dataclass(frozen=True)
+class CenterIdentities:
+    """The CNs of the center's two broker connections, and the center id of its topics."""
+
+    fleet: str
+    admin: str
+    center_id: str
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset((self.fleet, self.admin))
+
+
 def center_acls(center_id: str) -> list[Acl]:
     """What the fleet service does: read all units' reports, command them, publish its own
-    status and events; and administer dynsec (add, remove units)."""
+    status and events."""
     reads = [unit_filter(kind) for kind in _UNIT_WRITES]
     own = f"{ROOT}/centers/{check_id(center_id)}/#"
     return [
@@ -132,6 +162,12 @@ def center_acls(center_id: str) -> list[Acl]:
         _acl("publishClientSend", own),
         _acl("subscribePattern", own),
         _acl("publishClientReceive", own),
+    ]
+
+
+def admin_acls() -> list[Acl]:
+    """Administering dynsec (adding, removing units), and nothing of the units' traffic."""
+    return [
         _acl("publishClientSend", CONTROL_TOPIC),
         _acl("subscribePattern", RESPONSE_TOPIC),
         _acl("publishClientReceive", RESPONSE_TOPIC),
@@ -142,18 +178,15 @@ def unit_role(unit_id: str) -> str:
     return f"{UNIT_ROLE_PREFIX}{check_id(unit_id)}"
 
 
-def dynsec_config(
-    center_identity: str, center_id: str, units: Iterable[str] = ()
-) -> dict[str, Any]:
+def dynsec_config(center: CenterIdentities, units: Iterable[str] = ()) -> dict[str, Any]:
     """The plugin's first configuration file: deny by default, the center, and `units`.
     The plugin rewrites this file itself on every change made through control messages."""
     unit_ids = sorted(set(units))
-    if center_identity in unit_ids:
-        raise ValueError(f"a unit may not have the center's identity: {center_identity!r}")
-    roles = [{"rolename": CENTER_ROLE, "acls": center_acls(center_id)}]
+    for unit in unit_ids:
+        check_id(unit)
+    roles = _center_roles(center)
     roles += [{"rolename": unit_role(u), "acls": unit_acls(u)} for u in unit_ids]
-    clients = [_client(check_identity(center_identity), CENTER_ROLE)]
-    clients += [_client(u, unit_role(u)) for u in unit_ids]
+    clients = _center_clients(center) + [_client(u, unit_role(u)) for u in unit_ids]
     return {
         "defaultACLAccess": {
             "publishClientSend": False,
@@ -167,13 +200,49 @@ def dynsec_config(
     }
 
 
+def _center_roles(center: CenterIdentities) -> list[dict[str, Any]]:
+    return [
+        {"rolename": CENTER_ROLE, "acls": center_acls(center.center_id)},
+        {"rolename": ADMIN_ROLE, "acls": admin_acls()},
+    ]
+
+
+def _center_clients(center: CenterIdentities) -> list[dict[str, Any]]:
+    return [
+        _client(check_identity(center.fleet), CENTER_ROLE),
+        _client(check_identity(center.admin), ADMIN_ROLE),
+    ]
+
+
 def _client(username: str, role: str) -> dict[str, Any]:
     # No password: with use_identity_as_username Mosquitto never checks one.
     return {"username": username, "roles": [{"rolename": role}]}
 
 
-def dynsec_config_text(center_identity: str, center_id: str, units: Iterable[str] = ()) -> str:
-    return json.dumps(dynsec_config(center_identity, center_id, units), indent=2) + "\n"
+def dynsec_config_text(center: CenterIdentities, units: Iterable[str] = ()) -> str:
+    return json.dumps(dynsec_config(center, units), indent=2) + "\n"
+
+
+def dynsec_with_center(text: str, center: CenterIdentities) -> str:
+    """The plugin's file as the plugin kept it, with the center's clients and roles made
+    what they must be now (another center id or identity since it was written; a change
+    to the center's rights) and every unit kept. Dotted names are the center's: any
+    other center client found is removed."""
+    config = json.loads(text)
+    if not isinstance(config, dict):
+        raise ValueError("the dynamic-security file is not a JSON object")
+    ours = {CENTER_ROLE, ADMIN_ROLE}
+    clients = [
+        c
+        for c in config.get("clients", [])
+        if isinstance(c, dict) and "." not in str(c.get("username", ""))
+    ]
+    roles = [
+        r for r in config.get("roles", []) if isinstance(r, dict) and r.get("rolename") not in ours
+    ]
+    config["clients"] = _center_clients(center) + clients
+    config["roles"] = _center_roles(center) + roles
+    return json.dumps(config, indent=2) + "\n"
 
 
 def add_unit_commands(unit_id: str) -> list[dict[str, Any]]:
@@ -205,8 +274,19 @@ def control_payload(commands: list[dict[str, Any]], correlation: str) -> bytes:
 def control_answers(payload: bytes, correlation: str) -> list[dict[str, Any]] | None:
     """The answers to `control_payload(..., correlation)` in a response, in command order,
     or None when the response answers another request."""
-    responses = json.loads(payload).get("responses", [])
-    ours = [r for r in responses if str(r.get("correlationData", "")).startswith(f"{correlation}-")]
+    try:
+        found = json.loads(payload)
+    except ValueError:
+        return None
+    responses = found.get("responses") if isinstance(found, dict) else None
+    if not isinstance(responses, list):
+        return None
+    prefix = f"{correlation}-"
+    ours = [
+        r
+        for r in responses
+        if isinstance(r, dict) and str(r.get("correlationData", "")).startswith(prefix)
+    ]
     return ours or None
 
 
@@ -221,15 +301,11 @@ def control_errors(answers: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def sync_commands(
-    listed: Iterable[str], enrolled: Iterable[str], center_identity: str
-) -> list[dict[str, Any]]:
+def sync_commands(listed: Iterable[str], enrolled: Iterable[str]) -> list[dict[str, Any]]:
     """Commands that make the plugin's clients (`listed`, from listClients) exactly the
-    center and the `enrolled` units."""
-    wanted = set(enrolled)
-    if center_identity in wanted:
-        raise ValueError(f"a unit may not have the center's identity: {center_identity!r}")
-    present = set(listed) - {center_identity}
+    center's (dotted names, left alone) and the `enrolled` units."""
+    wanted = {unit for unit in enrolled if is_id(unit)}
+    present = {name for name in listed if is_id(name)}
     commands = [c for unit in sorted(present - wanted) for c in remove_unit_commands(unit)]
     return commands + [c for unit in sorted(wanted - present) for c in add_unit_commands(unit)]
 

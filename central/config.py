@@ -50,6 +50,17 @@ class BrokerSettings(Section):
 
     host: str = Field(default="127.0.0.1", description="Listener address of the child broker.")
     port: int = Field(default=0, ge=0, le=65_535, description="0 picks a free port.")
+    mtls: bool = Field(
+        default=True,
+        description="Mutual TLS: each unit connects with the certificate it enrolled for and "
+        "reaches only its own topics; the center with its own. false: a plain listener "
+        "anyone may use, for development only.",
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="Host names and addresses units reach the broker by, for its "
+        "certificate (default: the listener address).",
+    )
 
 
 class FleetSettings(Section):

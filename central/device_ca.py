@@ -33,6 +33,9 @@ SERVICE_DAYS = 397
 CRL_DAYS = 30
 BROKER_CN = "rtcc.broker"
 CENTER_CN_PREFIX = "rtcc.center."
+ADMIN_SUFFIX = ".admin"
+# A service certificate this close to its end is issued again when the center starts.
+RENEW_SERVICE_DAYS = 30
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 4096
 
@@ -63,8 +66,13 @@ def serial_hex(serial: int) -> str:
 
 
 def center_identity(center_id: str) -> str:
-    """The CN of the center's MQTT certificate: its broker username."""
+    """The CN of the fleet service's MQTT certificate: its broker username."""
     return CENTER_CN_PREFIX + check_id(center_id)
+
+
+def admin_identity(center_id: str) -> str:
+    """The CN of the certificate the center administers the broker's rights with."""
+    return center_identity(center_id) + ADMIN_SUFFIX
 
 
 def _name(common_name: str) -> x509.Name:
@@ -118,10 +126,60 @@ class DeviceCa:
         """The broker's server certificate for the names units reach it by."""
         return self._service("broker", BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
 
-    def issue_center(self, center_id: str, now: dt.datetime | None = None) -> KeyPair:
-        """The center's own MQTT client certificate (CN: `center_identity(center_id)`)."""
-        cn = center_identity(center_id)
-        return self._service("center", cn, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+    def issue_center(
+        self, center_id: str, now: dt.datetime | None = None, admin: bool = False
+    ) -> KeyPair:
+        """The center's own MQTT client certificate (CN: `center_identity(center_id)`), or
+        with `admin` the one it administers the broker with (`admin_identity`)."""
+        cn = admin_identity(center_id) if admin else center_identity(center_id)
+        stem = "center-admin" if admin else "center"
+        return self._service(stem, cn, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+
+    def broker_files(self, hosts: list[str], now: dt.datetime) -> KeyPair:
+        """The broker's certificate as kept, or a new one when it is missing, names other
+        hosts, comes from another CA or nears its end."""
+        pair = KeyPair(self.folder / "broker.pem", self.folder / "broker.key")
+        if self._usable(pair, BROKER_CN, hosts, now):
+            return pair
+        return self.issue_broker(hosts, now)
+
+    def center_files(self, center_id: str, now: dt.datetime, admin: bool = False) -> KeyPair:
+        """The center's client certificate (see `issue_center`), kept or made as the
+        broker's is."""
+        stem = "center-admin" if admin else "center"
+        cn = admin_identity(center_id) if admin else center_identity(center_id)
+        pair = KeyPair(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
+        if self._usable(pair, cn, [], now):
+            return pair
+        return self.issue_center(center_id, now, admin)
+
+    def _usable(self, pair: KeyPair, common_name: str, hosts: list[str], now: dt.datetime) -> bool:
+        ca_cert, _ = self._ca(now)
+        try:
+            cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
+            pair.key_file.stat()
+        except (OSError, ValueError):
+            return False
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            alt = list(sans)
+        except x509.ExtensionNotFound:
+            alt = []
+        return (
+            cert.issuer == ca_cert.subject
+            and [n.value for n in names] == [common_name]
+            and alt == [alt_name(h) for h in hosts]
+            and cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_SERVICE_DAYS)
+        )
+
+    def crl_fresh_until(self) -> dt.datetime | None:
+        """When the CRL on disk stops being used by OpenSSL (its next update), if readable."""
+        try:
+            crl = x509.load_pem_x509_crl(self.crl_file.read_bytes())
+        except (OSError, ValueError):
+            return None
+        return crl.next_update_utc
 
     def write_crl(
         self, revoked: Iterable[tuple[str, float]], now: dt.datetime | None = None

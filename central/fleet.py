@@ -85,6 +85,10 @@ class LogBudget:
         return used < self._limit
 
 
+def _nobody(_unit_id: str) -> bool:
+    return False
+
+
 class FleetService:
     def __init__(
         self,
@@ -105,6 +109,8 @@ class FleetService:
         # Called with the unit id when its presence changed, or with its new state.
         self.unit_listeners: list[Callable[[str, UnitState | None], None]] = []
         self.clock = clock
+        # A unit whose certificate is revoked: nothing it left on the broker is believed.
+        self.shut_out: Callable[[str], bool] = _nobody
         self._log = structlog.get_logger("rtcc.fleet").bind(center_id=settings.center_id)
         self._log_budget = LogBudget()
         self._status_topic = Topic.center_status(settings.center_id)
@@ -221,6 +227,9 @@ class FleetService:
         if message.topic.kind in (TopicKind.COMMAND, TopicKind.CENTER_STATUS):
             self._reject("unexpected_topic", "not an agent->center topic", topic, now)
             return None
+        if self.shut_out(message.topic.subject):
+            self._reject("unit_shut_out", "the unit's certificate is revoked", topic, now)
+            return None
         verdict = self.registry.apply(message, payload, now, retained)
         if verdict.outcome is Outcome.APPLIED:
             return message, verdict
@@ -231,6 +240,14 @@ class FleetService:
         elif verdict.outcome is Outcome.REFUSED:
             self._reject("registry_full", "too many units", topic, now)
         return None
+
+    def unit_shut_out(self, unit_id: str) -> None:
+        """The unit was thrown off the broker for good (revoked): the broker sends no Will
+        for it, so the center marks it offline itself."""
+        if self.registry.mark_offline(unit_id, self.clock()):
+            self._log.info("unit_presence", unit_id=unit_id, online=False, reason="revoked")
+            for changed in self.unit_listeners:
+                changed(unit_id, None)
 
     def _on_gap(self, unit_id: str, now: float) -> None:
         self.metrics.seq_gaps.inc()

@@ -5,6 +5,7 @@ Also the viewer page."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from importlib import resources
@@ -12,9 +13,11 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import AfterValidator
+from pydantic import AfterValidator, JsonValue
 
-from central.gate import source_of
+from central.db.audit_chain import AuditEntry
+from central.errors import Forbidden
+from central.gate import Gate, source_of
 from central.relay_front import RelayFront
 from central.streams import StreamService
 from central.viewers import ViewerAccess
@@ -26,8 +29,16 @@ Authorization = Annotated[str | None, Header()]
 
 
 def add_media_routes(
-    app: FastAPI, relay: RelayFront, streams: StreamService, viewers: ViewerAccess
+    app: FastAPI,
+    relay: RelayFront,
+    streams: StreamService,
+    viewers: ViewerAccess,
+    gate: Gate,
+    shut_out: Callable[[str], bool],
+    clock: Callable[[], float] = time.time,
 ) -> None:
+    """`shut_out(unit_id)`: the unit's certificate is revoked or expired, so it may not
+    publish, whatever token it still holds."""
     viewer_page = resources.files("central.static").joinpath("view.html").read_text()
 
     async def pass_on(
@@ -35,6 +46,8 @@ def add_media_routes(
     ) -> Response:
         claims = relay.authorize(aud, stream_id, authorization)
         if aud == "whip":
+            if shut_out(claims.who):
+                await asyncio.to_thread(refuse_publisher, gate, clock(), request, claims.who)
             streams.check_wanted(stream_id)
             return await relay.proxy(request, stream_id)
         grant = await asyncio.to_thread(viewers.check, claims)
@@ -78,3 +91,14 @@ def add_media_routes(
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
     def view(stream_id: StreamIdPath) -> HTMLResponse:
         return HTMLResponse(viewer_page)
+
+
+def refuse_publisher(gate: Gate, now: float, request: Request, unit_id: str) -> None:
+    """Audits a publisher whose certificate is revoked, and refuses it."""
+    detail: dict[str, JsonValue] = {"path": request.url.path, "reason": "certificate revoked"}
+    actor = f"unit:{unit_id}"
+    source = source_of(request)
+    gate.append(
+        AuditEntry(now, actor, "stream.publish", "refused", "unit", source, unit_id, detail)
+    )
+    raise Forbidden(f"unit {unit_id} holds no valid certificate: its video is refused")

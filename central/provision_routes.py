@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from central.access.policy import Action
+from central.broker_access import BrokerAccess
 from central.fleet import FleetService
 from central.gate import Caller, Gate, source_of
 from central.people import Operator
@@ -103,8 +104,16 @@ def add_provision_routes(
     gate: Gate,
     fleet: FleetService,
     urls: Callable[[], tuple[str, str]],
+    access: BrokerAccess | None,
 ) -> None:
-    """`urls()`: the broker and center URLs gateways are given, as the center runs now."""
+    """`urls()`: the broker and center URLs gateways are given, as the center runs now.
+    `access`: the supervised broker's rights, brought in line before an enrollment or a
+    revocation is answered (the new unit can connect at once; the revoked one is out)."""
+
+    async def broker_in_line() -> None:
+        if access is not None:
+            await access.refresh()
+
     settings = provisioning.settings
     throttle = AddressThrottle(settings.enroll_attempts, settings.enroll_window_s)
 
@@ -142,6 +151,7 @@ def add_provision_routes(
         done = await asyncio.to_thread(
             provisioning.enroll, body.code, body.csr, body.evidence_key, source
         )
+        await broker_in_line()
         mqtt_url, center_url = urls()
         return EnrollAnswer(
             unit_id=done.unit_id,
@@ -180,4 +190,5 @@ def add_provision_routes(
         caller: Annotated[Caller, Depends(gate.require(Action.DEVICES_PROVISION))],
     ) -> RevokeAnswer:
         serials = await asyncio.to_thread(provisioning.revoke, operator(caller), unit_id)
+        await broker_in_line()
         return RevokeAnswer(unit_id=unit_id, revoked=serials)

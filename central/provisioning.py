@@ -26,13 +26,14 @@ from central.access.credentials import hash_secret
 from central.config import CentralSettings
 from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
-from central.db.devices import DeviceCert, Devices
+from central.db.devices import DeviceCert, Devices, DeviceStanding
 from central.db.engine import Database
 from central.device_ca import BadRequest, DeviceCa
 from central.errors import CenterError, Invalid, Refused
 from central.people import CommandRefused, Operator, anchor_file, open_center_database
 from central.provision_settings import ProvisionSettings
 from protocol.topics import check_id
+from runtime.files import locked
 
 # No 0/O, 1/I/L: a code is read off one screen and typed on another.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -164,9 +165,12 @@ class Provisioning:
         check_id(unit_id)
         now = self._clock()
         with self._database.write() as tx:
-            serials = Devices(tx).revoke_unit(unit_id, now, operator.actor)
-            outcome = "ok" if serials else "noop"
-            detail: dict[str, JsonValue] = {"serials": list(serials)}
+            devices = Devices(tx)
+            serials = devices.revoke_unit(unit_id, now, operator.actor)
+            # A code handed out for the unit must not bring it back.
+            codes = devices.cancel_codes(unit_id, now)
+            outcome = "ok" if serials or codes else "noop"
+            detail: dict[str, JsonValue] = {"serials": list(serials), "codes_cancelled": codes}
             Audit(tx).append(_entry(operator, now, "device.revoke", outcome, unit_id, detail))
         self.write_crl()
         return serials
@@ -176,9 +180,22 @@ class Provisioning:
             return Devices(tx).certs()
 
     def write_crl(self) -> Path:
+        """The CRL as the database has it now. Under a lock shared with every process of
+        this data directory (the center, `rtcc provision revoke`): a writer that read the
+        database earlier can never replace a newer list with its older one."""
+        with locked(self.ca.folder / "crl.lock"):
+            with self._database.read() as tx:
+                revoked = Devices(tx).revoked()
+            now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+            return self.ca.write_crl(revoked, now)
+
+    def standing(self) -> DeviceStanding:
         with self._database.read() as tx:
-            revoked = Devices(tx).revoked()
-        return self.ca.write_crl(revoked, dt.datetime.fromtimestamp(self._clock(), dt.UTC))
+            return Devices(tx).standing(self._clock())
+
+    def revision(self) -> tuple[int, int, float | None, float | None]:
+        with self._database.read() as tx:
+            return Devices(tx).revision()
 
     def _admitted(self, devices: Devices, hashed: str, now: float) -> str:
         found = devices.code(hashed, for_update=True)

@@ -145,6 +145,15 @@ class Registry:
             record.state_ts = envelope.ts
         return Verdict(Outcome.APPLIED, gap=gap)
 
+    def mark_offline(self, unit_id: str, now: float) -> bool:
+        """Offline without a Will (a unit the broker threw out); whether that changed it."""
+        record = self._units.get(unit_id)
+        if record is None or not record.online:
+            return False
+        record.online = False
+        record.presence_since = now
+        return True
+
     def _presence(
         self, record: UnitRecord, message: Message, now: float, retained: bool
     ) -> Verdict:

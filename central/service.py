@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
+import datetime as dt
 import gc
 import secrets
 import socket
@@ -21,6 +24,9 @@ from central.alert_rules import Thresholds
 from central.alerts import AlertDesk
 from central.api import create_app
 from central.broker import MosquittoOptions, MosquittoProcess
+from central.broker_access import BrokerAccess
+from central.broker_admin import BrokerAdmin
+from central.broker_security import BrokerTls
 from central.config import CentralSettings, TokenKeys
 from central.console_hub import ConsoleHub
 from central.console_routes import add_console_routes
@@ -28,6 +34,8 @@ from central.db.anchors import ANCHOR_FILE, AnchorFile
 from central.db.devices import Devices
 from central.db.engine import Database
 from central.db.schema import open_migrated
+from central.device_ca import KeyPair, admin_identity, center_identity
+from central.errors import NotFound
 from central.evidence.api import add_evidence_routes
 from central.evidence.store import EvidenceStore
 from central.fleet import FleetService
@@ -47,7 +55,7 @@ from central.stream_routes import add_stream_routes
 from central.streams import StreamService
 from central.tls import CenterCa, ServerFiles, server_hosts
 from central.viewers import ViewerAccess
-from runtime.config import ConfigError
+from runtime.config import BrokerUrl, ConfigError, TlsFiles
 from runtime.files import write_atomic
 from runtime.http import EmbeddedServer
 from runtime.supervise import TaskGroup
@@ -88,6 +96,8 @@ class Central:
     def __init__(self, settings: CentralSettings) -> None:
         self.settings = settings
         self.broker: MosquittoProcess | None = None
+        self.access: BrokerAccess | None = None
+        self.provisioning: Provisioning | None = None
         self.fleet: FleetService | None = None
         self.relay: RelayFront | None = None
         self.streams: StreamService | None = None
@@ -114,18 +124,15 @@ class Central:
         self.gate = Gate(database, settings.access, anchors)
         self._tasks.spawn("audit-anchor", self._anchor_every_while)
         self._tasks.spawn("session-use", self.gate.keep_sessions_current)
-        mqtt_url = settings.mqtt_url
+        provisioning = self.provisioning = Provisioning(
+            database, settings.data_dir, settings.provision
+        )
+        mqtt_url, fleet_settings = settings.mqtt_url, settings
         if mqtt_url is None:
-            self.broker = MosquittoProcess(
-                settings.data_dir / "broker",
-                MosquittoOptions(host=settings.broker.host, port=settings.broker.port),
-            )
-            await asyncio.to_thread(self.broker.start)
-            self._tasks.spawn("broker", self.broker.supervise, supervise=False)
-            mqtt_url = self.broker.url
-            log.info("broker_started", url=mqtt_url, data_dir=str(self.broker.data_dir))
+            mqtt_url, fleet_settings = await self._start_broker(provisioning)
         self.mqtt_url = mqtt_url
-        self.fleet = FleetService(settings, Metrics(), mqtt_url)
+        self.fleet = FleetService(fleet_settings, Metrics(), mqtt_url)
+        self.fleet.shut_out = self._shut_out
         self._tasks.spawn("fleet", self.fleet.run, supervise=False)
         tokens = settings.tokens if settings.tokens.keys else kept_token_keys(settings.data_dir)
         relay = settings.relay
@@ -172,13 +179,71 @@ class Central:
         gc.freeze()
         log.info("central_started", api=self.api_url, mqtt=mqtt_url)
 
+    async def _start_broker(self, provisioning: Provisioning) -> tuple[str, CentralSettings]:
+        """The supervised Mosquitto; with mutual TLS (the default) its rights kept by
+        BrokerAccess. The URL, and the settings the fleet service connects with."""
+        settings = self.settings
+        options = MosquittoOptions(host=settings.broker.host, port=settings.broker.port)
+        fleet_settings = settings
+        if settings.broker.mtls:
+            tls, fleet_files, admin_files = await asyncio.to_thread(self._broker_tls, provisioning)
+            options = dataclasses.replace(options, tls=tls)
+            fleet_settings = _with_mqtt_tls(settings, fleet_files)
+        else:
+            log.warning("broker_open", detail="plain MQTT, no client certificates, as configured")
+        broker = self.broker = MosquittoProcess(settings.data_dir / "broker", options)
+        await asyncio.to_thread(broker.start)
+        self._tasks.spawn("broker", broker.supervise, supervise=False)
+        if settings.broker.mtls:
+            admin = BrokerAdmin(
+                f"{settings.center_id}-admin",
+                BrokerUrl.parse(broker.url),
+                _with_mqtt_tls(settings, admin_files).mqtt,
+            )
+            self.access = BrokerAccess(provisioning, broker, admin, self._unit_shut_out)
+            await asyncio.to_thread(self.access.prepare)
+            self._tasks.spawn("broker-access", self.access.run)
+        log.info("broker_started", url=broker.url, data_dir=str(broker.data_dir))
+        return broker.url, fleet_settings
+
+    def _broker_tls(self, provisioning: Provisioning) -> tuple[BrokerTls, TlsFiles, TlsFiles]:
+        """The broker's certificate and the center's two (kept while good, made when not),
+        the CRL as the database has it, and the units enrolled now (blocking)."""
+        settings, ca = self.settings, provisioning.ca
+        now = dt.datetime.now(dt.UTC)
+        server = ca.broker_files(settings.broker.names or [settings.broker.host], now)
+        fleet = ca.center_files(settings.center_id, now)
+        admin = ca.center_files(settings.center_id, now, admin=True)
+        provisioning.write_crl()
+        tls = BrokerTls(
+            ca_file=ca.ca_file,
+            cert_file=server.cert_file,
+            key_file=server.key_file,
+            crl_file=ca.crl_file,
+            center_identity=center_identity(settings.center_id),
+            center_id=settings.center_id,
+            admin_identity=admin_identity(settings.center_id),
+            units=tuple(sorted(provisioning.standing().enrolled)),
+        )
+        return tls, _files(ca.ca_file, fleet), _files(ca.ca_file, admin)
+
+    def _shut_out(self, unit_id: str) -> bool:
+        return self.access is not None and self.access.shut_out(unit_id)
+
+    async def _unit_shut_out(self, unit_id: str) -> None:
+        """A unit revoked (not replaced): offline, its live stream ended, not asked back."""
+        assert self.streams is not None and self.fleet is not None
+        self.fleet.unit_shut_out(unit_id)
+        with contextlib.suppress(NotFound):
+            await self.streams.stop(unit_id)
+
     def _app(self, database: Database) -> FastAPI:
         assert self.fleet and self.relay and self.streams and self.gate and self.viewers
         assert self.hub and self.alerts and self.shares
         settings, gate = self.settings, self.gate
         app = create_app(self.fleet, gate)
         add_access_routes(app, gate, SignInService(database, settings.access), swagger_dir())
-        add_media_routes(app, self.relay, self.streams, self.viewers)
+        add_media_routes(app, self.relay, self.streams, self.viewers, gate, self._shut_out)
         add_stream_routes(app, self.streams, self.viewers, gate)
         add_console_routes(app, self.hub, self.alerts, gate, settings.console)
         add_still_routes(app, self.relay, self.hub, gate)
@@ -188,17 +253,21 @@ class Central:
             with database.read() as tx:
                 return Devices(tx).evidence_key(unit_id)
 
-        self.evidence = EvidenceStore(settings.data_dir / "evidence", registered_key)
+        self.evidence = EvidenceStore(
+            settings.data_dir / "evidence",
+            registered_key,
+            self._shut_out,
+        )
         add_evidence_routes(app, self.evidence, gate)
         add_rewind_routes(app, self.relay, self.hub, self.evidence, gate, settings.relay)
         provision = settings.provision
-        provisioning = Provisioning(database, settings.data_dir, provision)
+        assert self.provisioning is not None
 
         def enrolled_urls() -> tuple[str, str]:
             center = provision.center_url or settings.relay.public_url or self.api_url
             return provision.broker_url or self.mqtt_url, center
 
-        add_provision_routes(app, provisioning, gate, self.fleet, enrolled_urls)
+        add_provision_routes(app, self.provisioning, gate, self.fleet, enrolled_urls, self.access)
         return app
 
     async def _start_console(self, database: Database) -> None:
@@ -275,6 +344,15 @@ class Central:
         while True:
             await asyncio.sleep(ANCHOR_EVERY_S)
             await asyncio.to_thread(self.gate.anchor)
+
+
+def _files(ca_file: Path, pair: KeyPair) -> TlsFiles:
+    return TlsFiles(ca_file=ca_file, cert_file=pair.cert_file, key_file=pair.key_file)
+
+
+def _with_mqtt_tls(settings: CentralSettings, files: TlsFiles) -> CentralSettings:
+    mqtt = settings.mqtt.model_copy(update={"tls": files})
+    return settings.model_copy(update={"mqtt": mqtt})
 
 
 def kept_token_keys(data_dir: Path) -> TokenKeys:

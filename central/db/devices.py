@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, Index, String, select
+from sqlalchemy import ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from central.db.models import HASH_LENGTH, Base, EpochTime
@@ -105,6 +105,20 @@ class Devices:
         row.used_at, row.used_from, row.serial = now, source, serial
         self._session.flush()
 
+    def cancel_codes(self, unit_id: str, now: float) -> int:
+        """Ends the unit's unused codes that have not expired; how many."""
+        rows = self._session.scalars(
+            select(EnrollCodeRow).where(
+                EnrollCodeRow.unit_id == unit_id,
+                EnrollCodeRow.used_at.is_(None),
+                EnrollCodeRow.expires_at > now,
+            )
+        ).all()
+        for row in rows:
+            row.expires_at = now
+        self._session.flush()
+        return len(rows)
+
     def add_cert(self, serial: str, unit_id: str, issued_at: float, expires_at: float) -> None:
         self._session.add(
             DeviceCertRow(
@@ -155,3 +169,41 @@ class Devices:
     def evidence_key(self, unit_id: str) -> str | None:
         row = self._session.get(UnitKeyRow, unit_id, populate_existing=True)
         return None if row is None else row.evidence_key
+
+    def standing(self, now: float) -> DeviceStanding:
+        """Which units may speak for themselves now (a certificate neither revoked nor
+        expired) and which serials are revoked, with their units."""
+        rows = self._session.execute(
+            select(
+                DeviceCertRow.serial,
+                DeviceCertRow.unit_id,
+                DeviceCertRow.expires_at,
+                DeviceCertRow.revoked_at,
+            )
+        ).all()
+        enrolled = {unit for _, unit, expires, revoked in rows if revoked is None and expires > now}
+        revoked = {serial: unit for serial, unit, _, at in rows if at is not None}
+        return DeviceStanding(frozenset(enrolled), revoked, frozenset(u for _, u, _, _ in rows))
+
+    def revision(self) -> tuple[int, int, float | None, float | None]:
+        """Changes whenever a certificate is issued or revoked: cheap to ask every second."""
+        certs, revoked, issued_last, revoked_last = self._session.execute(
+            select(
+                func.count(),
+                func.count(DeviceCertRow.revoked_at),
+                func.max(DeviceCertRow.issued_at),
+                func.max(DeviceCertRow.revoked_at),
+            )
+        ).one()
+        return int(certs), int(revoked), issued_last, revoked_last
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStanding:
+    enrolled: frozenset[str]
+    revoked: dict[str, str]  # serial -> unit id
+    known: frozenset[str]  # every unit the CA ever issued a certificate to
+
+    def shut_out(self, unit_id: str) -> bool:
+        """A unit that enrolled once and has no usable certificate now: revoked or expired."""
+        return unit_id in self.known and unit_id not in self.enrolled

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from central.access.policy import Action
 from central.access.tally import AuditTally
-from central.errors import Forbidden, TooLarge
-from central.evidence.store import EvidenceStore, SegmentState
-from central.gate import Caller, Gate
+from central.db.audit_chain import AuditEntry
+from central.errors import Forbidden, Refused, TooLarge
+from central.evidence.store import EvidenceStore, SegmentState, UnitShutOut
+from central.gate import Caller, Gate, source_of
 from protocol.evidence import MAX_SEGMENT_INDEX, SAFE_NAME_PATTERN, ManifestEntry
 from protocol.upload import (
     ENTRIES_ROUTE,
@@ -77,16 +78,43 @@ def viewer_of(caller: Caller) -> tuple[str, str]:
 def add_evidence_routes(
     app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float] = time.time
 ) -> None:
-    add_upload_routes(app, store)
+    add_upload_routes(app, store, gate, clock)
     add_search_routes(app, store, gate, clock)
 
 
-def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
-    """What units call (protocol.upload)."""
+def add_upload_routes(
+    app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float]
+) -> None:
+    """What units call (protocol.upload). An entry is refused unless signed with the key
+    the unit enrolled with (bound to its certificate), and nothing is taken from a unit
+    whose certificate is revoked: both refusals are audited."""
+
+    def audit_refusal(request: Request, unit_id: str | None, detail: dict[str, JsonValue]) -> None:
+        actor = f"unit:{unit_id}" if unit_id else "unit:?"
+        entry = AuditEntry(
+            clock(),
+            actor,
+            "evidence.upload",
+            "refused",
+            "unit",
+            source_of(request),
+            unit_id,
+            detail,
+        )
+        gate.append(entry)
 
     @app.post(ENTRIES_ROUTE)
-    async def post_entry(entry: ManifestEntry) -> dict[str, bool]:
-        return {"added": await call(store.add_entry, entry)}
+    async def post_entry(entry: ManifestEntry, request: Request) -> dict[str, bool]:
+        try:
+            return {"added": await call(store.add_entry, entry)}
+        except (Refused, UnitShutOut) as refused:
+            detail: dict[str, JsonValue] = {
+                "recording_id": entry.recording_id,
+                "index": entry.index,
+                "reason": str(refused),
+            }
+            await call(audit_refusal, request, entry.unit_id, detail)
+            raise
 
     @app.head(SEGMENT_ROUTE)
     async def segment_offset(recording_id: RecordingId, index: SegmentIndex) -> Response:
@@ -108,7 +136,17 @@ def add_upload_routes(app: FastAPI, store: EvidenceStore) -> None:
             chunk += part
             if len(chunk) > MAX_CHUNK:
                 raise TooLarge(f"chunks are at most {MAX_CHUNK} bytes")
-        return _state(await call(store.append, recording_id, index, upload_offset, bytes(chunk)))
+        try:
+            stored = await call(store.append, recording_id, index, upload_offset, bytes(chunk))
+        except UnitShutOut as refused:
+            detail: dict[str, JsonValue] = {
+                "recording_id": recording_id,
+                "index": index,
+                "reason": str(refused),
+            }
+            await call(audit_refusal, request, refused.unit_id, detail)
+            raise
+        return _state(stored)
 
 
 def add_search_routes(

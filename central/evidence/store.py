@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from central.errors import Conflict, NotFound, Refused, TooLarge, Unprocessable
+from central.errors import Conflict, Forbidden, NotFound, Refused, TooLarge, Unprocessable
 from protocol.evidence import ManifestEntry, Problem, check_entry, parse_manifest, verify
 from protocol.upload import MANIFEST
 from runtime.files import append_durably, sha256_file
@@ -62,15 +62,33 @@ def _none(_unit_id: str) -> str | None:
     return None
 
 
+def _never(_unit_id: str) -> bool:
+    return False
+
+
+class UnitShutOut(Forbidden):
+    """The unit's certificate is revoked (or expired): nothing more is taken from it."""
+
+    def __init__(self, unit_id: str) -> None:
+        super().__init__(f"unit {unit_id} holds no valid certificate: its uploads are refused")
+        self.unit_id = unit_id
+
+
 class EvidenceStore:
     """`registered_key(unit_id)`: the evidence key the unit enrolled with, if it did. An
     enrolled unit's recordings must be signed with it (it replaces a key pinned before); a
     unit that never enrolled has the first key it showed pinned. Each recording keeps the
     key it began with, so recordings of a replaced gateway still verify."""
 
-    def __init__(self, root: Path, registered_key: Callable[[str], str | None] = _none) -> None:
+    def __init__(
+        self,
+        root: Path,
+        registered_key: Callable[[str], str | None] = _none,
+        shut_out: Callable[[str], bool] = _never,
+    ) -> None:
         self.root = root
         self._registered_key = registered_key
+        self._shut_out = shut_out
         root.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(root / "index.db", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +100,10 @@ class EvidenceStore:
     def close(self) -> None:
         self._db.close()
 
+    def _check_standing(self, unit_id: str) -> None:
+        if self._shut_out(unit_id):
+            raise UnitShutOut(unit_id)
+
     def _dir(self, unit_id: str, recording_id: str) -> Path:
         return self.root / unit_id / recording_id
 
@@ -89,6 +111,7 @@ class EvidenceStore:
 
     def add_entry(self, entry: ManifestEntry) -> bool:
         """Append a unit's signed entry to its recording; False if it was already there."""
+        self._check_standing(entry.unit_id)
         registered = self._registered_key(entry.unit_id)
         with self._lock, self._db:
             pinned = self._db.execute(
@@ -229,6 +252,7 @@ class EvidenceStore:
             if offset + len(chunk) > state.size:
                 raise TooLarge("more bytes than the manifest entry's size")
             unit_id = self._unit_of(recording_id)
+            self._check_standing(unit_id)
             path = self._dir(unit_id, recording_id) / state.file
             partial = path.with_name(state.file + UPLOADING)
             append_durably(partial, chunk)

@@ -29,6 +29,7 @@ from tests.pki_helpers import DAY, TestCa
 CENTER = "center-1"
 # A certificate CN no unit id can take (unit ids have no dots).
 CENTER_CN = "rtcc.center.center-1"
+ADMIN_CN = CENTER_CN + ".admin"
 WAIT_S = 5.0
 NOT_AUTHORIZED = 135
 
@@ -51,6 +52,7 @@ def pki(tmp_path: Path) -> Pki:
         crl_file=ca.crl_file,
         center_identity=CENTER_CN,
         center_id=CENTER,
+        admin_identity=ADMIN_CN,
         units=("unit-a", "unit-b"),
     )
     return Pki(ca, tls)
@@ -65,8 +67,8 @@ def broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoProcess]:
 
 
 def admin_of(broker: MosquittoProcess, pki: Pki) -> BrokerAdmin:
-    tuning = MqttTuning(tls=pki.ca.client_files(CENTER_CN))
-    return BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning, CENTER_CN)
+    tuning = MqttTuning(tls=pki.ca.client_files(ADMIN_CN))
+    return BrokerAdmin("center-admin", BrokerUrl.parse(broker.url), tuning)
 
 
 class Peer:
@@ -207,6 +209,26 @@ def test_a_unit_reaches_only_its_own_topics(
     assert center.publish(command_a) == 0
     assert drain(unit_b, command_b) == [command_b]
     assert drain(unit_a, command_a) == [command_a]
+
+
+def test_a_unit_cannot_take_another_units_client_id(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    """Mosquitto drops the older connection of a client id: with the id forced to the
+    certificate's CN, unit A asking for unit B's (or the center's) id takes its own."""
+    unit_b = connected(peers, "unit-b", pki.ca.client_files("unit-b"), broker.port)
+    admin = connected(peers, "admin", pki.ca.client_files(ADMIN_CN), broker.port)
+    connected(peers, "unit-b", pki.ca.client_files("unit-a"), broker.port)
+    connected(peers, ADMIN_CN, pki.ca.client_files("unit-a"), broker.port)
+    command_b = str(Topic.command("unit-b", "config.set"))
+    assert unit_b.subscribe(unit_filter(TopicKind.COMMAND, "unit-b")) == 1
+    center = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
+    assert center.publish(command_b) == 0
+    assert drain(unit_b, command_b) == [command_b]
+    assert not unit_b.disconnected.is_set() and not admin.disconnected.is_set()
+    # The admin identity administers the plugin and reads no unit's reports.
+    assert admin.subscribe(unit_filter(TopicKind.STATE)) == NOT_AUTHORIZED
+    assert admin.publish(command_b) == NOT_AUTHORIZED
 
 
 def _refused(port: int, files: TlsFiles | None) -> str:

@@ -32,7 +32,7 @@ from central.db.audit import Audit, AuditQuery
 from central.db.audit_chain import AuditEntry
 from central.db.devices import DeviceCert, Devices, EnrollCodeRow
 from central.db.engine import Database
-from central.device_ca import DeviceCa, center_identity, serial_hex
+from central.device_ca import DeviceCa, admin_identity, center_identity, serial_hex
 from central.provision_settings import ProvisionSettings
 from central.provisioning import Provisioning
 from protocol.evidence import UnitKey
@@ -187,7 +187,7 @@ def test_a_gateway_enrolls_with_a_code(center: Center, tmp_path: Path) -> None:
     settings = load_settings(AgentSettings, folder / "agent.toml")
     assert settings.unit_id == "P-117" and settings.data_dir == folder
     assert settings.center_url == center.url
-    assert settings.mqtt_url is not None and settings.mqtt_url.startswith("mqtt://127.0.0.1:")
+    assert settings.mqtt_url is not None and settings.mqtt_url.startswith("mqtts://127.0.0.1:")
     assert settings.mqtt.tls.cert_file == folder / "tls" / "unit.pem"
     assert settings.center_ca_file == folder / "tls" / "center-ca.pem"
 
@@ -392,6 +392,7 @@ def test_enrolled_files_reach_a_broker_of_the_device_ca(center: Center, tmp_path
         crl_file=provisioning.write_crl(),
         center_identity=center_identity("rtcc-1"),
         center_id="rtcc-1",
+        admin_identity=admin_identity("rtcc-1"),
         units=("P-700",),
     )
     broker = MosquittoProcess(tmp_path / "broker", MosquittoOptions(tls=tls))

@@ -15,16 +15,21 @@ from paho.mqtt.client import topic_matches_sub
 
 from central.broker import MosquittoOptions
 from central.broker_security import (
+    ADMIN_ROLE,
     CENTER_ROLE,
     RESPONSE_TOPIC,
     BrokerTls,
+    CenterIdentities,
     add_unit_commands,
+    admin_acls,
     center_acls,
     control_answers,
     control_errors,
     control_payload,
     crl_problem,
     dynsec_config,
+    dynsec_config_text,
+    dynsec_with_center,
     remove_unit_commands,
     sync_commands,
     unit_acls,
@@ -34,6 +39,7 @@ from protocol.errors import ProtocolError
 from protocol.topics import Topic, TopicKind, unit_filter
 from tests.pki_helpers import DAY, TestCa
 
+CENTER = CenterIdentities("rtcc.center.center-1", "rtcc.center.center-1.admin", "center-1")
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 
 
@@ -74,7 +80,7 @@ def test_a_unit_writes_its_reports_and_reads_its_commands_only(own: str, other: 
         assert not allows(acls, "publishClientReceive", str(Topic.command(other, "config.set")))
 
 
-def test_the_center_reads_reports_commands_units_and_administers_the_plugin() -> None:
+def test_the_center_reads_reports_and_commands_units_and_its_admin_only_the_plugin() -> None:
     acls = center_acls("center-1")
     for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT):
         assert allows(acls, "subscribePattern", unit_filter(kind))
@@ -84,12 +90,16 @@ def test_the_center_reads_reports_commands_units_and_administers_the_plugin() ->
     assert allows(acls, "publishClientSend", str(Topic.center_event("center-1", "alert.new")))
     assert not allows(acls, "publishClientSend", str(Topic.center_status("center-2")))
     assert not any(allows(acls, "publishClientSend", topic) for topic in reports("P-117"))
-    assert allows(acls, "publishClientSend", "$CONTROL/dynamic-security/v1")
-    assert allows(acls, "subscribePattern", RESPONSE_TOPIC)
+    assert not allows(acls, "publishClientSend", "$CONTROL/dynamic-security/v1")
+    admin = admin_acls()
+    assert allows(admin, "publishClientSend", "$CONTROL/dynamic-security/v1")
+    assert allows(admin, "subscribePattern", RESPONSE_TOPIC)
+    assert not allows(admin, "subscribePattern", unit_filter(TopicKind.STATE))
+    assert not allows(admin, "publishClientSend", str(Topic.command("P-117", "config.set")))
 
 
 def test_the_first_configuration_denies_by_default_and_names_each_identity() -> None:
-    config = dynsec_config("rtcc.center.center-1", "center-1", ["unit-b", "unit-a", "unit-a"])
+    config = dynsec_config(CENTER, ["unit-b", "unit-a", "unit-a"])
     assert not any(
         config["defaultACLAccess"][k]
         for k in ("publishClientSend", "publishClientReceive", "subscribe")
@@ -97,6 +107,7 @@ def test_the_first_configuration_denies_by_default_and_names_each_identity() -> 
     clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in config["clients"]}
     assert clients == {
         "rtcc.center.center-1": [CENTER_ROLE],
+        "rtcc.center.center-1.admin": [ADMIN_ROLE],
         "unit-a": [unit_role("unit-a")],
         "unit-b": [unit_role("unit-b")],
     }
@@ -104,8 +115,28 @@ def test_the_first_configuration_denies_by_default_and_names_each_identity() -> 
     roles = {r["rolename"]: r["acls"] for r in config["roles"]}
     assert roles[unit_role("unit-a")] == unit_acls("unit-a")
     assert roles[CENTER_ROLE] == center_acls("center-1")
-    with pytest.raises(ValueError, match="center's identity"):
-        dynsec_config("center-1", "center-1", ["center-1"])
+    assert roles[ADMIN_ROLE] == admin_acls()
+    with pytest.raises(ProtocolError):
+        dynsec_config(CENTER, ["rtcc.center.center-1"])
+
+
+def test_the_center_part_of_a_kept_plugin_file_is_made_current_and_units_kept() -> None:
+    kept = json.loads(dynsec_config_text(CENTER, ["unit-a"]))
+    kept["clients"].append({"username": "rtcc.center.old", "roles": [{"rolename": "x"}]})
+    kept["roles"][0]["acls"] = []  # the center's rights as an older version had them
+    moved = CenterIdentities("rtcc.center.c2", "rtcc.center.c2.admin", "c2")
+    config = json.loads(dynsec_with_center(json.dumps(kept), moved))
+    assert sorted(c["username"] for c in config["clients"]) == [
+        "rtcc.center.c2",
+        "rtcc.center.c2.admin",
+        "unit-a",
+    ]
+    roles = {r["rolename"]: r["acls"] for r in config["roles"]}
+    assert roles[CENTER_ROLE] == center_acls("c2")
+    assert roles[unit_role("unit-a")] == unit_acls("unit-a")
+    for bad in ("[]", "{", "null"):
+        with pytest.raises(ValueError):
+            dynsec_with_center(bad, moved)
 
 
 def test_ids_that_are_not_unit_ids_are_refused() -> None:
@@ -140,11 +171,12 @@ def test_control_messages_and_their_answers() -> None:
 
 
 def test_syncing_keeps_the_center_removes_the_revoked_and_adds_the_enrolled() -> None:
-    commands = sync_commands(["center-1", "P-1", "P-2"], {"P-2", "P-3"}, "center-1")
+    listed = ["rtcc.center.c1", "rtcc.center.c1.admin", "P-1", "P-2"]
+    commands = sync_commands(listed, {"P-2", "P-3"})
     assert commands == remove_unit_commands("P-1") + add_unit_commands("P-3")
-    assert sync_commands(["center-1", "P-2"], {"P-2"}, "center-1") == []
-    with pytest.raises(ValueError, match="center's identity"):
-        sync_commands([], {"center-1"}, "center-1")
+    assert sync_commands(["rtcc.center.c1", "P-2"], {"P-2"}) == []
+    # Names that are not unit ids are never added as units.
+    assert sync_commands([], {"rtcc.center.c1", "a/b"}) == []
 
 
 def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
@@ -155,12 +187,14 @@ def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
         crl_file=Path("/pki/crl.pem"),
         center_identity="rtcc.center.center-1",
         center_id="center-1",
+        admin_identity="rtcc.center.center-1.admin",
     )
     lines = MosquittoOptions(tls=tls).render(tmp_path, 8883).splitlines()
     for line in (
         "listener 8883 127.0.0.1",
         "require_certificate true",
         "use_identity_as_username true",
+        "use_username_as_clientid true",
         "crlfile /pki/crl.pem",
         "tls_version tlsv1.2",
         "allow_anonymous false",
@@ -177,10 +211,17 @@ def test_the_tls_listener_replaces_the_open_one(tmp_path: Path) -> None:
     ]
     keys = {line.split()[0] for line in plain}
     assert not keys & {"cafile", "require_certificate", "plugin", "tls_version"}
-    with pytest.raises(ValueError, match="identity"):
-        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, "a/b", "center-1")
+    files = (tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file)
+    for fleet, admin in (("a/b", "a.b"), ("center-1", "a.b"), ("a.b", "a.b"), ("a.", "a.b")):
+        with pytest.raises(ValueError, match="identit"):
+            BrokerTls(*files, fleet, "center-1", admin)
     with pytest.raises(ProtocolError):
-        BrokerTls(tls.ca_file, tls.cert_file, tls.key_file, tls.crl_file, "rtcc.center", "c.1")
+        BrokerTls(*files, "rtcc.center", "c.1", "rtcc.center.admin")
+
+
+def test_garbage_control_answers_are_not_ours() -> None:
+    for payload in (b"", b"{", b"[]", b'{"responses": 3}', b'{"responses": [1, "x"]}'):
+        assert control_answers(payload, "abc") is None
 
 
 def test_a_crl_mosquitto_could_not_use_is_named(tmp_path: Path) -> None:
