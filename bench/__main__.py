@@ -4,6 +4,7 @@ from bench import (
     access,
     agent_footprint,
     console,
+    enrollment,
     fanout,
     relay_fanout,
     remote_start,
@@ -21,4 +22,5 @@ if __name__ == "__main__":
         or access.main([])
         or fanout.main([])
         or console.main([])
+        or enrollment.main([])
     )
