@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from runtime.files import write_atomic
+from runtime.config import ConfigError
+from runtime.files import locked, write_atomic
 
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what browsers accept for a server certificate
@@ -131,12 +132,35 @@ def server_hosts(listen_host: str, public_host: str | None) -> list[str]:
 def load_or_make_ca(
     ca_file: Path, ca_key_file: Path, common_name: str, now: dt.datetime
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """The CA kept in these files; made the first time (its key 0600)."""
-    if ca_file.exists() and ca_key_file.exists():
+    """The CA kept in these files; made the first time (its key 0600), by one process at
+    a time. Never made again over half of one: a new CA would silently invalidate every
+    certificate the old one issued."""
+    with locked(ca_file.with_name(ca_file.name + ".lock")):
+        if ca_file.exists() or ca_key_file.exists():
+            return _kept_ca(ca_file, ca_key_file)
+        return _new_ca(ca_file, ca_key_file, common_name, now)
+
+
+def _kept_ca(
+    ca_file: Path, ca_key_file: Path
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    try:
         cert = x509.load_pem_x509_certificate(ca_file.read_bytes())
         key = serialization.load_pem_private_key(ca_key_file.read_bytes(), None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return cert, key
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"the CA in {ca_file.parent} is incomplete or unreadable ({exc}): restore "
+            f"{ca_file.name} and {ca_key_file.name} from a backup (a new CA would invalidate "
+            "every certificate it issued)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+        raise ConfigError(f"{ca_key_file} is not the key of {ca_file}")
+    return cert, key
+
+
+def _new_ca(
+    ca_file: Path, ca_key_file: Path, common_name: str, now: dt.datetime
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
     cert = (

@@ -15,6 +15,7 @@ from central.broker_security import check_identity, crl_problem
 from central.device_ca import BROKER_CN, BadRequest, DeviceCa, center_identity, serial_hex
 from central.provisioning import code_hash, new_code, parse_duration
 from protocol.topics import is_id
+from runtime.config import ConfigError
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -142,3 +143,44 @@ def test_durations() -> None:
     for bad in ("", "0s", "-1h", "3w", "h"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_half_a_ca_is_never_replaced_by_a_new_one(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path / "devices")
+    first = ca.ca_pem()
+    ca.ca_key_file.unlink()
+    with pytest.raises(ConfigError, match="restore"):
+        ca.ca_pem()
+    assert ca.ca_file.read_bytes() == first
+    other = DeviceCa(tmp_path / "other")
+    other.ca_pem()
+    ca.ca_key_file.write_bytes(other.ca_key_file.read_bytes())
+    with pytest.raises(ConfigError, match="not the key"):
+        ca.ca_pem()
+
+
+def test_the_service_certificates_are_kept_while_good_and_made_again_when_not(
+    tmp_path: Path,
+) -> None:
+    ca = DeviceCa(tmp_path / "devices")
+    now = dt.datetime.now(dt.UTC)
+    served = ca.broker_files(["127.0.0.1"], now)
+    first = served.cert_file.read_bytes()
+    assert ca.broker_files(["127.0.0.1"], now).cert_file.read_bytes() == first
+    # Another name units reach it by, or its last month: a new one.
+    assert ca.broker_files(["127.0.0.1", "broker.pd"], now).cert_file.read_bytes() != first
+    kept = ca.broker_files(["127.0.0.1"], now).cert_file.read_bytes()
+    assert ca.broker_files(["127.0.0.1"], now + dt.timedelta(days=380)).cert_file.read_bytes() != (
+        kept
+    )
+    fleet = ca.center_files("rtcc-1", now)
+    admin = ca.center_files("rtcc-1", now, admin=True)
+    cns = [
+        x509.load_pem_x509_certificate(p.cert_file.read_bytes())
+        .subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+        .value
+        for p in (fleet, admin)
+    ]
+    assert cns == ["rtcc.center.rtcc-1", "rtcc.center.rtcc-1.admin"]
+    assert ca.center_files("rtcc-1", now) == fleet
+    assert stat.S_IMODE(admin.key_file.stat().st_mode) == 0o600
