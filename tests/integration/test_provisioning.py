@@ -26,6 +26,7 @@ from sqlalchemy import update
 
 from agent.config import AgentSettings
 from agent.enroll import certificate_request
+from agent.enroll_files import in_force
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 from central.broker_security import BrokerTls
 from central.db.audit import Audit, AuditQuery
@@ -153,8 +154,11 @@ def test_a_gateway_enrolls_with_a_code(center: Center, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Making this gateway's TLS key" in done.stdout
     assert "Enrolled as unit P-117" in done.stdout
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    assert {p.relative_to(folder).as_posix() for p in files} == {
+    # The enrollment's files in a folder of their own, reached through stable paths.
+    current = in_force(folder)
+    assert current is not None
+    files = [p.relative_to(current).as_posix() for p in current.rglob("*") if p.is_file()]
+    assert set(files) == {
         "agent.toml",
         "tls/unit.key",
         "tls/unit.pem",
@@ -162,7 +166,7 @@ def test_a_gateway_enrolls_with_a_code(center: Center, tmp_path: Path) -> None:
         "tls/center-ca.pem",
         "identity/unit.key",
     }
-    assert all(mode(p) == 0o600 for p in files)
+    assert all(mode(folder / rel) == 0o600 for rel in files)
     assert mode(folder) == mode(folder / "tls") == mode(folder / "identity") == 0o700
 
     # The certificate: the unit's name, this gateway's key, from the center's device CA.
