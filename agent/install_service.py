@@ -7,8 +7,9 @@ ExecStart= pointing at the rtcc being run, makes the user (as root), hands it th
 and enables and starts the service. The system commands go through a `Host`, so tests run
 all of it under a temporary root with the commands recorded instead of run.
 
-RTCC_INSTALL_ROOT moves /etc and /var/lib under another directory (for tests; agent.toml
-and the unit still name the paths as seen on the gateway).
+RTCC_INSTALL_ROOT moves /etc and /var/lib under another directory, for tests: agent.toml and
+the unit still name the paths as seen on the gateway, and no user or service of this machine
+is touched (the commands are printed).
 """
 
 from __future__ import annotations
@@ -96,8 +97,19 @@ class SystemHost:
         return Ran(done.returncode, (done.stderr or done.stdout).strip())
 
 
-def system_host() -> Host:
-    return SystemHost()
+class RelocatedHost(SystemHost):
+    """Under RTCC_INSTALL_ROOT: this machine's users and services are not the ones being
+    installed, so nothing is changed on it; the commands are printed instead."""
+
+    def is_root(self) -> bool:
+        return False
+
+    def systemd_running(self) -> bool:
+        return False
+
+
+def system_host(root: Path) -> Host:
+    return SystemHost() if root == Path("/") else RelocatedHost()
 
 
 @dataclass(frozen=True, slots=True)

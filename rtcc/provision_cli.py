@@ -70,7 +70,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             shipped = service.SHIPPED_UNIT.read_text()
             layout = service.Layout.from_environ(os.environ, shipped)
             folder = _service_folder(args.dir, layout.folder)
-            host = service.system_host()
+            host = service.system_host(layout.root)
             layout.check_writable(host)
             installing = layout, shipped, host
         done = enroll(args.center, args.code, folder, args.ca_file, sys.stdout)

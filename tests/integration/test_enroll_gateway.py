@@ -316,7 +316,7 @@ def test_install_service_enrolls_into_the_units_folder_and_starts_it(
     root = tmp_path / "root"
     host = RecordingHost()
     monkeypatch.setenv(install_service.ROOT_ENV, str(root))
-    monkeypatch.setattr(install_service, "system_host", lambda: host)
+    monkeypatch.setattr(install_service, "system_host", lambda root: host)
     args = center.args(tmp_path / "unused", "--install-service")
     del args[args.index("--dir") : args.index("--dir") + 2]
     out = io.StringIO()
@@ -339,3 +339,28 @@ def test_install_service_enrolls_into_the_units_folder_and_starts_it(
     said = out.getvalue()
     assert f"Enrolled as unit {UNIT}" in said and "Gave " in said
     assert "Start the agent with" not in said
+
+
+def test_install_service_under_another_root_changes_nothing_of_this_machine(
+    center: StandIn, tmp_path: Path
+) -> None:
+    """A real `rtcc provision enroll --install-service` with RTCC_INSTALL_ROOT: the files and
+    the unit land under it, and the commands for users and services are printed, not run."""
+    root = tmp_path / "root"
+    args = center.args(tmp_path / "unused", "--install-service")
+    del args[args.index("--dir") : args.index("--dir") + 2]
+    done = subprocess.run(
+        [sys.executable, "-m", "rtcc", *args],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, install_service.ROOT_ENV: str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (root / "var/lib/rtcc-agent/agent.toml").is_file()
+    assert (root / "etc/systemd/system/rtcc-agent.service").is_file()
+    assert "As root run: useradd --system --user-group" in done.stdout
+    assert "systemd is not running here" in done.stdout
+    assert "systemctl daemon-reload; systemctl enable rtcc-agent.service;" in done.stdout
