@@ -213,18 +213,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
+    """The center's side of `rtcc provision` (enroll, the gateway's, is rtcc/provision_cli.py)."""
     verb = args.provision_command
-    if verb == "enroll":
-        from agent.enroll import EnrollFailed, enroll
-
-        try:
-            done = enroll(args.center, args.code, args.dir, args.ca_file, sys.stdout)
-        except (EnrollFailed, OSError) as exc:
-            print(f"rtcc provision enroll: {exc}", file=sys.stderr)
-            return 1
-        print(f"Enrolled as unit {done.unit_id} (certificate {done.serial}).")
-        print(f"Start the agent with: rtcc agent --config {done.files.config}")
-        return 0
     from central.config import CentralSettings
     from central.people import CommandRefused
     from central.provisioning import run_provision_command

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import socket
 import ssl
@@ -15,11 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.enroll import EnrollFailed, enroll
+from agent.enroll_files import EnrollFiles
 from central.access.policy import Role, Scope, needs_second_factor
 from central.client_keys import add_client
 from central.config import CentralSettings
 from central.db.schema import open_migrated
 from central.people import Operator, People, anchor_file
+from central.provisioning import Provisioning
 from runtime.backoff import Backoff, Retry
 from runtime.config import load_settings
 from runtime.files import write_atomic
@@ -82,7 +86,6 @@ class Demo:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         broker_port = _port_or_free(0)
-        mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
         loopback = json.dumps(["127.0.0.1"])  # no media ever leaves this machine
         common = {"RTCC_LOG__FORMAT": "json"}
         central_env = {
@@ -115,27 +118,44 @@ class Demo:
                 ],
             )
         )
-        for n in range(1, self.units + 1):
-            unit = f"unit-{n:02d}"
+        for unit in self.unit_ids:
+            # Unit, broker, center and certificates: from the agent.toml enrollment wrote.
             agent_env = {
                 **common,
-                "RTCC_UNIT_ID": unit,
-                "RTCC_MQTT_URL": mqtt_url,
-                "RTCC_DATA_DIR": str(self.data_dir / unit),
                 "RTCC_SIM__EVENT_INTERVAL_S": "30",
                 "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
-                "RTCC_CENTER_URL": self.api,
-                "RTCC_CENTER_CA_FILE": str(self.ca_file),
                 "RTCC_ICE__HOST_ADDRESSES": loopback,
             }
-            if n == 1:
+            if unit == self.unit_ids[0]:
                 agent_env["RTCC_DEVICE__LINK"] = f"tcp://127.0.0.1:{self.bodycam_port}"
                 agent_env["RTCC_EVIDENCE__PRE_EVENT_S"] = "15"
             else:
                 # No body-cam is attached to these units: no camera to keep running.
                 agent_env["RTCC_EVIDENCE__ENABLED"] = "false"
-            children.append(Child(f"agent:{unit}", agent_env, logs / f"{unit}.log"))
+            config = ["--config", str(EnrollFiles(self.data_dir / unit).config)]
+            children.append(Child(f"agent:{unit}", agent_env, logs / f"{unit}.log", config))
         return children
+
+    @property
+    def unit_ids(self) -> list[str]:
+        return [f"unit-{n:02d}" for n in range(1, self.units + 1)]
+
+    def _enroll_units(self) -> None:
+        """Each simulated gateway enrolls as a tech would enroll a real one: a one-time code,
+        keys made in its own folder, a certificate from the center's device CA (mutual TLS
+        to the broker). Enrolled once per data directory."""
+        settings = load_settings(CentralSettings, data_dir=self.data_dir / "central")
+        database = open_migrated(settings.database())
+        try:
+            provisioning = Provisioning(database, settings.data_dir, settings.provision)
+            for unit in self.unit_ids:
+                folder = self.data_dir / unit
+                if EnrollFiles(folder).config.exists():
+                    continue
+                code = provisioning.create_code(Operator("demo"), unit)
+                enroll(self.api, code, folder, self.ca_file, io.StringIO())
+        finally:
+            database.close()
 
     def _make_logins(self) -> None:
         """One login per role, TOTP for the roles that need it, and an API key with every
@@ -176,6 +196,11 @@ class Demo:
         try:
             if not await self._wait_healthy(stop):
                 print(f"center did not come up; see {self.data_dir / 'logs'}")
+                return
+            try:
+                await asyncio.to_thread(self._enroll_units)
+            except EnrollFailed as exc:
+                print(f"a simulated unit could not enroll: {exc}")
                 return
             tasks += [asyncio.create_task(c.keep_running(), name=c.name) for c in children[1:]]
             self._banner(await self._start_streams(stop))
@@ -247,7 +272,8 @@ class Demo:
         live = "\n".join(f"  live       {line}" for line in streams)
         logins = "\n".join(f"             {line}" for line in self.logins)
         print(f"""
-rtcc demo is running: the center, its Mosquitto and {self.units} simulated patrol units.
+rtcc demo is running: the center, its Mosquitto (mutual TLS) and {self.units} simulated patrol
+units, each enrolled with a one-time code and speaking with its own certificate.
 
 {live}
 

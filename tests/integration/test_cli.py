@@ -108,6 +108,10 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
             40,
         )
         assert {u["unit_id"] for u in units} == {"unit-01", "unit-02"}
+        # Each unit enrolled itself and speaks to the broker with its own certificate.
+        for unit in ("unit-01", "unit-02"):
+            config = (tmp_path / unit / "agent.toml").read_text()
+            assert 'mqtt_url = "mqtts://' in config and "cert_file" in config
 
         def live_streams() -> list[dict[str, Any]] | None:
             live = [s for s in get(api + "/api/v1/streams", ca, key) if s["live"]]
