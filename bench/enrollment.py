@@ -136,21 +136,21 @@ def measure(center: Center, unit: str, code: str, work: Path) -> Sample:
     enrolled = time.monotonic()
     if done.returncode != 0:
         raise RuntimeError(f"enrollment failed: {done.stdout} {done.stderr}")
-    agent = _agent(center, folder)
-    try:
-        wait_until(lambda: _online(center, unit), timeout=60)
-        online = time.monotonic()
-    finally:
-        _stop(agent)
+    online = _run_until_online(center, unit, folder)
     wait_until(lambda: not _online(center, unit), timeout=60)
     restarted = time.monotonic()
+    restart_online = _run_until_online(center, unit, folder)
+    return Sample(unit, enrolled - started, online - started, restart_online - restarted)
+
+
+def _run_until_online(center: Center, unit: str, folder: Path) -> float:
+    """Starts the gateway's agent; when the center listed it online (then stops it)."""
     agent = _agent(center, folder)
     try:
         wait_until(lambda: _online(center, unit), timeout=60)
-        restart_online = time.monotonic()
+        return time.monotonic()
     finally:
         _stop(agent)
-    return Sample(unit, enrolled - started, online - started, restart_online - restarted)
 
 
 def _p(values: list[float], q: float) -> float:
