@@ -165,6 +165,37 @@ class HealthSettings(Section):
     )
 
 
+class RenewalSettings(Section):
+    """The unit renews its own certificate (mqtt.tls) at the center before it expires,
+    signing the request with its enrollment's evidence key. Only with a client certificate
+    and an https:// center_url."""
+
+    enabled: bool = True
+    share: float = Field(
+        default=1 / 3,
+        gt=0,
+        le=1,
+        description="Renew once less than this share of the certificate's lifetime is left.",
+    )
+    min_days: float = Field(
+        default=30.0,
+        ge=0,
+        le=3650,
+        description="Renew too once fewer than this many days are left (at the earliest half "
+        "way through the lifetime: a short-lived certificate is not due as soon as issued).",
+    )
+    window_s: float = Field(
+        default=600.0,
+        ge=1,
+        le=86_400,
+        description="At most one attempt in this long; a failed one is retried after this "
+        "plus a growing, jittered backoff.",
+    )
+    retry_max_s: float = Field(
+        default=6 * 3600.0, ge=1, le=7 * 86_400, description="The backoff's ceiling."
+    )
+
+
 class AgentSettings(CommonSettings):
     unit_id: Annotated[str, AfterValidator(check_id)] = Field(
         description="This unit's id: the certificate CN, MQTT username and client id."
@@ -200,6 +231,7 @@ class AgentSettings(CommonSettings):
     device: DeviceSettings = DeviceSettings()
     evidence: EvidenceSettings = EvidenceSettings()
     health: HealthSettings = HealthSettings()
+    renewal: RenewalSettings = RenewalSettings()
     triggers: list[TriggerRule] = Field(
         default=list(DEFAULT_RULES),
         description="Device event -> actions (record, stream, alert); replaces the defaults.",

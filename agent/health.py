@@ -88,6 +88,10 @@ class HealthSnapshot:
     evidence_segments_waiting: int | None = None
     evidence_bytes_waiting: int | None = None
     camera_frames: int | None = None
+    # The client certificate and its renewal (agent/renewal.py), when the unit renews.
+    cert_expires_in_s: float | None = None
+    renewal_outcomes: dict[str, int] | None = None
+    renewal_last: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -173,4 +177,28 @@ def render_metrics(s: HealthSnapshot) -> str:
         )
     if s.camera_frames is not None:
         t.metric("camera_frames_total", "counter", "Frames the camera delivered.", s.camera_frames)
+    _renewal(t, s)
     return "\n".join(t.lines) + "\n"
+
+
+def _renewal(t: _Text, s: HealthSnapshot) -> None:
+    if s.cert_expires_in_s is not None:
+        t.metric(
+            "certificate_expiry_seconds",
+            "gauge",
+            "Seconds until the client certificate expires (negative: expired).",
+            s.cert_expires_in_s,
+        )
+    if s.renewal_outcomes is not None:
+        t.metric(
+            "certificate_renewals_total",
+            "counter",
+            "Certificate renewal attempts, by outcome (ok, refused, failed).",
+            {k: float(v) for k, v in s.renewal_outcomes.items()},
+            "outcome",
+        )
+    if s.renewal_last is not None:
+        name = "rtcc_agent_certificate_renewal_last"
+        t.lines.append(f"# HELP {name} The last renewal attempt's outcome (1 = it).")
+        t.lines.append(f"# TYPE {name} gauge")
+        t.lines.append(f'{name}{{outcome="{_label(s.renewal_last)}"}} 1')

@@ -19,6 +19,7 @@ from agent.handlers import HANDLERS, run_command
 from agent.health import AgentHealth
 from agent.outbox import Outbox, OutboxRow
 from agent.pump import OutboxPump
+from agent.renewal import Renewer, not_renewing, recover_pair
 from agent.state import AgentFacts, StatePolicy, build_state
 from agent.store import Meta, SeenCommands, open_store
 from agent.stream_keeper import StreamKeeper
@@ -100,6 +101,7 @@ class Agent:
             username=self.unit_id,
         )
         self.pump = OutboxPump(self.outbox, self.link, self._render_row)
+        self.renewal = None if not_renewing(settings) else Renewer(settings, self.link, clock)
         self._commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_SIZE)
         self._tasks = TaskGroup()
         self._stamper = Stamper()
@@ -114,8 +116,14 @@ class Agent:
 
     async def start(self) -> None:
         self._poll_device()
+        # Before the first connection reads the certificate files.
+        recover_pair(self.settings)
         self._tasks.spawn("mqtt", self.link.run, supervise=False)
         counted = self.health.restarts.counted
+        if self.renewal is not None:
+            self._tasks.spawn("renewal", counted("renewal", self.renewal.run))
+        else:
+            self._log.info("certificate_renewal_off", reason=not_renewing(self.settings))
         self._tasks.spawn("outbox", counted("outbox", self.pump.run))
         self._tasks.spawn("device", counted("device", self._device_loop))
         self._tasks.spawn("vehicle", self._vehicle.run, supervise=False)

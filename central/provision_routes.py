@@ -1,5 +1,6 @@
 """Provisioning over HTTP: enrollment codes, the list of device certificates and revocation
-for techs and admins; enrollment itself for gateways, whose code is their only credential.
+for techs and admins; enrollment itself for gateways, whose code is their only credential,
+and renewal, which an enrolled gateway signs with its registered evidence key.
 
 No `from __future__ import annotations`: FastAPI reads the routes' signatures.
 """
@@ -19,6 +20,7 @@ from central.fleet import FleetService
 from central.gate import Caller, Gate, source_of
 from central.people import Operator
 from central.provisioning import Provisioning
+from protocol.renewal import RENEW_ROUTE, RenewAnswer, RenewRequest
 from protocol.topics import check_id
 
 MAX_CSR_CHARS = 16_384
@@ -116,6 +118,7 @@ def add_provision_routes(
 
     settings = provisioning.settings
     throttle = AddressThrottle(settings.enroll_attempts, settings.enroll_window_s)
+    add_renewal_route(app, provisioning)
 
     def operator(caller: Caller) -> Operator:
         return Operator(caller.name, caller.role, caller.source)
@@ -141,13 +144,7 @@ def add_provision_routes(
     )
     async def enroll(body: EnrollRequest, request: Request) -> EnrollAnswer:
         source = source_of(request)
-        wait_s = throttle.admit(source, time.monotonic())
-        if wait_s is not None:
-            raise HTTPException(
-                429,
-                "too many enrollment attempts from this address: try again later",
-                headers={"Retry-After": str(max(1, round(wait_s)))},
-            )
+        admit(throttle, source, "enrollment")
         done = await asyncio.to_thread(
             provisioning.enroll, body.code, body.csr, body.evidence_key, source
         )
@@ -192,3 +189,44 @@ def add_provision_routes(
         serials = await asyncio.to_thread(provisioning.revoke, operator(caller), unit_id)
         await broker_in_line()
         return RevokeAnswer(unit_id=unit_id, revoked=serials)
+
+
+def admit(throttle: AddressThrottle, source: str, what: str) -> None:
+    """429 with Retry-After once `source` made too many attempts."""
+    wait_s = throttle.admit(source, time.monotonic())
+    if wait_s is not None:
+        raise HTTPException(
+            429,
+            f"too many {what} attempts from this address: try again later",
+            headers={"Retry-After": str(max(1, round(wait_s)))},
+        )
+
+
+def add_renewal_route(app: FastAPI, provisioning: Provisioning) -> None:
+    """POST RENEW_ROUTE: no person's credentials, the unit's signature is the credential."""
+    settings = provisioning.settings
+    # The enrollment's limit, counted apart: a fleet renewing through one address never
+    # holds up a tech's enrollment from it, nor the reverse.
+    throttle = AddressThrottle(settings.enroll_attempts, settings.enroll_window_s)
+
+    @app.post(
+        RENEW_ROUTE,
+        responses={
+            400: {"description": "Unusable CSR"},
+            403: {"description": "Unknown unit, bad signature, stale time, or no valid cert"},
+            429: {"description": "Too many attempts from this address"},
+        },
+    )
+    async def renew(body: RenewRequest, request: Request) -> RenewAnswer:
+        source = source_of(request)
+        admit(throttle, source, "renewal")
+        done = await asyncio.to_thread(provisioning.renew, body, source)
+        # Nothing to bring in line at the broker: the unit held a valid certificate, so it
+        # was enrolled and stays so, and its new certificate is on no revocation list.
+        return RenewAnswer(
+            unit_id=done.unit_id,
+            serial=done.serial,
+            expires_at=done.expires_at,
+            certificate=done.cert_pem,
+            ca=done.ca_pem,
+        )

@@ -1,5 +1,6 @@
 """Provisioning gateways: one-time enrollment codes, enrollment (a CSR and an evidence key
-for a certificate and the agent's configuration), revocation and the list of certificates.
+for a certificate and the agent's configuration), renewal by the gateway itself (signed
+with that evidence key), revocation and the list of certificates.
 
 Every change commits with its audit record in one transaction; a refused enrollment is
 audited too (after its transaction rolled back). The CRL is written again after each
@@ -32,6 +33,8 @@ from central.device_ca import BadRequest, DeviceCa
 from central.errors import CenterError, Invalid, Refused
 from central.people import CommandRefused, Operator, anchor_file, open_center_database
 from central.provision_settings import ProvisionSettings
+from central.renewal import RenewRefused, refusal
+from protocol.renewal import RenewRequest
 from protocol.topics import check_id
 from runtime.files import locked
 
@@ -51,6 +54,15 @@ class Enrolled:
     cert_pem: str
     ca_pem: str
     replaced: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Renewed:
+    unit_id: str
+    serial: str
+    expires_at: float
+    cert_pem: str
+    ca_pem: str
 
 
 class EnrollRefused(Refused):
@@ -125,6 +137,7 @@ class Provisioning:
                 devices = Devices(tx)
                 hashed = code_hash(code)
                 unit_id = self._admitted(devices, hashed, now)
+                devices.lock_unit(unit_id)
                 issued = self.ca.issue_unit(
                     csr_pem.encode(),
                     unit_id,
@@ -160,12 +173,53 @@ class Provisioning:
             replaced,
         )
 
+    def renew(self, request: RenewRequest, source: str) -> Renewed:
+        """A new certificate, for the request's key and the configured lifetime, to the unit
+        that signed `request` (admitted by central/renewal.py), recorded and audited in one
+        transaction. The unit's earlier certificates stay valid until they expire: the
+        gateway may still be connected with one. Refused: audited, then Refused; a CSR the
+        CA will not sign: audited, then Invalid."""
+        now = self._clock()
+        gateway = Operator("gateway", None, source)
+        unit_id = request.unit_id
+        try:
+            with self._database.write() as tx:
+                devices = Devices(tx)
+                key = devices.lock_unit(unit_id)
+                reason = refusal(request, devices.certs(unit_id), key, now)
+                if reason is not None:
+                    raise RenewRefused(reason)
+                at = dt.datetime.fromtimestamp(now, dt.UTC)
+                issued = self.ca.issue_unit(
+                    request.csr.encode(), unit_id, self.settings.cert_days, at
+                )
+                expires_at = issued.cert.not_valid_after_utc.timestamp()
+                devices.add_cert(issued.serial, unit_id, now, expires_at)
+                detail: dict[str, JsonValue] = {
+                    "serial": issued.serial,
+                    "previous": request.serial,
+                    "expires_at": expires_at,
+                }
+                Audit(tx).append(_entry(gateway, now, "device.renew", "ok", unit_id, detail))
+        except (RenewRefused, BadRequest) as exc:
+            refused: dict[str, JsonValue] = {"reason": str(exc), "serial": request.serial}
+            with self._database.write() as tx:
+                entry = _entry(gateway, now, "device.renew", "refused", unit_id, refused)
+                Audit(tx).append(entry)
+            if isinstance(exc, BadRequest):
+                raise Invalid(str(exc)) from None
+            raise Refused(str(exc)) from None
+        return Renewed(
+            unit_id, issued.serial, expires_at, issued.pem.decode(), self.ca.ca_pem().decode()
+        )
+
     def revoke(self, operator: Operator, unit_id: str) -> list[str]:
         """Revokes every certificate of the unit still valid, and writes the CRL."""
         check_id(unit_id)
         now = self._clock()
         with self._database.write() as tx:
             devices = Devices(tx)
+            devices.lock_unit(unit_id)
             serials = devices.revoke_unit(unit_id, now, operator.actor)
             # A code handed out for the unit must not bring it back.
             codes = devices.cancel_codes(unit_id, now)

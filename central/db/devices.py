@@ -170,6 +170,20 @@ class Devices:
         row = self._session.get(UnitKeyRow, unit_id, populate_existing=True)
         return None if row is None else row.evidence_key
 
+    def lock_unit(self, unit_id: str) -> str | None:
+        """The unit's evidence key, its row locked until the transaction ends. Renewal,
+        enrollment and revocation of one unit take this lock first and so take turns
+        (SQLite's writers take turns anyway; PostgreSQL's would not): a certificate a
+        renewal issues can never slip past a revocation committed at the same time."""
+        query = (
+            select(UnitKeyRow)
+            .where(UnitKeyRow.unit_id == unit_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = self._session.scalars(query).first()
+        return None if row is None else row.evidence_key
+
     def standing(self, now: float) -> DeviceStanding:
         """Which units may speak for themselves now (a certificate neither revoked nor
         expired) and which serials are revoked, with their units."""
