@@ -59,9 +59,13 @@ def certificates(s: AgentSettings, now: dt.datetime) -> Check:
             facts,
         )
     if days < CERT_WARN_DAYS:
-        return Check(
-            "certificates", "warn", f"expires in {days:.0f} days", "renew it now: " + ENROLL, facts
+        fix = (
+            "the agent renews it by itself while it reaches the center over HTTPS: check the "
+            "agent runs and its log for certificate_renewal_failed; if it cannot, " + ENROLL
+            if s.renewal.enabled
+            else "renewal is off (renewal.enabled): " + ENROLL
         )
+        return Check("certificates", "warn", f"expires in {days:.0f} days", fix, facts)
     return Check("certificates", "ok", f"valid for {days:.0f} more days, key matches", None, facts)
 
 

@@ -88,6 +88,8 @@ class HealthSnapshot:
     evidence_segments_waiting: int | None = None
     evidence_bytes_waiting: int | None = None
     camera_frames: int | None = None
+    # Publishes the broker refused as not authorized (rows kept and sent again).
+    outbox_not_authorized: int = 0
     # The client certificate and its renewal (agent/renewal.py), when the unit renews.
     cert_expires_in_s: float | None = None
     renewal_outcomes: dict[str, int] | None = None
@@ -139,6 +141,12 @@ def render_metrics(s: HealthSnapshot) -> str:
     t.metric("outbox_bytes", "gauge", "Bytes waiting for the broker.", s.outbox_bytes)
     t.metric(
         "outbox_dropped_total", "counter", "Oldest messages dropped when full.", s.outbox_dropped
+    )
+    t.metric(
+        "outbox_not_authorized_total",
+        "counter",
+        "Publishes the broker refused as not authorized; rows kept and sent again.",
+        s.outbox_not_authorized,
     )
     t.metric("mqtt_connects_total", "counter", "Broker connections made.", s.mqtt_connects)
     t.metric("commands_rejected_total", "counter", "Commands refused.", s.commands_rejected)

@@ -34,6 +34,8 @@ def collect(agent: Agent, now: float) -> HealthSnapshot:
         status = evidence_status(agent.evidence.root)
         waiting = {k: status[k] for k in ("segments_to_upload", "bytes_to_upload")}
     uplink = agent.streams.uplink
+    renewal = agent.renewal.status if agent.renewal is not None else None
+    expires_at = renewal.expires_at if renewal is not None else None
     return HealthSnapshot(
         uptime_s=agent.health.uptime(now),
         links=links,
@@ -51,6 +53,10 @@ def collect(agent: Agent, now: float) -> HealthSnapshot:
         evidence_segments_waiting=waiting.get("segments_to_upload"),
         evidence_bytes_waiting=waiting.get("bytes_to_upload"),
         camera_frames=camera_frames,
+        outbox_not_authorized=agent.pump.not_authorized,
+        cert_expires_in_s=None if expires_at is None else expires_at - now,
+        renewal_outcomes=dict(renewal.outcomes) if renewal is not None else None,
+        renewal_last=renewal.last_outcome if renewal is not None else None,
     )
 
 

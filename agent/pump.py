@@ -14,8 +14,6 @@ import random
 from collections.abc import Callable
 
 import structlog
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.outbox import Outbox, OutboxRow
 from protocol import ProtocolError
@@ -25,8 +23,8 @@ from runtime.mqtt import MqttLink, NotConnected, PublishRejected
 log = structlog.get_logger("rtcc.agent.outbox")
 
 Render = Callable[[OutboxRow], tuple[str, bytes]]
-# How runtime.mqtt names MQTT 5's reason code 135 in PublishRejected.
-NOT_AUTHORIZED = str(ReasonCode(PacketTypes.PUBACK, identifier=135))
+# MQTT 5's reason code for a publish the broker's ACL refused.
+NOT_AUTHORIZED = 135
 
 
 class OutboxPump:
@@ -126,7 +124,7 @@ class OutboxPump:
             try:
                 future.result()
             except PublishRejected as exc:
-                if str(exc) == NOT_AUTHORIZED:
+                if exc.code == NOT_AUTHORIZED:
                     self.not_authorized += 1
                     held = True
                     continue

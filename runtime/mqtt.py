@@ -46,6 +46,10 @@ class NotConnected(MqttError):
 class PublishRejected(MqttError):
     """The broker answered a publish with a failure reason code (MQTT 5)."""
 
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.code = code
+
 
 class ConnectFailed(MqttError):
     pass
@@ -347,7 +351,7 @@ class MqttLink:
         if future is None or future.done():
             return
         if reason.is_failure:
-            fail_quietly(future, PublishRejected(str(reason)))
+            fail_quietly(future, PublishRejected(str(reason), reason.value))
         else:
             future.set_result(None)
 

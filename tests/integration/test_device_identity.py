@@ -7,49 +7,31 @@ audited."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.enroll import enroll
 from agent.evidence.recorder import Recorder
 from central.config import CentralSettings
-from central.db.audit import Audit, AuditQuery
-from central.db.audit_chain import AuditEntry
-from central.people import Operator
 from central.service import Central
 from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from protocol.upload import ENTRIES_ROUTE
-from runtime.config import TlsFiles, load_settings
+from runtime.config import load_settings
 from tests.center_tls import ca_file, https_settings
 from tests.helpers import FAST_MQTT, running_agent, wait_for
 from tests.integration.center_helpers import LOOPBACK_ICE, api_client
+from tests.integration.identity_helpers import (
+    TECH,
+    audited,
+    center_with_own_broker,
+    enroll_gateway,
+    gateway_tls,
+)
 from tests.integration.test_evidence import offload, stored
 from tests.integration.test_provisioning import CONNACK_ACCEPTED, mqtt_connect
 
 REVOKED_WITHIN_S = 5.0
-
-
-@contextlib.asynccontextmanager
-async def center_with_own_broker(unique: str, tmp_path: Path) -> AsyncIterator[Central]:
-    settings = load_settings(
-        CentralSettings,
-        center_id=f"c-{unique}",
-        mqtt=FAST_MQTT,
-        data_dir=tmp_path / "center",
-        http=https_settings(0),
-        relay={"workers": 1, "ice": LOOPBACK_ICE},
-    )
-    central = Central(settings)
-    await central.start()
-    try:
-        yield central
-    finally:
-        await central.stop()
 
 
 def record_clip(folder: Path, unit_id: str, key: UnitKey) -> tuple[str, Path]:
@@ -70,13 +52,6 @@ def first_entry(recordings: Path, recording_id: str) -> dict[str, object]:
     return entry
 
 
-def audited(central: Central, action: str, unit_id: str) -> list[AuditEntry]:
-    assert central.database is not None
-    with central.database.read() as tx:
-        page = Audit(tx).query(AuditQuery(limit=1000, newest_first=False))
-    return [r.entry for r in page.records if r.entry.action == action and r.entry.object == unit_id]
-
-
 async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
     unique: str, tmp_path: Path
 ) -> None:
@@ -89,14 +64,10 @@ async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
         assert central.fleet is not None and central.relay is not None
         provisioning = central.provisioning
         assert provisioning is not None
-        tech = Operator("tech-1", "tech")
-        code = provisioning.create_code(tech, unit)
         folder = tmp_path / "gateway"
-        enrolled = await asyncio.to_thread(
-            enroll, central.api_url, code, folder, ca_file(), io.StringIO()
-        )
+        enrolled = await enroll_gateway(central, unit, folder)
         files = enrolled.files
-        tls = TlsFiles(ca_file=files.device_ca, cert_file=files.tls_cert, key_file=files.tls_key)
+        tls = gateway_tls(enrolled)
         fleet = central.fleet
 
         async with running_agent(
@@ -129,7 +100,7 @@ async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
             # Revoked while connected, as `rtcc provision revoke` does it (in the database,
             # from another process): out within 5 s, offline at the center.
             revoked_at = time.monotonic()
-            assert await asyncio.to_thread(provisioning.revoke, tech, unit)
+            assert await asyncio.to_thread(provisioning.revoke, TECH, unit)
             await wait_for(lambda: not agent.link.connected.is_set(), timeout=REVOKED_WITHIN_S)
             assert time.monotonic() - revoked_at < REVOKED_WITHIN_S
             record = fleet.registry.get(unit)

@@ -14,11 +14,13 @@ from runtime.backoff import Backoff
 from runtime.mqtt import PublishRejected
 from tests.helpers import wait_for
 
+QUOTA_EXCEEDED = 151
+
 
 class ScriptedLink:
     """Answers each publish in turn: refusals (a reason) for a topic, then PUBACKs."""
 
-    def __init__(self, refusals: dict[str, list[str]]) -> None:
+    def __init__(self, refusals: dict[str, list[int]]) -> None:
         self.connected = asyncio.Event()
         self.connected.set()
         self.refusals = refusals
@@ -37,7 +39,7 @@ class ScriptedLink:
             if reason is None:
                 future.set_result(None)
             else:
-                future.set_exception(PublishRejected(reason))
+                future.set_exception(PublishRejected(f"reason code {reason}", reason))
 
         # One answer per loop turn, in order: the first can be seen before the others.
         loop.call_later(0.001 * self._answered, answer)
@@ -76,7 +78,7 @@ async def test_not_authorized_keeps_the_row_and_sends_the_others_once(tmp_path: 
 
 
 async def test_another_refusal_drops_the_row(tmp_path: Path) -> None:
-    link = ScriptedLink({"a": ["Quota exceeded"]})
+    link = ScriptedLink({"a": [QUOTA_EXCEEDED]})
     outbox, pump = await pumped(tmp_path, link, ["a", "b"])
     await run_until_empty(outbox, pump)
     assert pump.not_authorized == 0 and outbox.dropped == 1 and pump.sent == 1
