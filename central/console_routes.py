@@ -1,7 +1,7 @@
-"""HTTP for the console and patrol pages: the pages and the browser libraries they load
-(served by the center itself: nothing comes from the internet), the map's configuration,
-the live feed (Server-Sent Events), a unit's recent events, and alerts with their
-acknowledgement."""
+"""HTTP for the console, patrol and devices pages: the pages and the browser libraries they
+load (served by the center itself: nothing comes from the internet), the map's
+configuration, the live feed (Server-Sent Events), a unit's recent events, and alerts with
+their acknowledgement."""
 
 # No `from __future__ import annotations`: the routes' signatures hold the gate's
 # dependencies, which FastAPI must evaluate where the routes are defined.
@@ -112,6 +112,10 @@ def add_page_routes(app: FastAPI, settings: ConsoleSettings) -> None:
     def patrol_page() -> FileResponse:
         return page("patrol")
 
+    @app.get("/devices", include_in_schema=False)
+    def devices_page() -> FileResponse:
+        return page("devices")
+
     @app.get("/console/", include_in_schema=False)
     def console_slash() -> RedirectResponse:
         return RedirectResponse("/console")
@@ -126,7 +130,7 @@ def add_page_routes(app: FastAPI, settings: ConsoleSettings) -> None:
 
     @app.get("/assets/{area}/{name:path}", include_in_schema=False)
     def page_asset(area: str, name: str) -> FileResponse:
-        if area not in ("console", "patrol", "view", "lib"):
+        if area not in ("console", "patrol", "devices", "view", "lib"):
             raise NotFound("no such file")
         return file_response(served_file(STATIC / area, name))
 
