@@ -112,7 +112,9 @@ class MosquittoProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The plugin rewrites its file with the default umask: the folder keeps it private.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self._check_crl()
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(self.options.render(self.data_dir, self.port))

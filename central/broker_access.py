@@ -1,139 +1,174 @@
-"""Keeps the supervised broker's door in line with the center's record of devices.
+"""Keeps the supervised broker's door in line with the device records (central/device_watch.py).
 
-The database is the one record of who is enrolled and what is revoked: enrollments and
-revocations made through the API, by `rtcc provision revoke` in another process, or by
-another center process sharing the database all land there. This loop looks at it every
-second (a cheap revision query) and, when it changed:
+When the records change (a second after any commit, at once for the API's own routes):
 
-1. writes the CRL again and has the broker reload it, so that a revoked certificate's next
-   TLS handshake fails;
-2. throws out the units that just lost a certificate (dynsec deleteClient kicks their live
-   connections; a replaced gateway's successor comes back in step 3);
-3. makes the plugin's clients exactly the enrolled units.
+1. the CRL is written again and the broker reloads it, so that a revoked certificate's
+   next TLS handshake fails;
+2. the units that just lost a certificate are thrown out (dynsec deleteClient kicks their
+   live connections; a replaced gateway's successor comes back in step 3);
+3. the plugin's clients are made exactly the enrolled units.
 
-It also signs the CRL again every day (OpenSSL refuses every client once a CRL is past its
-next update) and brings the plugin's list in line every minute whatever happened, for a
-broker restarted from an older file. Revocation therefore takes effect within about a
-second of its commit, and at once when the API's own routes ask (`refresh`).
+`applied` is what the broker was last given; a pass that fails leaves it as it was, so the
+next one does the whole work again (with jittered backoff). Every day the CRL is signed
+again (OpenSSL refuses every client once a CRL is past its next update) and the broker's
+and center's own certificates are issued again when near their end; every minute the
+plugin's list is brought in line whatever happened (a broker restarted from an older file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from central.broker import BrokerError, MosquittoProcess
 from central.broker_admin import BrokerAdmin, BrokerAdminError
 from central.db.devices import DeviceStanding
+from central.device_watch import DeviceWatch
 from central.provisioning import Provisioning
 from runtime.backoff import Backoff, Retry
 from runtime.mqtt import MqttError
 
 log = structlog.get_logger("rtcc.broker_access")
 
-CHECK_S = 1.0
 FULL_SYNC_S = 60.0
-CRL_RESIGN_S = 86_400.0
+DAILY_S = 86_400.0
 REFRESH_TIMEOUT_S = 10.0
 
-Revision = tuple[int, int, float | None, float | None]
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one pass must do to bring the broker from `applied` to `standing` (pure)."""
+
+    lost: frozenset[str]  # units that lost a certificate since `applied`
+    write_crl: bool
+    sync: bool
+
+    @classmethod
+    def plan(
+        cls, applied: DeviceStanding, standing: DeviceStanding, daily_due: bool, sync_due: bool
+    ) -> Work:
+        new = standing.revoked.keys() - applied.revoked.keys()
+        lost = frozenset(standing.revoked[serial] for serial in new)
+        return cls(lost, bool(lost) or daily_due, standing != applied or sync_due)
+
+
+@dataclass(frozen=True, slots=True)
+class CenterHooks:
+    """What the center does around the broker: the unit revoked (offline, its stream
+    ended), its own certificates issued again when near their end (blocking: True when
+    they changed) and its links made to reconnect with them."""
+
+    unit_revoked: Callable[[str], Awaitable[None]]
+    renew_certificates: Callable[[], bool]
+    reconnect: Callable[[], None]
 
 
 class BrokerAccess:
     def __init__(
         self,
+        watch: DeviceWatch,
         provisioning: Provisioning,
         broker: MosquittoProcess,
         admin: BrokerAdmin,
-        on_revoked: Callable[[str], Awaitable[None]],
-        clock: Callable[[], float] = time.time,
+        applied: DeviceStanding,
+        hooks: CenterHooks,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`applied`: the records the broker's CRL and plugin file were made from."""
+        self._watch = watch
         self._provisioning = provisioning
         self._broker = broker
         self._admin = admin
-        self._on_revoked = on_revoked
+        self._applied = applied
+        self._hooks = hooks
         self._clock = clock
-        self.standing = DeviceStanding(frozenset(), {}, frozenset())
-        self._revision: Revision | None = None
-        self._crl_signed_at = -CRL_RESIGN_S
+        self._daily_at = clock()
         self._synced_at = -FULL_SYNC_S
-        self._nudge = asyncio.Event()
-        self._passes = 0
-        self._passed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        watch.listeners.append(self._wake.set)
+        self._requested = 0
+        self._done = 0
+        self._progress = asyncio.Condition()
         self.failures = 0
 
-    def prepare(self) -> None:
-        """Before the broker starts (blocking): the CRL as the database has it, and the
-        standing the loop compares with later."""
-        self._provisioning.write_crl()
-        self._crl_signed_at = self._clock()
-        self.standing = self._provisioning.standing()
-        self._revision = self._provisioning.revision()
-
-    def shut_out(self, unit_id: str) -> bool:
-        """Whether the unit enrolled once and holds no usable certificate now."""
-        return self.standing.shut_out(unit_id)
-
-    async def refresh(self) -> None:
-        """Returns once a pass that began after this call has brought the broker in line
-        (or REFRESH_TIMEOUT_S passed: the loop keeps trying)."""
-        async with self._passed:
-            wanted = self._passes + 2  # the pass under way may have read the database before
-            self._nudge.set()
+    async def refresh(self) -> bool:
+        """Whether the broker was brought in line with the records as they are now within
+        REFRESH_TIMEOUT_S (if not, the loop keeps trying)."""
+        self._requested += 1
+        wanted = self._requested
+        self._wake.set()
+        async with self._progress:
             try:
                 await asyncio.wait_for(
-                    self._passed.wait_for(lambda: self._passes >= wanted), REFRESH_TIMEOUT_S
+                    self._progress.wait_for(lambda: self._done >= wanted), REFRESH_TIMEOUT_S
                 )
             except TimeoutError:
-                log.warning("broker_access_refresh_slow")
+                log.warning("broker_access_pending", failures=self.failures)
+                return False
+        return True
 
     async def run(self) -> None:
         retry = Retry(Backoff(initial_s=0.5, max_s=10.0))
-        async with self._admin.running():
+        async with self._admin.running(wait=False):
             while True:
+                self._wake.clear()
+                request = self._requested
                 try:
-                    await self._pass()
+                    # Quietly, the first time: the link is still connecting.
+                    await asyncio.wait_for(self._admin.link.connected.wait(), REFRESH_TIMEOUT_S)
+                    await self._pass(fresh=request > self._done)
                     retry.reset()
-                    delay = CHECK_S
-                except (BrokerAdminError, BrokerError, MqttError, OSError) as exc:
+                    delay = FULL_SYNC_S
+                    async with self._progress:
+                        self._done = max(self._done, request)
+                        self._progress.notify_all()
+                except (
+                    BrokerAdminError,
+                    BrokerError,
+                    MqttError,
+                    OSError,
+                    SQLAlchemyError,
+                    TimeoutError,
+                ) as exc:
                     self.failures += 1
                     retry.failed()
                     delay = retry.delay()
                     log.error("broker_access_failed", error=str(exc), retry_in_s=round(delay, 2))
-                async with self._passed:
-                    self._passes += 1
-                    self._passed.notify_all()
-                self._nudge.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._nudge.wait(), delay)
+                    await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def _pass(self) -> None:
+    async def _pass(self, fresh: bool) -> None:
+        if fresh:
+            await self._watch.check()  # a caller waits: the records as they are now
         now = self._clock()
-        revision = await asyncio.to_thread(self._provisioning.revision)
-        changed = revision != self._revision
-        if not changed and now - self._synced_at < FULL_SYNC_S:
-            if now - self._crl_signed_at >= CRL_RESIGN_S:
-                await self._write_crl_and_reload()
-            return
-        standing = await asyncio.to_thread(self._provisioning.standing)
-        lost = {standing.revoked[s] for s in standing.revoked.keys() - self.standing.revoked}
-        if lost or now - self._crl_signed_at >= CRL_RESIGN_S:
-            await self._write_crl_and_reload()
-        for unit_id in sorted(lost):
-            await self._admin.revoke_unit(unit_id)
+        daily_due = now - self._daily_at >= DAILY_S
+        standing = self._watch.standing
+        work = Work.plan(self._applied, standing, daily_due, now - self._synced_at >= FULL_SYNC_S)
+        if daily_due and await asyncio.to_thread(self._hooks.renew_certificates):
+            await self._admin.reload_broker(self._broker.reload)
+            self._hooks.reconnect()
+            log.info("broker_certificates_renewed")
+        if work.write_crl:
+            await asyncio.to_thread(self._provisioning.write_crl)
+            await self._admin.reload_broker(self._broker.reload)
+            log.info("crl_reloaded", revoked=len(standing.revoked))
+        if daily_due:
+            self._daily_at = now
+        for unit_id in sorted(work.lost):
+            await self._admin.remove_unit(unit_id)
             log.info("unit_shut_out", unit_id=unit_id, enrolled=unit_id in standing.enrolled)
-        await self._admin.sync_units(set(standing.enrolled))
-        self.standing, self._revision, self._synced_at = standing, revision, now
-        for unit_id in sorted(lost - standing.enrolled):
-            await self._on_revoked(unit_id)
-
-    async def _write_crl_and_reload(self) -> None:
-        await asyncio.to_thread(self._provisioning.write_crl)
-        self._crl_signed_at = self._clock()
-        await self._admin.reload_broker(self._broker.reload)
-        log.info("crl_reloaded", at=dt.datetime.fromtimestamp(self._crl_signed_at, dt.UTC))
+        if work.sync:
+            await self._admin.sync_units(set(standing.enrolled))
+            self._synced_at = now
+        self._applied = standing
+        for unit_id in sorted(work.lost - standing.enrolled):
+            try:
+                await self._hooks.unit_revoked(unit_id)
+            except Exception:
+                log.exception("unit_revoked_hook_failed", unit_id=unit_id)

@@ -51,11 +51,13 @@ class BrokerAdmin:
         )
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[BrokerAdmin]:
-        """Connected for the duration of the block."""
+    async def running(self, wait: bool = True) -> AsyncIterator[BrokerAdmin]:
+        """The link runs (reconnecting by itself) for the duration of the block; with
+        `wait`, the block starts once it is connected (TimeoutError if not in time)."""
         task = asyncio.create_task(self.link.run())
         try:
-            await asyncio.wait_for(self.link.connected.wait(), self.timeout_s)
+            if wait:
+                await asyncio.wait_for(self.link.connected.wait(), self.timeout_s)
             yield self
         finally:
             await self.link.close()
@@ -67,23 +69,11 @@ class BrokerAdmin:
         """Let an enrolled unit use its own topics (adding it twice is harmless)."""
         await self._send(add_unit_commands(unit_id))
 
-    async def revoke_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
-        """Throw the unit out now and keep it out. Call after the CRL file holds its serial;
-        `reload` (the supervised broker's SIGHUP) makes the broker read that CRL, so that its
-        next TLS handshake fails; the reload is complete before the kick."""
-        try:
-            if reload is not None:
-                await self.reload_broker(reload)
-        finally:
-            # Even when the CRL could not be reloaded, the unit loses every permission.
-            await self._send(remove_unit_commands(unit_id))
-
-    async def replace_unit(self, unit_id: str, reload: Callable[[], None] | None = None) -> None:
-        """A new gateway for the unit: the old one (its serial in the CRL) is thrown out as
-        by `revoke_unit`, and the unit id, which the new certificate carries too, keeps its
-        rights. Call before the new certificate is handed out: the kick is by username."""
-        await self.revoke_unit(unit_id, reload)
-        await self.add_unit(unit_id)
+    async def remove_unit(self, unit_id: str) -> None:
+        """Throw the unit out now and leave it no permission (removing it twice is
+        harmless). Its certificate must be in a CRL the broker reloaded first
+        (`reload_broker`), or it could connect again and wait for its rights to return."""
+        await self._send(remove_unit_commands(unit_id))
 
     async def reload_broker(self, reload: Callable[[], None]) -> None:
         """Signal the broker to reload (its CRL) and return once it has: a signal is

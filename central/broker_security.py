@@ -145,10 +145,6 @@ class CenterIdentities:
     admin: str
     center_id: str
 
-    @property
-    def names(self) -> frozenset[str]:
-        return frozenset((self.fleet, self.admin))
-
 
 def center_acls(center_id: str) -> list[Acl]:
     """What the fleet service does: read all units' reports, command them, publish its own

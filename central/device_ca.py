@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -157,8 +157,13 @@ class DeviceCa:
         ca_cert, _ = self._ca(now)
         try:
             cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
-            pair.key_file.stat()
-        except (OSError, ValueError):
+            key = serialization.load_pem_private_key(pair.key_file.read_bytes(), None)
+            # Another CA of the same name, or a key and certificate torn apart by a crash
+            # (Mosquitto would refuse to start with them).
+            cert.verify_directly_issued_by(ca_cert)
+        except (OSError, ValueError, TypeError, InvalidSignature):
+            return False
+        if key.public_key() != cert.public_key():
             return False
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         try:
@@ -172,14 +177,6 @@ class DeviceCa:
             and alt == [alt_name(h) for h in hosts]
             and cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_SERVICE_DAYS)
         )
-
-    def crl_fresh_until(self) -> dt.datetime | None:
-        """When the CRL on disk stops being used by OpenSSL (its next update), if readable."""
-        try:
-            crl = x509.load_pem_x509_crl(self.crl_file.read_bytes())
-        except (OSError, ValueError):
-            return None
-        return crl.next_update_utc
 
     def write_crl(
         self, revoked: Iterable[tuple[str, float]], now: dt.datetime | None = None

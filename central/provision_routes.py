@@ -8,14 +8,13 @@ No `from __future__ import annotations`: FastAPI reads the routes' signatures.
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from central.access.policy import Action
-from central.broker_access import BrokerAccess
 from central.fleet import FleetService
 from central.gate import Caller, Gate, source_of
 from central.people import Operator
@@ -76,6 +75,11 @@ class DeviceView(ProvisionModel):
 class RevokeAnswer(ProvisionModel):
     unit_id: str
     revoked: list[str]
+    broker_updated: bool = Field(
+        description="The broker threw the unit out before this answer; false: it could "
+        "not be reached in time, the center keeps trying (HTTP uploads and video are "
+        "refused already)."
+    )
 
 
 class AddressThrottle:
@@ -106,15 +110,13 @@ def add_provision_routes(
     gate: Gate,
     fleet: FleetService,
     urls: Callable[[], tuple[str, str]],
-    access: BrokerAccess | None,
+    devices_changed: Callable[[], Awaitable[bool]],
 ) -> None:
     """`urls()`: the broker and center URLs gateways are given, as the center runs now.
-    `access`: the supervised broker's rights, brought in line before an enrollment or a
-    revocation is answered (the new unit can connect at once; the revoked one is out)."""
-
-    async def broker_in_line() -> None:
-        if access is not None:
-            await access.refresh()
+    `devices_changed()`: after an enrollment or a revocation, the center's view of the
+    device records is read again and the supervised broker's rights brought in line before
+    the answer (the new unit can connect at once; the revoked one is out); False when the
+    broker could not be updated in time (it keeps trying)."""
 
     settings = provisioning.settings
     throttle = AddressThrottle(settings.enroll_attempts, settings.enroll_window_s)
@@ -148,7 +150,7 @@ def add_provision_routes(
         done = await asyncio.to_thread(
             provisioning.enroll, body.code, body.csr, body.evidence_key, source
         )
-        await broker_in_line()
+        await devices_changed()
         mqtt_url, center_url = urls()
         return EnrollAnswer(
             unit_id=done.unit_id,
@@ -187,8 +189,8 @@ def add_provision_routes(
         caller: Annotated[Caller, Depends(gate.require(Action.DEVICES_PROVISION))],
     ) -> RevokeAnswer:
         serials = await asyncio.to_thread(provisioning.revoke, operator(caller), unit_id)
-        await broker_in_line()
-        return RevokeAnswer(unit_id=unit_id, revoked=serials)
+        updated = await devices_changed()
+        return RevokeAnswer(unit_id=unit_id, revoked=serials, broker_updated=updated)
 
 
 def admit(throttle: AddressThrottle, source: str, what: str) -> None:

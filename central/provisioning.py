@@ -27,7 +27,7 @@ from central.access.credentials import hash_secret
 from central.config import CentralSettings
 from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
-from central.db.devices import DeviceCert, Devices, DeviceStanding
+from central.db.devices import DeviceCert, Devices, DeviceStanding, Revision
 from central.db.engine import Database
 from central.device_ca import BadRequest, DeviceCa
 from central.errors import CenterError, Invalid, Refused
@@ -247,7 +247,7 @@ class Provisioning:
         with self._database.read() as tx:
             return Devices(tx).standing(self._clock())
 
-    def revision(self) -> tuple[int, int, float | None, float | None]:
+    def revision(self) -> Revision:
         with self._database.read() as tx:
             return Devices(tx).revision()
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
-import datetime as dt
 import gc
 import secrets
 import socket
@@ -23,10 +21,8 @@ from central.access_routes import add_access_routes
 from central.alert_rules import Thresholds
 from central.alerts import AlertDesk
 from central.api import create_app
-from central.broker import MosquittoOptions, MosquittoProcess
-from central.broker_access import BrokerAccess
-from central.broker_admin import BrokerAdmin
-from central.broker_security import BrokerTls
+from central.broker import MosquittoProcess
+from central.center_broker import CenterBroker
 from central.config import CentralSettings, TokenKeys
 from central.console_hub import ConsoleHub
 from central.console_routes import add_console_routes
@@ -34,7 +30,7 @@ from central.db.anchors import ANCHOR_FILE, AnchorFile
 from central.db.devices import Devices
 from central.db.engine import Database
 from central.db.schema import open_migrated
-from central.device_ca import KeyPair, admin_identity, center_identity
+from central.device_watch import DeviceWatch
 from central.errors import NotFound
 from central.evidence.api import add_evidence_routes
 from central.evidence.store import EvidenceStore
@@ -55,7 +51,7 @@ from central.stream_routes import add_stream_routes
 from central.streams import StreamService
 from central.tls import CenterCa, ServerFiles, server_hosts
 from central.viewers import ViewerAccess
-from runtime.config import BrokerUrl, ConfigError, TlsFiles
+from runtime.config import ConfigError
 from runtime.files import write_atomic
 from runtime.http import EmbeddedServer
 from runtime.supervise import TaskGroup
@@ -96,7 +92,8 @@ class Central:
     def __init__(self, settings: CentralSettings) -> None:
         self.settings = settings
         self.broker: MosquittoProcess | None = None
-        self.access: BrokerAccess | None = None
+        self.center_broker: CenterBroker | None = None
+        self.devices: DeviceWatch | None = None
         self.provisioning: Provisioning | None = None
         self.fleet: FleetService | None = None
         self.relay: RelayFront | None = None
@@ -127,9 +124,15 @@ class Central:
         provisioning = self.provisioning = Provisioning(
             database, settings.data_dir, settings.provision
         )
+        devices = self.devices = DeviceWatch(provisioning)
         mqtt_url, fleet_settings = settings.mqtt_url, settings
         if mqtt_url is None:
-            mqtt_url, fleet_settings = await self._start_broker(provisioning)
+            self.center_broker = CenterBroker(settings, provisioning, devices)
+            mqtt_url, fleet_settings = await self.center_broker.start(self._tasks)
+            self.broker = self.center_broker.process
+        else:
+            await asyncio.to_thread(devices.load)
+        self._tasks.spawn("device-watch", devices.run)
         self.mqtt_url = mqtt_url
         self.fleet = FleetService(fleet_settings, Metrics(), mqtt_url)
         self.fleet.shut_out = self._shut_out
@@ -149,6 +152,8 @@ class Central:
             lambda: relay.public_url or self.api_url,
             self.reconciler,
         )
+        if self.center_broker is not None:
+            self.center_broker.keep_in_line(self._tasks, self._unit_shut_out, self.fleet.link)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.http.host, settings.http.port))
@@ -179,56 +184,16 @@ class Central:
         gc.freeze()
         log.info("central_started", api=self.api_url, mqtt=mqtt_url)
 
-    async def _start_broker(self, provisioning: Provisioning) -> tuple[str, CentralSettings]:
-        """The supervised Mosquitto; with mutual TLS (the default) its rights kept by
-        BrokerAccess. The URL, and the settings the fleet service connects with."""
-        settings = self.settings
-        options = MosquittoOptions(host=settings.broker.host, port=settings.broker.port)
-        fleet_settings = settings
-        if settings.broker.mtls:
-            tls, fleet_files, admin_files = await asyncio.to_thread(self._broker_tls, provisioning)
-            options = dataclasses.replace(options, tls=tls)
-            fleet_settings = _with_mqtt_tls(settings, fleet_files)
-        else:
-            log.warning("broker_open", detail="plain MQTT, no client certificates, as configured")
-        broker = self.broker = MosquittoProcess(settings.data_dir / "broker", options)
-        await asyncio.to_thread(broker.start)
-        self._tasks.spawn("broker", broker.supervise, supervise=False)
-        if settings.broker.mtls:
-            admin = BrokerAdmin(
-                f"{settings.center_id}-admin",
-                BrokerUrl.parse(broker.url),
-                _with_mqtt_tls(settings, admin_files).mqtt,
-            )
-            self.access = BrokerAccess(provisioning, broker, admin, self._unit_shut_out)
-            await asyncio.to_thread(self.access.prepare)
-            self._tasks.spawn("broker-access", self.access.run)
-        log.info("broker_started", url=broker.url, data_dir=str(broker.data_dir))
-        return broker.url, fleet_settings
-
-    def _broker_tls(self, provisioning: Provisioning) -> tuple[BrokerTls, TlsFiles, TlsFiles]:
-        """The broker's certificate and the center's two (kept while good, made when not),
-        the CRL as the database has it, and the units enrolled now (blocking)."""
-        settings, ca = self.settings, provisioning.ca
-        now = dt.datetime.now(dt.UTC)
-        server = ca.broker_files(settings.broker.names or [settings.broker.host], now)
-        fleet = ca.center_files(settings.center_id, now)
-        admin = ca.center_files(settings.center_id, now, admin=True)
-        provisioning.write_crl()
-        tls = BrokerTls(
-            ca_file=ca.ca_file,
-            cert_file=server.cert_file,
-            key_file=server.key_file,
-            crl_file=ca.crl_file,
-            center_identity=center_identity(settings.center_id),
-            center_id=settings.center_id,
-            admin_identity=admin_identity(settings.center_id),
-            units=tuple(sorted(provisioning.standing().enrolled)),
-        )
-        return tls, _files(ca.ca_file, fleet), _files(ca.ca_file, admin)
-
     def _shut_out(self, unit_id: str) -> bool:
-        return self.access is not None and self.access.shut_out(unit_id)
+        return self.devices is not None and self.devices.shut_out(unit_id)
+
+    async def _devices_changed(self) -> bool:
+        """A device record was just committed here: the center's refusals follow it at once;
+        whether the broker was brought in line too (in time)."""
+        assert self.devices is not None
+        await self.devices.check()
+        access = self.center_broker.access if self.center_broker is not None else None
+        return await access.refresh() if access is not None else True
 
     async def _unit_shut_out(self, unit_id: str) -> None:
         """A unit revoked (not replaced): offline, its live stream ended, not asked back."""
@@ -267,7 +232,9 @@ class Central:
             center = provision.center_url or settings.relay.public_url or self.api_url
             return provision.broker_url or self.mqtt_url, center
 
-        add_provision_routes(app, self.provisioning, gate, self.fleet, enrolled_urls, self.access)
+        add_provision_routes(
+            app, self.provisioning, gate, self.fleet, enrolled_urls, self._devices_changed
+        )
         return app
 
     async def _start_console(self, database: Database) -> None:
@@ -344,15 +311,6 @@ class Central:
         while True:
             await asyncio.sleep(ANCHOR_EVERY_S)
             await asyncio.to_thread(self.gate.anchor)
-
-
-def _files(ca_file: Path, pair: KeyPair) -> TlsFiles:
-    return TlsFiles(ca_file=ca_file, cert_file=pair.cert_file, key_file=pair.key_file)
-
-
-def _with_mqtt_tls(settings: CentralSettings, files: TlsFiles) -> CentralSettings:
-    mqtt = settings.mqtt.model_copy(update={"tls": files})
-    return settings.model_copy(update={"mqtt": mqtt})
 
 
 def kept_token_keys(data_dir: Path) -> TokenKeys:

@@ -93,6 +93,8 @@ class Demo:
             "RTCC_DATA_DIR": str(self.data_dir / "central"),
             "RTCC_HTTP__PORT": str(self.http_port),
             "RTCC_BROKER__PORT": str(broker_port),
+            # Every simulated gateway enrolls from this one address within a minute.
+            "RTCC_PROVISION__ENROLL_ATTEMPTS": str(self.units + 10),
             "RTCC_RELAY__ICE__HOST_ADDRESSES": loopback,
             "RTCC_RELAY__VIEWER_TOKEN_TTL_S": str(8 * 3600),
             # The body-cam's holster draw shares its video with the patrols near it.
@@ -122,6 +124,8 @@ class Demo:
             # Unit, broker, center and certificates: from the agent.toml enrollment wrote.
             agent_env = {
                 **common,
+                # The broker's port is new at each run; a kept enrollment names the last one.
+                "RTCC_MQTT_URL": f"mqtts://127.0.0.1:{broker_port}",
                 "RTCC_SIM__EVENT_INTERVAL_S": "30",
                 "RTCC_RUNTIME__POSITION_MIN_INTERVAL_S": "2",
                 "RTCC_ICE__HOST_ADDRESSES": loopback,

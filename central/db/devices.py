@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from central.db.models import HASH_LENGTH, Base, EpochTime
 
+# Moves whenever a certificate is issued or revoked: (certificates, revoked, last issued,
+# last revoked).
+Revision = tuple[int, int, float | None, float | None]
+
 
 class EnrollCodeRow(Base):
     __tablename__ = "enroll_codes"
@@ -199,7 +203,7 @@ class Devices:
         revoked = {serial: unit for serial, unit, _, at in rows if at is not None}
         return DeviceStanding(frozenset(enrolled), revoked, frozenset(u for _, u, _, _ in rows))
 
-    def revision(self) -> tuple[int, int, float | None, float | None]:
+    def revision(self) -> Revision:
         """Changes whenever a certificate is issued or revoked: cheap to ask every second."""
         certs, revoked, issued_last, revoked_last = self._session.execute(
             select(

@@ -82,38 +82,45 @@ def add_evidence_routes(
     add_search_routes(app, store, gate, clock)
 
 
+class UploadRefusals:
+    """Nobody is signed in to upload: a refusal's record names the unit the upload claimed
+    to be from (not who sent it), and refusals of one kind from one address for one unit
+    fold into one record a minute, so that nobody can flood the audit log."""
+
+    def __init__(self, gate: Gate, clock: Callable[[], float]) -> None:
+        self._gate = gate
+        self._clock = clock
+        self._tally = AuditTally(VIEW_AUDIT_S)
+
+    def record(self, request: Request, unit_id: str, refused: Exception, at: str) -> None:
+        """`at`: the recording, or the recording and segment, the upload was for."""
+        source, now = source_of(request), self._clock()
+        folded = self._tally.due((source, unit_id, type(refused)), now)
+        if folded is None:
+            return
+        detail: dict[str, JsonValue] = {"at": at, "reason": str(refused), "folded": folded}
+        self._gate.append(
+            AuditEntry(
+                now, "unverified", "evidence.upload", "refused", None, source, unit_id, detail
+            )
+        )
+
+
 def add_upload_routes(
     app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float]
 ) -> None:
     """What units call (protocol.upload). An entry is refused unless signed with the key
     the unit enrolled with (bound to its certificate), and nothing is taken from a unit
-    whose certificate is revoked: both refusals are audited."""
-
-    def audit_refusal(request: Request, unit_id: str | None, detail: dict[str, JsonValue]) -> None:
-        actor = f"unit:{unit_id}" if unit_id else "unit:?"
-        entry = AuditEntry(
-            clock(),
-            actor,
-            "evidence.upload",
-            "refused",
-            "unit",
-            source_of(request),
-            unit_id,
-            detail,
-        )
-        gate.append(entry)
+    whose certificate is revoked: both refusals are audited (`UploadRefusals`)."""
+    audit_refusal = UploadRefusals(gate, clock).record
 
     @app.post(ENTRIES_ROUTE)
     async def post_entry(entry: ManifestEntry, request: Request) -> dict[str, bool]:
         try:
             return {"added": await call(store.add_entry, entry)}
         except (Refused, UnitShutOut) as refused:
-            detail: dict[str, JsonValue] = {
-                "recording_id": entry.recording_id,
-                "index": entry.index,
-                "reason": str(refused),
-            }
-            await call(audit_refusal, request, entry.unit_id, detail)
+            at = f"{entry.recording_id}/{entry.index}"
+            await call(audit_refusal, request, entry.unit_id, refused, at)
             raise
 
     @app.head(SEGMENT_ROUTE)
@@ -139,12 +146,7 @@ def add_upload_routes(
         try:
             stored = await call(store.append, recording_id, index, upload_offset, bytes(chunk))
         except UnitShutOut as refused:
-            detail: dict[str, JsonValue] = {
-                "recording_id": recording_id,
-                "index": index,
-                "reason": str(refused),
-            }
-            await call(audit_refusal, request, refused.unit_id, detail)
+            await call(audit_refusal, request, refused.unit_id, refused, f"{recording_id}/{index}")
             raise
         return _state(stored)
 

@@ -100,6 +100,45 @@ class EvidenceStore:
     def close(self) -> None:
         self._db.close()
 
+    def _keys(
+        self, entry: ManifestEntry, registered: str | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """The unit's pinned key, the recording's first key, and the key the entry must
+        be signed with: the recording's, else the enrolled one, else the pinned one;
+        an enrolled unit's always (a replaced or revoked gateway is out, even for a
+        recording it began)."""
+        pinned = self._db.execute(
+            "SELECT key FROM unit_keys WHERE unit_id = ?", (entry.unit_id,)
+        ).fetchone()
+        began = self._db.execute(
+            "SELECT key FROM recording_keys WHERE recording_id = ?", (entry.recording_id,)
+        ).fetchone()
+        pinned_key = pinned[0] if pinned else None
+        began_key = began[0] if began else None
+        if registered is not None and entry.key != registered:
+            return pinned_key, began_key, registered
+        return pinned_key, began_key, began_key or registered or pinned_key
+
+    def _is_next(self, entry: ManifestEntry, row: tuple[int, str, int] | None) -> bool:
+        """Whether the entry comes next in its recording (`row`: entries, last digest,
+        closed); False for one already stored; Conflict for anything else."""
+        have, last = (row[0], row[1]) if row else (0, None)
+        if row is not None and row[2] and entry.index >= have:
+            raise Conflict(f"entry {entry.index} after the recording's final entry")
+        if entry.index < have:
+            stored = self._db.execute(
+                "SELECT sha256, file FROM segments WHERE recording_id = ? AND idx = ?",
+                (entry.recording_id, entry.index),
+            ).fetchone()
+            if stored == (entry.sha256, entry.file):
+                return False
+            raise Conflict(f"entry {entry.index} differs from the one stored")
+        if entry.index > have:
+            raise Conflict(f"entry {entry.index} before entry {have}")
+        if row is not None and entry.prev != last:
+            raise Conflict(f"entry {entry.index} does not chain to entry {have - 1}")
+        return True
+
     def _check_standing(self, unit_id: str) -> None:
         if self._shut_out(unit_id):
             raise UnitShutOut(unit_id)
@@ -114,38 +153,22 @@ class EvidenceStore:
         self._check_standing(entry.unit_id)
         registered = self._registered_key(entry.unit_id)
         with self._lock, self._db:
-            pinned = self._db.execute(
-                "SELECT key FROM unit_keys WHERE unit_id = ?", (entry.unit_id,)
-            ).fetchone()
-            began = self._db.execute(
-                "SELECT key FROM recording_keys WHERE recording_id = ?", (entry.recording_id,)
-            ).fetchone()
-            expected = began[0] if began else registered or (pinned[0] if pinned else None)
+            pinned, began, expected = self._keys(entry, registered)
             reason = check_entry(entry, expected)
             if reason is not None:
                 raise Refused(f"entry {entry.index}: {reason}")
             if not entry.recording_id.startswith(entry.unit_id + "-"):
                 raise Unprocessable("recording id does not belong to the unit")
             row = self._db.execute(
-                "SELECT entries, last_digest FROM recordings WHERE id = ?", (entry.recording_id,)
+                "SELECT entries, last_digest, closed FROM recordings WHERE id = ?",
+                (entry.recording_id,),
             ).fetchone()
-            have, last = (row[0], row[1]) if row else (0, None)
-            if entry.index < have:
-                stored = self._db.execute(
-                    "SELECT sha256, file FROM segments WHERE recording_id = ? AND idx = ?",
-                    (entry.recording_id, entry.index),
-                ).fetchone()
-                if stored == (entry.sha256, entry.file):
-                    return False
-                raise Conflict(f"entry {entry.index} differs from the one stored")
-            if entry.index > have:
-                raise Conflict(f"entry {entry.index} before entry {have}")
-            if row is not None and entry.prev != last:
-                raise Conflict(f"entry {entry.index} does not chain to entry {have - 1}")
+            if not self._is_next(entry, row):
+                return False
             directory = self._dir(entry.unit_id, entry.recording_id)
             directory.mkdir(parents=True, exist_ok=True)
             append_durably(directory / MANIFEST, (entry.model_dump_json() + "\n").encode())
-            if pinned is None or (pinned[0] != entry.key and began is None):
+            if pinned is None or (pinned != entry.key and began is None):
                 self._keep_unit_key(entry.unit_id, entry.key)
             if began is None:
                 self._db.execute(

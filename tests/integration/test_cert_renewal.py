@@ -73,7 +73,9 @@ async def test_the_agent_renews_its_certificate_and_loses_no_event(
     unit = f"P-{unique}"
     async with center_with_own_broker(unique, tmp_path, provision={"cert_days": 1}) as central:
         assert central.fleet is not None and central.provisioning is not None
-        assert central.access is not None and central.database is not None
+        assert central.center_broker is not None and central.database is not None
+        access = central.center_broker.access
+        assert access is not None
         fleet, provisioning = central.fleet, central.provisioning
         folder = tmp_path / "gateway"
         enrolled = await enroll_gateway(central, unit, folder)
@@ -117,7 +119,7 @@ async def test_the_agent_renews_its_certificate_and_loses_no_event(
                     .values(revoked_at=time.time(), revoked_by="tests")
                 )
             connects = agent.link.connects
-            await central.access.refresh()
+            assert await access.refresh()
             await wait_for(lambda: agent.link.connects > connects, timeout=15)
             await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
             ticks = len(sent)

@@ -95,7 +95,7 @@ async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
             refused = await http.post(ENTRIES_ROUTE, json=first_entry(forged, forged_id))
             assert refused.status_code == 403, refused.text
             [forgery] = audited(central, "evidence.upload", unit)
-            assert forgery.outcome == "refused" and forgery.detail["recording_id"] == forged_id
+            assert forgery.outcome == "refused" and forgery.detail["at"] == f"{forged_id}/0"
 
             # Revoked while connected, as `rtcc provision revoke` does it (in the database,
             # from another process): out within 5 s, offline at the center.
@@ -143,7 +143,8 @@ async def test_the_plain_broker_is_only_there_when_asked_for(unique: str, tmp_pa
     central = Central(settings)
     await central.start()
     try:
-        assert central.mqtt_url.startswith("mqtt://") and central.access is None
+        assert central.mqtt_url.startswith("mqtt://")
+        assert central.center_broker is not None and central.center_broker.access is None
         await central.wait_connected()
     finally:
         await central.stop()

@@ -308,7 +308,11 @@ def test_a_tech_makes_codes_and_revokes_over_https(center: Center) -> None:
         [row] = [d for d in listed if d["unit_id"] == "P-500"]
         assert row["serial"] == answer["serial"] and row["revoked_at"] is None
         revoked = http.post("/api/v1/provision/devices/P-500/revoke", headers=csrf)
-        assert revoked.json() == {"unit_id": "P-500", "revoked": [answer["serial"]]}
+        assert revoked.json() == {
+            "unit_id": "P-500",
+            "revoked": [answer["serial"]],
+            "broker_updated": True,
+        }
     [made_by] = [r for r in center.audit("device.code_create") if r.object == "P-500"]
     assert made_by.actor == "tina" and made_by.role == "tech"
     [revoked_by] = [r for r in center.audit("device.revoke") if r.object == "P-500"]

@@ -184,3 +184,21 @@ def test_the_service_certificates_are_kept_while_good_and_made_again_when_not(
     assert cns == ["rtcc.center.rtcc-1", "rtcc.center.rtcc-1.admin"]
     assert ca.center_files("rtcc-1", now) == fleet
     assert stat.S_IMODE(admin.key_file.stat().st_mode) == 0o600
+
+
+def test_a_service_pair_torn_apart_or_from_another_ca_is_made_again(tmp_path: Path) -> None:
+    ca = DeviceCa(tmp_path / "devices")
+    now = dt.datetime.now(dt.UTC)
+    served = ca.broker_files(["127.0.0.1"], now)
+    first = served.cert_file.read_bytes()
+    fleet = ca.center_files("rtcc-1", now)
+    served.key_file.write_bytes(fleet.key_file.read_bytes())  # a crash between the two
+    assert ca.broker_files(["127.0.0.1"], now).cert_file.read_bytes() != first
+    other = DeviceCa(tmp_path / "other")
+    kept = ca.broker_files(["127.0.0.1"], now)
+    other_pair = other.broker_files(["127.0.0.1"], now)
+    kept.cert_file.write_bytes(other_pair.cert_file.read_bytes())
+    kept.key_file.write_bytes(other_pair.key_file.read_bytes())
+    again = ca.broker_files(["127.0.0.1"], now)
+    cert = x509.load_pem_x509_certificate(again.cert_file.read_bytes())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.ca_pem()))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from central.errors import Refused
+from central.errors import Conflict, Refused
 from central.evidence.store import EvidenceStore
 from protocol.evidence import GENESIS, ManifestEntry, UnitKey
 
@@ -81,3 +81,45 @@ def test_a_replacement_gateway_takes_over_and_the_old_recordings_still_verify(
     with pytest.raises(Refused, match="another key"):
         recorded(store, old, "u1-r3")  # the old gateway is out
     assert store.verify("u1-r1") == [] and store.verify("u1-r2") == []
+
+
+def entry(key: UnitKey, index: int, prev: str, final: bool) -> ManifestEntry:
+    return key.sign(
+        ManifestEntry(
+            unit_id="u1",
+            recording_id="u1-r1",
+            index=index,
+            file=f"seg-{index:05d}.mp4",
+            size=len(SEGMENT),
+            sha256=hashlib.sha256(SEGMENT).hexdigest(),
+            start_ts=1.0 + index,
+            end_ts=2.0 + index,
+            trigger="trigger.holster_draw",
+            final=final,
+            prev=prev,
+            key="",
+        )
+    )
+
+
+def test_a_replaced_gateway_cannot_go_on_with_a_recording_it_began(
+    store: EvidenceStore, registry: dict[str, str]
+) -> None:
+    old, new = UnitKey.generate(), UnitKey.generate()
+    registry["u1"] = old.public_b64
+    first = entry(old, 0, GENESIS, final=False)
+    assert store.add_entry(first)
+    registry["u1"] = new.public_b64  # stolen, and a replacement enrolled
+    with pytest.raises(Refused, match="another key"):
+        store.add_entry(entry(old, 1, first.digest(), final=False))
+
+
+def test_nothing_is_added_after_a_recordings_final_entry(
+    store: EvidenceStore, registry: dict[str, str]
+) -> None:
+    key = UnitKey.generate()
+    registry["u1"] = key.public_b64
+    last = entry(key, 0, GENESIS, final=True)
+    assert store.add_entry(last)
+    with pytest.raises(Conflict, match="final"):
+        store.add_entry(entry(key, 1, last.digest(), final=False))
