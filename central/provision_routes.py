@@ -70,6 +70,7 @@ class DeviceView(ProvisionModel):
     revoked_at: float | None
     revoked_by: str | None
     last_seen: float | None
+    online: bool | None = Field(description="As the fleet sees it now; null: never heard from.")
 
 
 class RevokeAnswer(ProvisionModel):
@@ -179,6 +180,7 @@ def add_provision_routes(
                     revoked_at=cert.revoked_at,
                     revoked_by=cert.revoked_by,
                     last_seen=record.last_seen if record is not None else None,
+                    online=record.online if record is not None else None,
                 )
             )
         return views
