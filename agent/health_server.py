@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -21,8 +21,8 @@ REQUEST_TIMEOUT_S = 5.0
 MAX_REQUEST_BYTES = 8192
 
 
-def collect(agent: Agent, now: float) -> HealthSnapshot:
-    """What the agent's parts say now (reads the evidence folder for its backlog)."""
+async def collect(agent: Agent, now: float) -> HealthSnapshot:
+    """What the agent's parts say now (the evidence folder's backlog read off the loop)."""
     links = {"mqtt": agent.link.connected.is_set()}
     if agent.bodycam is not None:
         links["bodycam"] = agent.bodycam.state.connected(now)
@@ -31,7 +31,7 @@ def collect(agent: Agent, now: float) -> HealthSnapshot:
     if agent.evidence is not None:
         camera_frames = agent.evidence.capture.frames_seen
         links["camera"] = agent.health.camera_flowing(camera_frames, now)
-        status = evidence_status(agent.evidence.root)
+        status = await asyncio.to_thread(evidence_status, agent.evidence.root)
         waiting = {k: status[k] for k in ("segments_to_upload", "bytes_to_upload")}
     uplink = agent.streams.uplink
     renewal = agent.renewal.status if agent.renewal is not None else None
@@ -61,7 +61,9 @@ def collect(agent: Agent, now: float) -> HealthSnapshot:
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, snapshot: Callable[[], HealthSnapshot]) -> None:
+    def __init__(
+        self, host: str, port: int, snapshot: Callable[[], Awaitable[HealthSnapshot]]
+    ) -> None:
         self._host = host
         self._port = port
         self._snapshot = snapshot
@@ -87,7 +89,7 @@ class HealthServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
-            status, body, kind = self._answer(head.split(b"\r\n", 1)[0].decode("latin-1"))
+            status, body, kind = await self._answer(head.split(b"\r\n", 1)[0].decode("latin-1"))
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
@@ -101,16 +103,16 @@ class HealthServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _answer(self, request_line: str) -> tuple[str, bytes, str]:
+    async def _answer(self, request_line: str) -> tuple[str, bytes, str]:
         method, _, rest = request_line.partition(" ")
         path = rest.partition(" ")[0].partition("?")[0]
         if method != "GET":
             return "405 Method Not Allowed", b"", "text/plain"
         if path == "/metrics":
-            text = render_metrics(self._snapshot())
+            text = render_metrics(await self._snapshot())
             return "200 OK", text.encode(), "text/plain; version=0.0.4; charset=utf-8"
         if path == "/healthz":
-            stalled = self._snapshot().stalled
+            stalled = (await self._snapshot()).stalled
             if stalled:
                 return (
                     "503 Service Unavailable",

@@ -127,7 +127,11 @@ async def http(port: int, request: bytes) -> bytes:
 
 async def test_the_endpoint_serves_metrics_and_healthz_on_loopback() -> None:
     stalled: list[str] = []
-    server = HealthServer("127.0.0.1", 0, lambda: snapshot(stalled=stalled))
+
+    async def current() -> HealthSnapshot:
+        return snapshot(stalled=stalled)
+
+    server = HealthServer("127.0.0.1", 0, current)
     await server.start()
     try:
         answer = await http(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
