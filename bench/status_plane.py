@@ -5,11 +5,19 @@ fleet service; in the same run, a bare paho subscriber (parse the timestamp, not
 is the baseline, so the table shows what validation, dedupe and the registry cost. The
 center runs twice: alone, and with one dispatcher console following its live feed (every
 unit's summary, every second), which is how a crime center runs it.
+
+Each of these runs twice too: over plain TCP, and over mutual TLS as enrolled gateways
+connect (bench/pki.py: a device CA, a certificate per unit, a broker that lets each unit in
+with a role of its own, the center with its own certificate), so that the table and the JSON
+give what mutual TLS costs in latency, CPU and memory. Every unit is connected before the
+warm-up begins: the window measures the steady state, not the handshakes (whose time is
+reported apart, with the time the certificates took to issue).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -19,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,23 +35,60 @@ from typing import Any
 import psutil
 
 from bench.center import bench_key
+from bench.pki import BenchPki, make_pki
 from bench.results import ROOT, write_results
+from bench.status_report import (
+    MTLS,
+    PLAIN,
+    Row,
+    mtls_ratios,
+    percentile,
+    print_ratios,
+    print_table,
+    quantile,
+    ratios,
+)
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 
 EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e)
+MTLS_CENTER = "bench-mtls"
+MTLS_PREFIX = "mtls"  # unit ids mtls-00000, ...: the certificates are issued for these
 
 
-@dataclass
-class Row:
-    system: str
-    units: int
-    ingested_per_s: float
-    p50_ms: float
-    p99_ms: float
-    consumer_cpu_pct: float
-    consumer_rss_mb: float
-    broker_cpu_pct: float
-    generator_cpu_pct: float
+@dataclass(frozen=True)
+class Mode:
+    """One way to reach the broker: plain TCP, or mutual TLS with the certificates of `pki`."""
+
+    name: str
+    broker: MosquittoProcess
+    pki: BenchPki | None = None
+
+    def label(self, system: str) -> str:
+        return system if self.pki is None else f"{system} ({MTLS})"
+
+    def prefix(self, kind: str, units: int) -> str:
+        return f"{kind}{units}" if self.pki is None else MTLS_PREFIX
+
+    def center_id(self, units: int, console: bool) -> str:
+        if self.pki is not None:
+            return self.pki.tls.center_id
+        return f"bench-{units}{'-console' if console else ''}"
+
+    def center_env(self) -> dict[str, str]:
+        return self.pki.center_env() if self.pki is not None else {}
+
+    def generator_args(self) -> list[str]:
+        if self.pki is None:
+            return []
+        return ["--ca", str(self.pki.ca_file), "--certs", str(self.pki.units_dir)]
+
+    def subscriber(self) -> list[str]:
+        address = ["127.0.0.1", str(self.broker.port)]
+        if self.pki is None:
+            return ["-m", "bench.baseline_subscriber", *address]
+        center = self.pki.center
+        files = [str(center.ca_file), str(center.cert_file), str(center.key_file)]
+        return ["-m", "bench.baseline_subscriber_tls", *address, *files]
 
 
 def _http(url: str, key: str | None = None) -> str:
@@ -63,50 +109,36 @@ def _metrics(api: str, key: str) -> tuple[float, dict[float, float]]:
     return messages, buckets
 
 
-def _quantile(buckets: dict[float, float], q: float) -> float:
-    """Linear interpolation inside the Prometheus bucket that holds quantile q."""
-    edges = sorted(buckets)
-    total = buckets[edges[-1]]
-    if total <= 0:
-        return float("nan")
-    target, lower, below = q * total, 0.0, 0.0
-    for edge in edges:
-        count = buckets[edge]
-        if count >= target:
-            if edge == float("inf"):
-                return lower
-            return lower + (edge - lower) * (target - below) / max(count - below, 1e-9)
-        lower, below = edge, count
-    return lower
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _cpu(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return float(times.user + times.system)
 
 
-def _generator(broker: MosquittoProcess, units: int, seconds: float, prefix: str) -> Any:
-    return subprocess.Popen(
+def _generator(
+    mode: Mode, units: int, seconds: float, kind: str
+) -> tuple[subprocess.Popen[bytes], float]:
+    """The load generator, back once every unit is connected: (process, seconds that took)."""
+    generator = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "bench.mqtt_load",
             "127.0.0.1",
-            str(broker.port),
+            str(mode.broker.port),
             str(units),
             str(seconds),
-            prefix,
+            mode.prefix(kind, units),
+            *mode.generator_args(),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
     )
+    assert generator.stdout is not None
+    line = generator.stdout.readline()
+    if not line:
+        generator.wait()
+        raise RuntimeError(f"the load generator exited ({generator.returncode}) connecting")
+    return generator, float(json.loads(line)["connect_s"])
 
 
 class ConsoleFollower(threading.Thread):
@@ -120,15 +152,22 @@ class ConsoleFollower(threading.Thread):
         self.stop = threading.Event()
         self.received = 0
         self.unit_events = 0
+        self.error: Exception | None = None
 
     def run(self) -> None:
-        with urllib.request.urlopen(self.request, timeout=5) as feed:
-            while not self.stop.is_set():
-                chunk = feed.read1(1 << 16)
-                if not chunk:
-                    return
-                self.received += len(chunk)
-                self.unit_events += chunk.count(b"event: units\n")
+        # The feed is quiet while no unit changes (after the load, before the center stops):
+        # a read may wait that long without the feed being broken.
+        try:
+            with urllib.request.urlopen(self.request, timeout=30) as feed:
+                while not self.stop.is_set():
+                    chunk = feed.read1(1 << 16)
+                    if not chunk:
+                        return
+                    self.received += len(chunk)
+                    self.unit_events += chunk.count(b"event: units\n")
+        except (OSError, http.client.HTTPException) as exc:
+            # Also how the feed ends when the center stops at the end of a run.
+            self.error = exc
 
 
 def _wait_until(predicate: Any, timeout: float) -> None:
@@ -143,17 +182,30 @@ def _wait_until(predicate: Any, timeout: float) -> None:
     raise TimeoutError("service did not come up")
 
 
-def run_ours(
-    broker: MosquittoProcess,
-    units: int,
-    warmup: float,
-    seconds: float,
-    workdir: Path,
-    console: bool = False,
-) -> Row:
+class Window:
+    """The CPU each process used over a measured window, from its opening to `close()`."""
+
+    def __init__(self, procs: dict[str, psutil.Process]) -> None:
+        self.procs = procs
+        self.cpu0 = {name: _cpu(p) for name, p in procs.items()}
+        self.t0 = time.monotonic()
+        self.elapsed = 0.0
+
+    def close(self) -> dict[str, float]:
+        """CPU % of each process over the window."""
+        cpu1 = {name: _cpu(p) for name, p in self.procs.items()}
+        self.elapsed = time.monotonic() - self.t0
+        return {name: 100 * (cpu1[name] - self.cpu0[name]) / self.elapsed for name in cpu1}
+
+
+def _rss_mb(proc: psutil.Process) -> float:
+    return float(proc.memory_info().rss) / 2**20
+
+
+def _start_center(mode: Mode, units: int, workdir: Path, console: bool) -> tuple[Any, str, str]:
+    """`rtcc central` on the mode's broker: (process, API URL, API key)."""
     port = free_port()
-    api = f"http://127.0.0.1:{port}"
-    data_dir = workdir / f"central-{units}{'-console' if console else ''}"
+    data_dir = workdir / f"central-{mode.name}-{units}{'-console' if console else ''}"
     data_dir.mkdir(parents=True, exist_ok=True)
     key = bench_key(data_dir)
     central = subprocess.Popen(
@@ -161,56 +213,74 @@ def run_ours(
         cwd=ROOT,
         env={
             **os.environ,
-            "RTCC_MQTT_URL": broker.url,
+            "RTCC_MQTT_URL": mode.broker.url,
             "RTCC_HTTP__PORT": str(port),
             "RTCC_DATA_DIR": str(data_dir),
             "RTCC_LOG__LEVEL": "warning",
             "RTCC_HTTP__TLS": "false",  # as behind a TLS proxy, comparable with earlier runs
-            "RTCC_CENTER_ID": f"bench-{units}{'-console' if console else ''}",
+            "RTCC_CENTER_ID": mode.center_id(units, console),
             "RTCC_MQTT__SESSION_EXPIRY_S": "0",
+            **mode.center_env(),
             **EXTRA_ENV,
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return central, f"http://127.0.0.1:{port}", key
+
+
+def run_ours(
+    mode: Mode,
+    units: int,
+    warmup: float,
+    seconds: float,
+    workdir: Path,
+    console: bool = False,
+) -> Row:
+    central, api, key = _start_center(mode, units, workdir, console)
     follower = ConsoleFollower(api, key) if console else None
     try:
         _wait_until(lambda: json.loads(_http(api + "/healthz"))["mqtt_connected"], 30)
+        generator, connect_s = _generator(mode, units, warmup + seconds + 2, "ours")
+        # The console joins a connected fleet: thousands of TLS handshakes take longer than
+        # a feed with no unit changes may stay quiet; the warm-up covers its catching up.
         if follower is not None:
             follower.start()
-        generator = _generator(broker, units, warmup + seconds + 2, f"ours{units}")
         procs = {
             name: psutil.Process(pid)
             for name, pid in (
                 ("central", central.pid),
-                ("broker", broker.pid),
+                ("broker", mode.broker.pid),
                 ("gen", generator.pid),
             )
         }
         time.sleep(warmup)
         m0, h0 = _metrics(api, key)
-        c0 = {name: _cpu(p) for name, p in procs.items()}
-        t0 = time.monotonic()
+        window = Window(procs)
         time.sleep(seconds)
         m1, h1 = _metrics(api, key)
-        c1 = {name: _cpu(p) for name, p in procs.items()}
-        elapsed = time.monotonic() - t0
-        rss = procs["central"].memory_info().rss / 2**20
-        generator.wait()
+        cpu = window.close()
+        rss = {name: _rss_mb(procs[name]) for name in ("central", "broker")}
+        generator.communicate(timeout=120)
         delta = {le: h1[le] - h0.get(le, 0.0) for le in h1}
-        cpu = {name: 100 * (c1[name] - c0[name]) / elapsed for name in procs}
+        if m1 <= m0:
+            raise RuntimeError(f"the center ingested nothing from the units ({mode.name})")
         if follower is not None and follower.unit_events == 0:
-            raise RuntimeError("the console following the live feed got no unit events")
+            raise RuntimeError(f"the console's live feed got no unit events ({follower.error})")
         return Row(
-            "rtcc fleet service" + (" + 1 console" if console else ""),
+            mode.label("rtcc fleet service" + (" + 1 console" if console else "")),
             units,
-            (m1 - m0) / elapsed,
-            1000 * _quantile(delta, 0.5),
-            1000 * _quantile(delta, 0.99),
+            (m1 - m0) / window.elapsed,
+            1000 * quantile(delta, 0.5),
+            1000 * quantile(delta, 0.99),
             cpu["central"],
-            rss,
+            rss["central"],
             cpu["broker"],
             cpu["gen"],
+            mode.name,
+            rss["broker"],
+            connect_s,
+            os.getloadavg()[0],
         )
     finally:
         if follower is not None:
@@ -219,72 +289,72 @@ def run_ours(
         central.wait(30)
 
 
-def run_baseline(broker: MosquittoProcess, units: int, warmup: float, seconds: float) -> Row:
+def run_baseline(mode: Mode, units: int, warmup: float, seconds: float) -> Row:
     subscriber = subprocess.Popen(
-        [sys.executable, "-m", "bench.baseline_subscriber", "127.0.0.1", str(broker.port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
+        [sys.executable, *mode.subscriber()], cwd=ROOT, stdout=subprocess.PIPE
     )
     time.sleep(1.0)
-    generator = _generator(broker, units, warmup + seconds + 2, f"base{units}")
+    generator, connect_s = _generator(mode, units, warmup + seconds + 2, "base")
     procs = {
         name: psutil.Process(pid)
-        for name, pid in (("sub", subscriber.pid), ("broker", broker.pid), ("gen", generator.pid))
+        for name, pid in (
+            ("sub", subscriber.pid),
+            ("broker", mode.broker.pid),
+            ("gen", generator.pid),
+        )
     }
     time.sleep(warmup)
     subscriber.send_signal(signal.SIGUSR1)
-    c0 = {name: _cpu(p) for name, p in procs.items()}
-    t0 = time.monotonic()
+    window = Window(procs)
     time.sleep(seconds)
-    c1 = {name: _cpu(p) for name, p in procs.items()}
-    elapsed = time.monotonic() - t0
-    rss = procs["sub"].memory_info().rss / 2**20
+    cpu = window.close()
+    rss = {name: _rss_mb(procs[name]) for name in ("sub", "broker")}
     subscriber.send_signal(signal.SIGTERM)
     out, _ = subscriber.communicate(timeout=60)
-    generator.wait()
+    generator.communicate(timeout=120)
     latencies = json.loads(out)["latencies"]
-    cpu = {name: 100 * (c1[name] - c0[name]) / elapsed for name in procs}
+    if not latencies:
+        raise RuntimeError(f"the baseline subscriber received nothing ({mode.name})")
     return Row(
-        "bare paho subscriber (baseline)",
+        mode.label("bare paho subscriber (baseline)"),
         units,
-        len(latencies) / elapsed,
-        1000 * _percentile(latencies, 0.5),
-        1000 * _percentile(latencies, 0.99),
+        len(latencies) / window.elapsed,
+        1000 * percentile(latencies, 0.5),
+        1000 * percentile(latencies, 0.99),
         cpu["sub"],
-        rss,
+        rss["sub"],
         cpu["broker"],
         cpu["gen"],
+        mode.name,
+        rss["broker"],
+        connect_s,
+        os.getloadavg()[0],
     )
 
 
-def print_table(rows: list[Row]) -> None:
-    header = (
-        f"{'system':<32} {'units':>6} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'CPU %':>6} {'RSS MB':>7} {'broker%':>8} {'gen %':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.system:<32} {r.units:>6} {r.ingested_per_s:>8.0f} {r.p50_ms:>7.2f} "
-            f"{r.p99_ms:>7.2f} {r.consumer_cpu_pct:>6.1f} {r.consumer_rss_mb:>7.1f} "
-            f"{r.broker_cpu_pct:>8.1f} {r.generator_cpu_pct:>6.1f}"
-        )
+def start_modes(names: list[str], work: Path, units: int, stack: ExitStack) -> list[Mode]:
+    """A broker for each mode; for mutual TLS, first the certificates of `units` units."""
+    modes = []
+    for name in names:
+        if name == PLAIN:
+            broker = MosquittoProcess(work / "broker", MosquittoOptions(persistence=False))
+            pki = None
+        else:
+            unit_ids = [f"{MTLS_PREFIX}-{n:05d}" for n in range(units)]
+            pki = make_pki(work / "pki", MTLS_CENTER, unit_ids)
+            print(f"mTLS: {units} unit certificates (key, CSR, signature) in {pki.issue_s:.1f} s")
+            options = MosquittoOptions(persistence=False, tls=pki.tls)
+            broker = MosquittoProcess(work / "broker-mtls", options)
+        broker.start()
+        stack.callback(broker.stop)
+        modes.append(Mode(name, broker, pki))
+    return modes
 
 
-def ratios(rows: list[Row]) -> list[dict[str, Any]]:
-    out = []
-    for ours in (r for r in rows if r.system.startswith("rtcc")):
-        base = next(r for r in rows if r.units == ours.units and r.system.startswith("bare"))
-        out.append(
-            {
-                "system": ours.system,
-                "units": ours.units,
-                "p99_ratio": ours.p99_ms / base.p99_ms if base.p99_ms else float("nan"),
-                "cpu_ratio": ours.consumer_cpu_pct / max(base.consumer_cpu_pct, 0.1),
-            }
-        )
-    return out
+def _measure(kind: str, mode: Mode, units: int, args: argparse.Namespace, work: Path) -> Row:
+    if kind == "baseline":
+        return run_baseline(mode, units, args.warmup, args.seconds)
+    return run_ours(mode, units, args.warmup, args.seconds, work, console=kind == "console")
 
 
 def main(argv: list[str]) -> int:
@@ -292,29 +362,45 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--units", default="1000,5000")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--modes", default=f"{PLAIN},{MTLS}", help=f"{PLAIN} (TCP), {MTLS}, or both"
+    )
     args = parser.parse_args(argv)
+    counts = [int(u) for u in args.units.split(",")]
+    names = [m.strip() for m in args.modes.split(",")]
+    if not names or set(names) - {PLAIN, MTLS}:
+        parser.error(f"--modes takes {PLAIN} and/or {MTLS}")
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="rtcc-bench-") as tmp:
-        broker = MosquittoProcess(Path(tmp) / "broker", MosquittoOptions(persistence=False))
-        broker.start()
-        try:
-            for units in (int(u) for u in args.units.split(",")):
-                rows.append(run_ours(broker, units, args.warmup, args.seconds, Path(tmp)))
-                rows.append(
-                    run_ours(broker, units, args.warmup, args.seconds, Path(tmp), console=True)
-                )
-                rows.append(run_baseline(broker, units, args.warmup, args.seconds))
-        finally:
-            broker.stop()
-    print("\nStatus plane: units x 1 msg/s (QoS 1) -> Mosquitto -> consumer, same run\n")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="rtcc-bench-") as tmp, ExitStack() as stack:
+        modes = start_modes(names, Path(tmp), max(counts), stack)
+        pki = next((m.pki for m in modes if m.pki is not None), None)
+        issue = {"units": max(counts), "issue_s": pki.issue_s} if pki is not None else None
+        # Each system in both modes one after the other: a machine shared with other work
+        # weighs on the two alike. Printed by mode.
+        for units in counts:
+            for kind in ("fleet", "console", "baseline"):
+                rows += [_measure(kind, mode, units, args, Path(tmp)) for mode in modes]
+    rows.sort(key=lambda r: (r.units, names.index(r.mode)))
+    print("\nStatus plane: units x 1 msg/s (QoS 1) -> Mosquitto -> consumer, same run")
+    print("(conn s: every unit connected to the broker, before the warm-up and the window;")
+    print(f" load: 1-min load average after the window, ours included; {os.cpu_count()} CPUs)\n")
     print_table(rows)
-    for r in ratios(rows):
-        print(
-            f"  {r['system']}, {r['units']} units: p99 / baseline p99 = {r['p99_ratio']:.2f}, "
-            f"CPU rtcc / baseline = {r['cpu_ratio']:.2f}"
-        )
+    print_ratios(rows)
     write_results(
         "status_plane",
-        {"rows": [asdict(r) for r in rows], "ratios": ratios(rows), "cpus": os.cpu_count()},
+        {
+            "rows": [asdict(r) for r in rows],
+            "ratios": ratios(rows),
+            "mtls_ratios": mtls_ratios(rows),
+            "mtls_certificates": issue,
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
