@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -49,12 +50,18 @@ def make_client(
 
 
 class BufferedSocket:
-    """Wraps paho's socket so that its small recv() calls are served from one big read."""
+    """Wraps paho's socket so that its small recv() calls are served from one big read.
+
+    Over TLS one recv() returns one TLS record, and a broker sends one record per MQTT
+    packet: the big read gathers the records already arrived, so that a burst is handled
+    in one pass of the event loop rather than one pass per packet."""
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._data = b""
         self._pos = 0
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._eof = False
 
     @property
     def buffered(self) -> int:
@@ -62,13 +69,32 @@ class BufferedSocket:
 
     def recv(self, size: int) -> bytes:
         if self._pos >= len(self._data):
-            data = self._sock.recv(RECV_SIZE)
+            data = b"" if self._eof else self._sock.recv(RECV_SIZE)
             if not data:
                 return b""
+            if self._tls:
+                data = self._more_records(data)
             self._data, self._pos = data, 0
         chunk = self._data[self._pos : self._pos + size]
         self._pos += len(chunk)
         return chunk
+
+    def _more_records(self, data: bytes) -> bytes:
+        parts = [data]
+        size = len(data)
+        while size < RECV_SIZE:
+            try:
+                more = self._sock.recv(RECV_SIZE - size)
+            except OSError:
+                # Nothing more now (SSLWantRead, BlockingIO); a real error comes back on
+                # the next read, after what arrived before it was handled.
+                break
+            if not more:
+                self._eof = True  # told to paho once what arrived before it is read
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
 
     def pending(self) -> int:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0

@@ -94,11 +94,13 @@ class LoopSocket:
         client, buffered = self._client, self._buffered
         if client is None or buffered is None:
             return
-        # paho's loop_read handles one packet per call; drain what one recv() brought.
+        # paho's loop_read handles one packet per call; drain what one recv() brought, and
+        # what TLS decrypted already: bytes held by the SSL object never wake the reader,
+        # so a message left there would wait for the next one to arrive.
         for _ in range(MAX_PACKETS_PER_READ):
             if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._client is not client:
                 return
-            if not buffered.buffered:
+            if not buffered.pending():
                 return
         asyncio.get_running_loop().call_soon(self._readable)
 
