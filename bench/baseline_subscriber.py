@@ -1,5 +1,7 @@
 """Baseline: a bare paho subscriber that only parses `ts` and records latency (the broker
-floor with no validation, no registry). Prints a JSON summary on SIGTERM."""
+floor with no validation, no registry). Prints a JSON summary on SIGTERM; records from
+SIGUSR1 on. Arguments: host port [ca_file cert_file key_file] (the last three: mutual TLS
+with a client certificate)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 def main() -> None:
-    host, port = sys.argv[1], int(sys.argv[2])
+    host, port, *tls = sys.argv[1:]
     latencies: list[float] = []
     recording = [False]
 
@@ -32,7 +34,10 @@ def main() -> None:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"baseline-{time.time()}")
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe("rtcc/v1/units/+/state", qos=1)
-    client.connect(host, port)
+    if tls:
+        ca_file, cert_file, key_file = tls
+        client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+    client.connect(host, int(port))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGUSR1, start)
     client.loop_forever()

@@ -88,7 +88,7 @@ class Mode:
             return ["-m", "bench.baseline_subscriber", *address]
         center = self.pki.center
         files = [str(center.ca_file), str(center.cert_file), str(center.key_file)]
-        return ["-m", "bench.baseline_subscriber_tls", *address, *files]
+        return ["-m", "bench.baseline_subscriber", *address, *files]
 
 
 def _http(url: str, key: str | None = None) -> str:
