@@ -10,19 +10,27 @@ Steps, each only where the source offers it:
 
 Down: congestion (loss in the latest report, queueing delay over the session's floor RTT,
 or a REMB that just fell well below what we send) on consecutive reports, once the previous
-change had time to show. The estimate at that moment is the link's ceiling.
+change had time to show.
+The ceiling is what the link has shown it carries, nothing else: it falls at a step down for
+loss or queueing to what arrived (sent less the lost share; the estimate if lower), and
+rises only by the least sent over a clean hold. The relay's REMB is a brake, never evidence
+of room: it lowers targets and caps probes, but a REMB alone (no loss, no queueing) neither
+raises nor lowers the ceiling, since it can read well above a thin link (the relay times
+packets by their kernel arrival).
 Up: a clean link for a hold time. Within the reduced step the bitrate climbs to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
 Once what is sent reaches that share, a step up is a probe to `probe_past` times the
-ceiling, never more and never past a fresh REMB (overshooting a thin link by a third loses
-enough packets to stall the status connection), and waits for the probe hold, as does a step
-to a higher level. The least sent over a clean hold raises the ceiling; a probe soon
-undone doubles the probe hold (so a link that carries only the lower rate is probed less and
-less often); a step up that holds for `stable_s` resets it.
-Decisions look at what is sent, not at the target: an encoder with little to encode stays
-below its target, which must still climb for full quality to return. Clean means a low
-smoothed loss, so a link just out of a loss burst is not probed at once; a link between the
-down and up thresholds stays put.
+ceiling, never past a fresh REMB (overshooting a thin link by a third loses enough packets
+to stall the status connection), and waits for the probe hold, as does a step to a higher
+level. Once a ceiling is known no raise goes past that probe target, whatever the encoder
+sends: a target the encoder does not use yet is used at its next keyframe or busy scene,
+all at once. A probe soon undone doubles the probe hold (so a link that carries only the
+lower rate is probed less and less often); a step up that holds for `stable_s` resets it.
+An encoder with little to encode stays below its target and so never shows the link carries
+more: a ceiling no congestion has confirmed for `stale_holds` times the longest probe hold
+is forgotten (the vehicle has moved on, as on a new network), and full quality returns.
+Clean means a low smoothed loss, so a link just out of a loss burst is not probed at once;
+a link between the down and up thresholds stays put.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ class LadderConfig:
     increase: float = 1.3
     probe_past: float = 1.15
     decrease: float = 0.75
+    # A ceiling no congestion has confirmed for this many of the longest probe holds is
+    # forgotten (a ladder tuned to probe sooner forgets sooner too).
+    stale_holds: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.loss_ok < self.loss_bad <= 1:
@@ -68,6 +79,8 @@ class LadderConfig:
             raise ValueError("need probe_past > 1")
         if not 0 < self.up_hold_s <= self.up_hold_max_s or self.bad_samples < 1:
             raise ValueError("need 0 < up_hold_s <= up_hold_max_s and bad_samples >= 1")
+        if self.stale_holds < 1:
+            raise ValueError("need stale_holds >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +115,7 @@ class DegradeLadder:
         self._went_up_at: float | None = None
         self._bad = 0
         self._good_since: float | None = None
+        self._congested_at: float | None = None
         self._clean_sent: deque[tuple[float, int]] = deque(maxlen=MAX_CLEAN_REPORTS)
 
     def congestion(self, sample: UplinkSample) -> str | None:
@@ -139,10 +153,15 @@ class DegradeLadder:
             return None  # what the link does now still shows the previous setting
         congested = self.congestion(sample)
         self._bad = self._bad + 1 if congested else 0
+        if congested is not None:
+            self._congested_at = now
         if self.clean(sample):
             self._clean_report(now, sample.sent_bps)
         else:
             self._good_since = None
+        stale = self.config.stale_holds * self.config.up_hold_max_s
+        if self._congested_at is not None and now - self._congested_at >= stale:
+            self.ceiling_bps = None  # not confirmed for long: the link it measured is gone
         if (
             self._went_up_at is not None
             and congested is None
@@ -152,8 +171,12 @@ class DegradeLadder:
             self.hold_s = self.config.up_hold_s
         if congested is not None and self._bad >= self.config.bad_samples:
             down = self._change(now, self._down(sample), congested, up=False)
-            if down is not None and sample.estimate_bps is not None:
-                self.ceiling_bps = sample.estimate_bps
+            if down is not None and congested != "remb":
+                # Congestion only ever lowers it: what a failed probe got through is no
+                # evidence of more (a keyframe in the sent window makes it read high).
+                arrived = self._arrived(sample)
+                ceiling = self.ceiling_bps
+                self.ceiling_bps = arrived if ceiling is None else min(ceiling, arrived)
             return down
         step = self._up(sample)
         if step is None or self._good_since is None:
@@ -162,6 +185,15 @@ class DegradeLadder:
         if now - self._good_since < (self.hold_s if probe else self.config.up_hold_s):
             return None
         return self._change(now, setting, "clean", up=probe)
+
+    @staticmethod
+    def _arrived(sample: UplinkSample) -> int:
+        """What the link carried in a congested report: sent less the lost share, or the
+        estimate (a REMB) where that is lower; a REMB above it is not evidence."""
+        arrived = round(sample.sent_bps * (1 - (sample.last_loss or 0.0)))
+        if sample.estimate_bps is not None:
+            arrived = min(arrived, sample.estimate_bps)
+        return arrived
 
     def _clean_report(self, now: float, sent_bps: int) -> None:
         if self._good_since is None:
@@ -194,6 +226,7 @@ class DegradeLadder:
         self.ceiling_bps = None
         self.hold_s = self.config.up_hold_s
         self._went_up_at = None
+        self._congested_at = None
 
     def _below(self, level: Level) -> Level | None:
         index = self.levels.index(level)
@@ -243,31 +276,42 @@ class DegradeLadder:
         if above == "reduced":
             # Coming back to the main stream: start near what the link carried below.
             assert self.nominal_bps is not None
-            start = max(self.min_bps, round(self.config.increase * sample.sent_bps))
-            return Setting("reduced", min(start, self.nominal_bps)), True
+            start = min(round(self.config.increase * sample.sent_bps), self.nominal_bps)
+            probe_at = self._probe_at(sample, start)
+            if probe_at is not None:
+                start = min(start, probe_at)
+            return Setting("reduced", max(self.min_bps, start)), True
         if above == "normal":
             return Setting("normal"), True
         return Setting(above, self._floor_target()), True
+
+    def _probe_at(self, sample: UplinkSample, target: int) -> int | None:
+        """The highest target allowed while the ceiling is known: `probe_past` times it, and
+        no further than a fresh REMB above the target (one at or below it is a value aiortc
+        holds after congestion)."""
+        if self.ceiling_bps is None:
+            return None
+        probe_at = round(self.config.probe_past * self.ceiling_bps)
+        if sample.remb_bps is not None and sample.remb_bps > target:
+            probe_at = min(probe_at, sample.remb_bps)
+        return probe_at
 
     def _raise(self, sample: UplinkSample, target: int) -> tuple[int, bool] | None:
         """A higher target within the reduced step, and whether it is a probe."""
         c, ceiling = self.config, self.ceiling_bps
         raised = round(c.increase * target)
-        if ceiling is None:
+        probe_at = self._probe_at(sample, target)
+        if ceiling is None or probe_at is None:
             return raised, False
-        cap, probe_at = round(c.headroom * ceiling), round(c.probe_past * ceiling)
-        if sample.remb_bps is not None and sample.remb_bps > target:
-            # The relay's delay-based estimate rises ahead of loss: no probe past it.
-            # One at or below the target is a value aiortc holds after congestion.
-            probe_at = min(probe_at, sample.remb_bps)
+        cap = round(c.headroom * ceiling)
         if target < cap:
             return min(raised, cap), False
+        if target >= probe_at:
+            # Even if the encoder sends less than it has: it would use a higher target at
+            # its next keyframe, all at once. Only a clean hold raises the ceiling.
+            return None
         if sample.sent_bps < REACHED * cap:
-            return raised, False  # unused by the encoder: a higher target costs nothing yet
-        if target < probe_at:
-            return probe_at, True
-        if sample.sent_bps < REACHED * target:
-            # The encoder sends less than it has (a reduced frame rate, a still scene):
-            # only a probe of a higher target shows whether it gets more.
-            return raised, True
-        return None  # until a clean hold at this rate raises the ceiling
+            # Unused by the encoder yet: climb, but past the ceiling only as a probe would.
+            raised = min(raised, probe_at)
+            return raised, raised > ceiling
+        return probe_at, True

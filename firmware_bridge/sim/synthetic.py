@@ -90,6 +90,10 @@ class SyntheticCamera:
         enc.time_base = TIME_BASE
         enc.framerate = fractions.Fraction(round(self._nominal_fps * 1000), 1000)
         enc.gop_size = max(1, round(self._nominal_fps * self._keyframe_interval_s))
+        # One thread: a test pattern takes about a millisecond a frame, and encoder threads
+        # that wait on each other stall for tens of milliseconds when other processes hold
+        # the cores (a gateway's or a test machine's), costing frames.
+        enc.thread_count = 1
         self._vbv_bits = bitrate
         if self.codec == "h264":
             enc.profile = "Baseline"

@@ -225,12 +225,20 @@ def test_a_probe_goes_no_further_than_the_relays_remb() -> None:
 
 
 def test_an_encoder_below_its_target_still_climbs_back_to_normal() -> None:
-    """The simulator's pattern needs less than it is given: its target must climb anyway."""
-    ladder = simulator_ladder(up_hold_s=2.0)
+    """The simulator's pattern needs less than it is given: its target must climb anyway,
+    while the ceiling stands no further than a probe past it (a target unused now is used at
+    the next keyframe), and once nothing has confirmed the ceiling for long, to full quality."""
+    ladder = simulator_ladder(up_hold_s=2.0, up_hold_max_s=15.0)  # forgotten after 60 s
     feed(ladder, [sample(loss=0.4, estimate=150_000)] * 3)
-    changes = feed(ladder, [sample(sent=50_000)] * 40, start=10)
+    changes = []
+    for now in range(10, 100):
+        new = ladder.update(float(now), sample(sent=50_000))
+        if new is not None:
+            changes.append((ladder.ceiling_bps, new))
     assert changes and changes[-1][1] == Setting("normal")
-    assert ladder.ceiling_bps == 150_000  # nothing sent ever showed the link carries more
+    while_known = [new.target_bps for ceiling, new in changes if ceiling is not None]
+    assert while_known and all(t is not None and t <= 1.15 * 150_000 for t in while_known)
+    assert ladder.ceiling_bps is None  # forgotten: nothing sent ever showed the link carries more
 
 
 def test_a_step_up_the_link_cannot_carry_doubles_the_hold() -> None:
