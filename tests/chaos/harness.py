@@ -72,6 +72,9 @@ class Site:
             "RTCC_HTTP__PORT": str(API_PORT),
             "RTCC_BROKER__HOST": self.lab.core_address,
             "RTCC_BROKER__PORT": str(BROKER_PORT),
+            # The lab's observer (broker_watch) reads the unit's reports on a connection of
+            # its own, for which the broker's mutual TLS has no identity: the plain listener.
+            "RTCC_BROKER__MTLS": "false",
             "RTCC_RELAY__WORKERS": "1",
             "RTCC_RELAY__ICE__HOST_ADDRESSES": json.dumps([self.lab.core_address]),
             "RTCC_LOG__FORMAT": "json",
