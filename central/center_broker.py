@@ -86,7 +86,7 @@ class CenterBroker:
             fleet_link.reconnect("certificate renewed")
             admin.link.reconnect("certificate renewed")
 
-        hooks = CenterHooks(unit_revoked, self._renew_certificates, reconnect)
+        hooks = CenterHooks(unit_revoked, self.renew_certificates, reconnect)
         self.access = BrokerAccess(
             self._devices, self._provisioning, self.process, admin, self._applied, hooks
         )
@@ -116,7 +116,7 @@ class CenterBroker:
         )
         return _Files(tls, _files(ca.ca_file, fleet), _files(ca.ca_file, admin))
 
-    def _renew_certificates(self) -> bool:
+    def renew_certificates(self) -> bool:
         """Issues the broker's and the center's certificates again when near their end
         (blocking); whether any changed."""
         ca, center_id = self._provisioning.ca, self.settings.center_id
