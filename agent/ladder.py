@@ -12,11 +12,12 @@ Down: congestion (loss in the latest report, queueing delay over the session's f
 or a REMB that just fell well below what we send) on consecutive reports, once the previous
 change had time to show.
 The ceiling is what the link has shown it carries, nothing else: it falls at a step down for
-loss or queueing to what arrived (sent less the lost share; the estimate if lower), and
-rises only by the least sent over a clean hold. The relay's REMB is a brake, never evidence
-of room: it lowers targets and caps probes, but a REMB alone (no loss, no queueing) neither
-raises nor lowers the ceiling, since it can read well above a thin link (the relay times
-packets by their kernel arrival).
+loss to what arrived (sent less the lost share; the estimate if lower), and rises only by
+the least sent over a clean hold. Queueing delay steps down too, but sets no ceiling: on a
+jittery cellular path it reads as queueing with nothing lost, and a ceiling from it would
+hold the video low for minutes. The relay's REMB is a brake, never evidence of room: it
+lowers targets and caps probes, but a REMB alone neither raises nor lowers the ceiling,
+since it can read well above a thin link (the relay times packets by their kernel arrival).
 Up: a clean link for a hold time. Within the reduced step the bitrate climbs to a share
 (`headroom`) of the ceiling and rests there, leaving the rest to status and packet overhead.
 Once what is sent reaches that share, a step up is a probe to `probe_past` times the
@@ -171,9 +172,9 @@ class DegradeLadder:
             self.hold_s = self.config.up_hold_s
         if congested is not None and self._bad >= self.config.bad_samples:
             down = self._change(now, self._down(sample), congested, up=False)
-            if down is not None and congested != "remb":
-                # Congestion only ever lowers it: what a failed probe got through is no
-                # evidence of more (a keyframe in the sent window makes it read high).
+            if down is not None and congested == "loss":
+                # Loss only ever lowers it: what a failed probe got through is no evidence
+                # of more (a keyframe in the sent window makes it read high).
                 arrived = self._arrived(sample)
                 ceiling = self.ceiling_bps
                 self.ceiling_bps = arrived if ceiling is None else min(ceiling, arrived)

@@ -64,13 +64,24 @@ def test_a_probe_past_a_ceiling_taken_at_the_first_loss_goes_no_further() -> Non
 
 def test_the_ceiling_comes_from_what_arrived_not_from_a_remb_above_it() -> None:
     ladder = simulator_ladder()
-    # A queue builds while 120 kbit/s is sent; the relay's REMB reads 178 kbit/s.
-    queued = sample(sent=120_000, queueing=0.7, remb=178_000, estimate=178_000)
-    feed(ladder, [queued] * 2)
-    assert ladder.reason == "queueing" and ladder.ceiling_bps == 120_000
+    # Loss while 200 kbit/s is sent; the relay's REMB reads 178 kbit/s: 90 % of it arrived.
+    lossy = sample(sent=200_000, loss=0.1, remb=178_000, estimate=178_000)
+    feed(ladder, [lossy] * 2)
+    assert ladder.reason == "loss" and ladder.ceiling_bps == 178_000
     # A REMB below what arrived is believed (it is the relay's measure of what came in).
     feed(ladder, [sample(sent=200_000, loss=0.1, estimate=90_000)] * 2, start=10)
     assert ladder.ceiling_bps == 90_000
+
+
+def test_queueing_alone_steps_down_and_sets_no_ceiling() -> None:
+    """A jittery path reads as queueing with nothing lost: no ceiling to hold video low."""
+    ladder = simulator_ladder()
+    queued = sample(sent=120_000, queueing=0.7, remb=178_000, estimate=178_000)
+    down = feed(ladder, [queued] * 2)
+    assert [c.level for _, c in down] == ["reduced"] and ladder.reason == "queueing"
+    assert ladder.ceiling_bps is None
+    up = feed(ladder, [sample(sent=300_000)] * 60, start=10)
+    assert up[-1][1].level == "normal"
     # A falling REMB alone steps down, and leaves an unknown ceiling unknown.
     fresh = simulator_ladder()
     feed(fresh, [sample(sent=280_000, remb=150_000, estimate=150_000)] * 2)
