@@ -21,13 +21,13 @@ from typing import Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from agent.enroll_files import EnrollFiles, write_enrollment
+from agent.issued_cert import issued_problem
 from protocol.evidence import UnitKey
 from protocol.topics import check_id
 from runtime.config import parse_broker_urls
@@ -147,31 +147,13 @@ def checked_answer(found: Any, key: ec.EllipticCurvePublicKey, center: str) -> C
 
 
 def _certificate_problem(answer: CenterAnswer, key: ec.EllipticCurvePublicKey) -> str | None:
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     try:
-        cert = x509.load_pem_x509_certificate(answer.certificate.encode())
         cas = x509.load_pem_x509_certificates(answer.ca.encode())
-        certified = cert.public_key().public_bytes(*spki)
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except ValueError as exc:
         return f"a certificate does not parse ({exc})"
-    if certified != key.public_bytes(*spki):
-        return "the certificate is not for the key made on this gateway"
-    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    if names != [answer.unit_id]:
-        return f"the certificate names {names} but the unit is {answer.unit_id!r}"
-    if format(cert.serial_number, "x") != answer.serial.lower():
-        return f"the certificate's serial is not {answer.serial}"
-    if not any(_issued_by(cert, ca) for ca in cas):
-        return "the certificate is not from the device CA answered with it"
-    return None
-
-
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except Exception:  # ValueError, TypeError or InvalidSignature: not this CA
-        return False
-    return True
+    return issued_problem(
+        answer.certificate, key, answer.unit_id, answer.serial, cas, "answered with it"
+    )
 
 
 def _config_problem(answer: CenterAnswer) -> str | None:

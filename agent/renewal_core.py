@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from agent.issued_cert import issued_problem
 from protocol.renewal import RenewAnswer
 from runtime.backoff import Backoff
 
@@ -104,27 +102,8 @@ def answer_problem(
     """What makes the center's answer one not to put in force, or None: the certificate must
     be for the key made here, name this unit, and come from one of `cas` (the device CA the
     unit already trusts for its broker)."""
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    try:
-        cert = x509.load_pem_x509_certificate(answer.certificate.encode())
-        certified = cert.public_key().public_bytes(*spki)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        return f"the certificate does not parse ({exc})"
-    if certified != key.public_bytes(*spki):
-        return "the certificate is not for the key made on this gateway"
-    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    if answer.unit_id != unit_id or names != [unit_id]:
-        return f"the certificate names {names}, this unit is {unit_id!r}"
-    if format(cert.serial_number, "x") != answer.serial:
-        return f"the certificate's serial is not {answer.serial}"
-    if not any(_issued_by(cert, ca) for ca in cas):
-        return "the certificate is not from the device CA this gateway trusts"
-    return None
-
-
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except Exception:  # ValueError, TypeError or InvalidSignature: not this CA
-        return False
-    return True
+    if answer.unit_id != unit_id:
+        return f"the answer names unit {answer.unit_id!r}, this unit is {unit_id!r}"
+    return issued_problem(
+        answer.certificate, key, unit_id, answer.serial, cas, "this gateway trusts"
+    )
