@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from central.alert_rules import EVENTS_RAISING_ALERTS, AlertKind, Thresholds, UnitWatch, kind_of
 from central.console_hub import ConsoleHub
@@ -54,26 +54,15 @@ class AlertView(BaseModel):
     acked_by: str | None = None
     ack_note: str | None = None
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, kind: object) -> object:
+        """A stored kind this version does not know (another version kept it) reads `other`."""
+        return kind if kind in AlertKind.__members__.values() else AlertKind.OTHER
+
     @classmethod
     def of(cls, record: AlertRecord) -> AlertView:
-        kind = record.kind if record.kind in AlertKind.__members__.values() else AlertKind.OTHER
-        return cls(
-            id=record.id,
-            unit_id=record.unit_id,
-            kind=AlertKind(kind),
-            type=record.type,
-            trigger=record.trigger,
-            data=record.data,
-            ts=record.ts,
-            received=record.received,
-            lat=record.lat,
-            lon=record.lon,
-            stream_id=record.stream_id,
-            stream_error=record.stream_error,
-            acked_at=record.acked_at,
-            acked_by=record.acked_by,
-            ack_note=record.ack_note,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class Acknowledgement(BaseModel):

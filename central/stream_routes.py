@@ -48,14 +48,7 @@ class GrantView(BaseModel):
 
     @classmethod
     def of(cls, grant: ViewerGrant) -> "GrantView":
-        return cls(
-            token_id=grant.token_id,
-            holder=grant.holder,
-            stream_id=grant.stream_id,
-            issued_at=grant.issued_at,
-            expires_at=grant.expires_at,
-            revoked_at=grant.revoked_at,
-        )
+        return cls.model_validate(grant, from_attributes=True)
 
 
 def add_stream_routes(

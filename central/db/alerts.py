@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.db.models import AlertRow
+from central.db.records import columns_of, record_of
 from central.errors import Conflict, NotFound
 
 
@@ -32,23 +33,7 @@ class AlertRecord:
 
     @classmethod
     def of(cls, row: AlertRow) -> AlertRecord:
-        return cls(
-            row.id,
-            row.unit_id,
-            row.kind,
-            row.type,
-            row.trigger,
-            row.ts,
-            row.received,
-            row.lat,
-            row.lon,
-            dict(row.data),
-            row.stream_id,
-            row.stream_error,
-            row.acked_at,
-            row.acked_by,
-            row.ack_note,
-        )
+        return record_of(cls, row, data=dict(row.data))
 
 
 class Alerts:
@@ -59,22 +44,7 @@ class Alerts:
         """False when an alert with this id is kept already (a unit's resend)."""
         if self._session.get(AlertRow, alert.id) is not None:
             return False
-        self._session.add(
-            AlertRow(
-                id=alert.id,
-                unit_id=alert.unit_id,
-                kind=alert.kind,
-                type=alert.type,
-                trigger=alert.trigger,
-                ts=alert.ts,
-                received=alert.received,
-                lat=alert.lat,
-                lon=alert.lon,
-                data=alert.data,
-                stream_id=alert.stream_id,
-                stream_error=alert.stream_error,
-            )
-        )
+        self._session.add(AlertRow(**columns_of(alert)))
         self._session.flush()
         return True
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.db.models import ApiClientRow
+from central.db.records import record_of
 from central.errors import Conflict, NotFound
 
 
@@ -27,16 +28,7 @@ class ApiClient:
 
     @classmethod
     def of(cls, row: ApiClientRow) -> ApiClient:
-        return cls(
-            row.key_id,
-            row.name,
-            row.key_hash,
-            frozenset(row.scopes),
-            row.created_at,
-            row.expires_at,
-            row.revoked_at,
-            row.last_used_at,
-        )
+        return record_of(cls, row, scopes=frozenset(row.scopes))
 
 
 _LOOKUP = select(

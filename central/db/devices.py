@@ -10,6 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from central.db.models import HASH_LENGTH, Base, EpochTime
+from central.db.records import record_of
 
 # Moves whenever a certificate is issued or revoked: (certificates, revoked, last issued,
 # last revoked).
@@ -73,9 +74,7 @@ class DeviceCert:
 
     @classmethod
     def of(cls, row: DeviceCertRow) -> DeviceCert:
-        return cls(
-            row.serial, row.unit_id, row.issued_at, row.expires_at, row.revoked_at, row.revoked_by
-        )
+        return record_of(cls, row)
 
 
 class Devices:

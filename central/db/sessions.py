@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Connection, CursorResult, Row, and_, bindp
 from sqlalchemy.orm import Session
 
 from central.db.models import SessionRow, UserRow, ViewerGrantRow
+from central.db.records import record_of
 from central.errors import NotFound
 
 
@@ -29,17 +30,7 @@ class SessionRecord:
 
     @classmethod
     def of(cls, row: SessionRow, user: str) -> SessionRecord:
-        return cls(
-            row.token_hash,
-            user,
-            row.user_id,
-            row.created_at,
-            row.last_seen_at,
-            row.locked_at,
-            row.ended_at,
-            row.end_reason,
-            row.source,
-        )
+        return record_of(cls, row, user=user)
 
 
 _open = SessionRow.ended_at.is_(None)

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from central.db.models import ShareRecipientRow, ShareRow, StillRow, ViewerGrantRow
+from central.db.records import columns_of, record_of
 from central.errors import NotFound
 
 
@@ -60,21 +61,7 @@ class Shares:
         self._session = session
 
     def add(self, share: ShareRecord) -> ShareRecord:
-        self._session.add(
-            ShareRow(
-                id=share.id,
-                created_by=share.created_by,
-                created_at=share.created_at,
-                expires_at=share.expires_at,
-                stream_id=share.stream_id,
-                unit_id=share.unit_id,
-                still_id=share.still_id,
-                text=share.text,
-                scene_lat=share.scene_lat,
-                scene_lon=share.scene_lon,
-                radius_m=share.radius_m,
-            )
-        )
+        self._session.add(ShareRow(**columns_of(share, leave={"recipients"})))
         self._session.flush()
         for recipient in share.recipients:
             self._session.add(
@@ -151,23 +138,8 @@ class Shares:
             .order_by(ShareRecipientRow.unit_id)
             .execution_options(populate_existing=True)
         )
-        return ShareRecord(
-            row.id,
-            row.created_by,
-            row.created_at,
-            row.expires_at,
-            row.revoked_at,
-            row.revoked_by,
-            row.stream_id,
-            row.unit_id,
-            row.still_id,
-            row.text,
-            row.scene_lat,
-            row.scene_lon,
-            row.radius_m,
-            tuple(
-                Recipient(r.unit_id, r.distance_m, r.received_at, r.opened_at) for r in recipients
-            ),
+        return record_of(
+            ShareRecord, row, recipients=tuple(record_of(Recipient, r) for r in recipients)
         )
 
 
@@ -176,18 +148,7 @@ class Stills:
         self._session = session
 
     def add(self, still: StillRecord, jpeg: bytes) -> StillRecord:
-        self._session.add(
-            StillRow(
-                id=still.id,
-                stream_id=still.stream_id,
-                unit_id=still.unit_id,
-                taken_at=still.taken_at,
-                taken_by=still.taken_by,
-                alert_id=still.alert_id,
-                sha256=still.sha256,
-                jpeg=jpeg,
-            )
-        )
+        self._session.add(StillRow(**columns_of(still), jpeg=jpeg))
         self._session.flush()
         return still
 
@@ -195,9 +156,7 @@ class Stills:
         row = self._session.get(StillRow, still_id)
         if row is None:
             raise NotFound(f"no still {still_id}")
-        record = StillRecord(
-            row.id, row.stream_id, row.unit_id, row.taken_at, row.taken_by, row.alert_id, row.sha256
-        )
+        record = record_of(StillRecord, row)
         return record, row.jpeg
 
     def shared_with(self, still_id: str, unit_id: str, now: float) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.db.models import AddressFailuresRow, UserRow
+from central.db.records import record_of
 from central.errors import Conflict, NotFound
 
 
@@ -36,22 +37,7 @@ class User:
 
     @classmethod
     def of(cls, row: UserRow) -> User:
-        return cls(
-            row.id,
-            row.name,
-            row.role,
-            row.password_hash,
-            row.totp_secret,
-            row.last_totp_step,
-            row.disabled,
-            row.failed_attempts,
-            row.last_failed_at,
-            row.locked_until,
-            row.sessions_valid_after,
-            row.created_at,
-            row.updated_at,
-            row.unit_id,
-        )
+        return record_of(cls, row)
 
     @property
     def failures(self) -> FailureCount:

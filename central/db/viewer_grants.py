@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.db.models import ViewerGrantRow
+from central.db.records import record_of
 from central.errors import Conflict, NotFound
 
 
@@ -31,15 +32,7 @@ class ViewerGrant:
 
     @classmethod
     def of(cls, row: ViewerGrantRow) -> ViewerGrant:
-        return cls(
-            row.token_id,
-            row.holder,
-            row.stream_id,
-            row.session_hash,
-            row.issued_at,
-            row.expires_at,
-            row.revoked_at,
-        )
+        return record_of(cls, row)
 
     def holds(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
