@@ -9,11 +9,15 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtcc.doctor_cli import add_doctor_command
 from rtcc.provision_cli import add_provision_commands
 from runtime.config import ConfigError, load_settings
 from runtime.logs import configure_logging
+
+if TYPE_CHECKING:
+    from central.config import CentralSettings
 
 
 def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
@@ -147,12 +151,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(lambda stop: Demo(args.units, args.data_dir, args.http_port).run(stop))
 
 
-def cmd_users(args: argparse.Namespace) -> int:
+def _center_command(
+    args: argparse.Namespace, name: str, run: Callable[[CentralSettings], int]
+) -> int:
+    """A center admin command: the center's settings, quiet logs, and a refusal said in one
+    line on stderr with exit status 2."""
     from central.config import CentralSettings
-    from central.people import CommandRefused, UserCommand, run_users_command
+    from central.people import CommandRefused
 
     settings = load_settings(CentralSettings, args.config)
     configure_logging("warning", settings.log.format)
+    try:
+        return run(settings)
+    except CommandRefused as exc:
+        print(f"rtcc {name}: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from central.people import UserCommand, run_users_command
+
     command = UserCommand(
         args.users_command,
         getattr(args, "name", None),
@@ -160,22 +178,18 @@ def cmd_users(args: argparse.Namespace) -> int:
         getattr(args, "password_stdin", False),
         getattr(args, "unit", None),
     )
-    try:
+
+    def run(settings: CentralSettings) -> int:
         run_users_command(settings, command, sys.stdin, sys.stdout)
-    except CommandRefused as exc:
-        print(f"rtcc users {args.users_command}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return _center_command(args, f"users {args.users_command}", run)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from central.audit_tools import ExportRequest, run_export, run_purge, run_verify
-    from central.config import CentralSettings
-    from central.people import CommandRefused
 
-    settings = load_settings(CentralSettings, args.config)
-    configure_logging("warning", settings.log.format)
-    try:
+    def run(settings: CentralSettings) -> int:
         if args.audit_command == "verify":
             return 0 if run_verify(settings, sys.stdout) else 1
         if args.audit_command == "purge":
@@ -183,20 +197,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
             return 0
         request = ExportRequest(args.since, args.until, args.format, args.output)
         count = run_export(settings, request, sys.stdout)
-    except CommandRefused as exc:
-        print(f"rtcc audit {args.audit_command}: {exc}", file=sys.stderr)
-        return 2
-    print(f"rtcc audit export: {count} records", file=sys.stderr)
-    return 0
+        print(f"rtcc audit export: {count} records", file=sys.stderr)
+        return 0
+
+    return _center_command(args, f"audit {args.audit_command}", run)
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
     from central.client_keys import ClientCommand, run_clients_command
-    from central.config import CentralSettings
-    from central.people import CommandRefused
 
-    settings = load_settings(CentralSettings, args.config)
-    configure_logging("warning", settings.log.format)
     command = ClientCommand(
         args.clients_command,
         getattr(args, "name", None),
@@ -204,30 +213,26 @@ def cmd_clients(args: argparse.Namespace) -> int:
         getattr(args, "days", None),
         getattr(args, "key_id", None),
     )
-    try:
+
+    def run(settings: CentralSettings) -> int:
         run_clients_command(settings, command, sys.stdout)
-    except CommandRefused as exc:
-        print(f"rtcc clients {args.clients_command}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return _center_command(args, f"clients {args.clients_command}", run)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """The center's side of `rtcc provision` (enroll, the gateway's, is rtcc/provision_cli.py)."""
-    verb = args.provision_command
-    from central.config import CentralSettings
-    from central.people import CommandRefused
     from central.provisioning import run_provision_command
 
-    settings = load_settings(CentralSettings, args.config)
-    configure_logging("warning", settings.log.format)
-    unit = getattr(args, "unit", None)
-    try:
-        run_provision_command(settings, verb, unit, getattr(args, "expires", None), sys.stdout)
-    except CommandRefused as exc:
-        print(f"rtcc provision {verb}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    verb = args.provision_command
+    unit, expires = getattr(args, "unit", None), getattr(args, "expires", None)
+
+    def run(settings: CentralSettings) -> int:
+        run_provision_command(settings, verb, unit, expires, sys.stdout)
+        return 0
+
+    return _center_command(args, f"provision {verb}", run)
 
 
 def add_client_commands(
