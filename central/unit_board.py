@@ -25,8 +25,8 @@ class StateLabel(StrEnum):
     OFFLINE = "offline"
 
 
-class Reading(TypedDict):
-    """What the console keeps of a unit's last state."""
+class Measures(TypedDict):
+    """Where a unit is and how its battery and storage are: a summary shows them as read."""
 
     lat: float | None
     lon: float | None
@@ -35,6 +35,11 @@ class Reading(TypedDict):
     fix_ts: float | None
     battery_pct: float | None
     storage_free_pct: float | None
+
+
+class Reading(Measures):
+    """What the console keeps of a unit's last state."""
+
     storage_full: bool
     camera_connected: bool
     recording: bool
@@ -45,18 +50,11 @@ class Reading(TypedDict):
     firmware_version: str | None
 
 
-class UnitSummary(TypedDict):
+class UnitSummary(Measures):
     unit_id: str
     officer: str | None
     online: bool | None
     state_label: str  # a StateLabel's value: plain strings keep the dict out of the GC's sight
-    lat: float | None
-    lon: float | None
-    heading_deg: float | None
-    speed_mps: float | None
-    fix_ts: float | None
-    battery_pct: float | None
-    storage_free_pct: float | None
     camera_connected: bool | None
     recording: bool
     streaming: bool
