@@ -146,9 +146,9 @@ class MosquittoProcess:
         raise BrokerError(f"mosquitto did not listen on {self.port}: {self.log_tail()}")
 
     def _write_dynsec(self, tls: BrokerTls) -> None:
-        """The plugin keeps its file up to date with the units; the center's own clients
-        and roles are made what they must be at every start (another center id, identity
-        or right since it was written)."""
+        """The plugin keeps its file up to date with the units; every client's rights are
+        made what this version gives at every start (another center id or identity, or
+        rights changed by an upgrade since it was written)."""
         path = dynsec_file(self.data_dir)
         try:
             text = dynsec_with_center(path.read_text(), tls.identities)

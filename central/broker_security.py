@@ -220,25 +220,17 @@ def dynsec_config_text(center: CenterIdentities, units: Iterable[str] = ()) -> s
 
 
 def dynsec_with_center(text: str, center: CenterIdentities) -> str:
-    """The plugin's file as the plugin kept it, with the center's clients and roles made
-    what they must be now (another center id or identity since it was written; a change
-    to the center's rights) and every unit kept. Dotted names are the center's: any
-    other center client found is removed."""
+    """The plugin's file made anew from the units it kept: every unit keeps its client, and
+    every client and role gets the rights this version gives (the center's, under its id and
+    identities now; each unit's own role). Rights therefore follow an upgrade at the next
+    start instead of staying what the version that enrolled a unit wrote. Dotted names are
+    the center's and anything not a valid unit id is dropped."""
     config = json.loads(text)
     if not isinstance(config, dict):
         raise ValueError("the dynamic-security file is not a JSON object")
-    ours = {CENTER_ROLE, ADMIN_ROLE}
-    clients = [
-        c
-        for c in config.get("clients", [])
-        if isinstance(c, dict) and "." not in str(c.get("username", ""))
-    ]
-    roles = [
-        r for r in config.get("roles", []) if isinstance(r, dict) and r.get("rolename") not in ours
-    ]
-    config["clients"] = _center_clients(center) + clients
-    config["roles"] = _center_roles(center) + roles
-    return json.dumps(config, indent=2) + "\n"
+    kept = (c.get("username") for c in config.get("clients", []) if isinstance(c, dict))
+    units = [u for u in kept if isinstance(u, str) and is_id(u)]
+    return dynsec_config_text(center, units)
 
 
 def add_unit_commands(unit_id: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import queue
 import ssl
 import threading
@@ -18,9 +19,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from central.broker import BrokerError, MosquittoOptions, MosquittoProcess
+from central.broker import BrokerError, MosquittoOptions, MosquittoProcess, dynsec_file
 from central.broker_admin import BrokerAdmin
-from central.broker_security import BrokerTls
+from central.broker_security import BrokerTls, unit_role
 from protocol.topics import Topic, TopicKind, unit_filter
 from runtime.config import BrokerUrl, MqttTuning, TlsFiles
 from runtime.mqtt import MqttLink, Subscription, Will
@@ -431,3 +432,25 @@ async def test_a_replaced_gateway_is_out_and_its_successor_speaks_for_the_unit(
     )
     assert new.publish(state) < NOT_AUTHORIZED
     assert new.subscribe(unit_filter(TopicKind.COMMAND, "unit-a")) == 1
+
+
+def test_a_restart_gives_kept_units_the_rights_of_this_version(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    """A unit enrolled under an older version keeps the role that version wrote in the
+    plugin's file; the next start writes the role this version gives."""
+    broker.stop()
+    path = dynsec_file(broker.data_dir)
+    kept = json.loads(path.read_text())
+    role = next(r for r in kept["roles"] if r["rolename"] == unit_role("unit-a"))
+    narrower = [a for a in role["acls"] if a["topic"] != str(Topic.state("unit-a"))]
+    assert len(narrower) < len(role["acls"])
+    role["acls"] = narrower
+    path.write_text(json.dumps(kept))
+    broker.start()
+    center = connected(peers, "center", pki.ca.client_files(CENTER_CN), broker.port)
+    assert center.subscribe(unit_filter(TopicKind.STATE)) == 1
+    unit_a = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
+    own_state = str(Topic.state("unit-a"))
+    assert unit_a.publish(own_state) == 0
+    assert drain(center, own_state) == [own_state]

@@ -120,10 +120,14 @@ def test_the_first_configuration_denies_by_default_and_names_each_identity() -> 
         dynsec_config(CENTER, ["rtcc.center.center-1"])
 
 
-def test_the_center_part_of_a_kept_plugin_file_is_made_current_and_units_kept() -> None:
+def test_a_kept_plugin_file_keeps_its_units_with_the_rights_of_this_version() -> None:
     kept = json.loads(dynsec_config_text(CENTER, ["unit-a"]))
     kept["clients"].append({"username": "rtcc.center.old", "roles": [{"rolename": "x"}]})
     kept["roles"][0]["acls"] = []  # the center's rights as an older version had them
+    unit_rights = next(r for r in kept["roles"] if r["rolename"] == unit_role("unit-a"))
+    unit_rights["acls"] = unit_rights["acls"][:1]  # a unit's, likewise
+    kept["clients"].append({"username": "a/b", "roles": []})  # not a unit id: dropped
+    kept["roles"].append({"rolename": unit_role("unit-a") + "x", "acls": []})  # nobody's
     moved = CenterIdentities("rtcc.center.c2", "rtcc.center.c2.admin", "c2")
     config = json.loads(dynsec_with_center(json.dumps(kept), moved))
     assert sorted(c["username"] for c in config["clients"]) == [
@@ -132,8 +136,12 @@ def test_the_center_part_of_a_kept_plugin_file_is_made_current_and_units_kept() 
         "unit-a",
     ]
     roles = {r["rolename"]: r["acls"] for r in config["roles"]}
-    assert roles[CENTER_ROLE] == center_acls("c2")
-    assert roles[unit_role("unit-a")] == unit_acls("unit-a")
+    assert roles == {
+        CENTER_ROLE: center_acls("c2"),
+        ADMIN_ROLE: admin_acls(),
+        unit_role("unit-a"): unit_acls("unit-a"),
+    }
+    assert not any(config["defaultACLAccess"][k] for k in ("publishClientSend", "subscribe"))
     for bad in ("[]", "{", "null"):
         with pytest.raises(ValueError):
             dynsec_with_center(bad, moved)
