@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+# No write takes this long: a temporary file older than this was left by a crash.
+STALE_TEMP_S = 600.0
 
 
 def sha256_file(path: Path) -> str:
@@ -39,8 +44,10 @@ def append_durably(path: Path, data: bytes) -> None:
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace `path` with `data` so that a crash leaves the old or the new file, never a
     torn one; a new file gets `mode`. The temporary file's name is this write's own, so
-    that two processes writing the same file at once each replace it whole."""
+    that two processes writing the same file at once each replace it whole; those a crash
+    left behind are removed by the next write of the same file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path, time.time())
     temp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -53,6 +60,15 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def remove_stale_temps(path: Path, now: float) -> None:
+    """Remove the temporary files of `path`'s writes older than STALE_TEMP_S; a write
+    still under way (its file younger) is left alone."""
+    for temp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - temp.stat().st_mtime > STALE_TEMP_S:
+                temp.unlink()
 
 
 @contextlib.contextmanager
