@@ -15,9 +15,9 @@ from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, JsonValue
 
-from central.db.audit_chain import AuditEntry
 from central.errors import Forbidden
 from central.gate import Gate, source_of
+from central.refusals import FoldedRefusals
 from central.relay_front import RelayFront
 from central.streams import StreamService
 from central.viewers import ViewerAccess
@@ -40,6 +40,7 @@ def add_media_routes(
     """`shut_out(unit_id)`: the unit's certificate is revoked or expired, so it may not
     publish, whatever token it still holds."""
     viewer_page = resources.files("central.static").joinpath("view.html").read_text()
+    refusals = FoldedRefusals(gate, "stream.publish", clock)
 
     async def pass_on(
         aud: Audience, stream_id: str, request: Request, authorization: str | None
@@ -47,7 +48,7 @@ def add_media_routes(
         claims = relay.authorize(aud, stream_id, authorization)
         if aud == "whip":
             if shut_out(claims.who):
-                await asyncio.to_thread(refuse_publisher, gate, clock(), request, claims.who)
+                await asyncio.to_thread(refuse_publisher, refusals, request, claims.who)
             streams.check_wanted(stream_id)
             return await relay.proxy(request, stream_id)
         grant = await asyncio.to_thread(viewers.check, claims)
@@ -93,12 +94,10 @@ def add_media_routes(
         return HTMLResponse(viewer_page)
 
 
-def refuse_publisher(gate: Gate, now: float, request: Request, unit_id: str) -> None:
-    """Audits a publisher whose certificate is revoked, and refuses it."""
-    detail: dict[str, JsonValue] = {"path": request.url.path, "reason": "certificate revoked"}
-    actor = f"unit:{unit_id}"
-    source = source_of(request)
-    gate.append(
-        AuditEntry(now, actor, "stream.publish", "refused", "unit", source, unit_id, detail)
-    )
-    raise Forbidden(f"unit {unit_id} holds no valid certificate: its video is refused")
+def refuse_publisher(refusals: FoldedRefusals, request: Request, unit_id: str) -> None:
+    """Audits (folded: a revoked unit keeps retrying) and refuses a publisher whose
+    certificate is revoked."""
+    refused = Forbidden(f"unit {unit_id} holds no valid certificate: its video is refused")
+    detail: dict[str, JsonValue] = {"path": request.url.path}
+    refusals.record(request, (f"unit:{unit_id}", "unit"), unit_id, refused, detail)
+    raise refused

@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from central.access.policy import Action
 from central.access.tally import AuditTally
-from central.db.audit_chain import AuditEntry
 from central.errors import Forbidden, Refused, TooLarge
 from central.evidence.store import EvidenceStore, SegmentState, UnitShutOut
-from central.gate import Caller, Gate, source_of
+from central.gate import Caller, Gate
+from central.refusals import FoldedRefusals
 from protocol.evidence import MAX_SEGMENT_INDEX, SAFE_NAME_PATTERN, ManifestEntry
 from protocol.upload import (
     ENTRIES_ROUTE,
@@ -82,37 +82,18 @@ def add_evidence_routes(
     add_search_routes(app, store, gate, clock)
 
 
-class UploadRefusals:
-    """Nobody is signed in to upload: a refusal's record names the unit the upload claimed
-    to be from (not who sent it), and refusals of one kind from one address for one unit
-    fold into one record a minute, so that nobody can flood the audit log."""
-
-    def __init__(self, gate: Gate, clock: Callable[[], float]) -> None:
-        self._gate = gate
-        self._clock = clock
-        self._tally = AuditTally(VIEW_AUDIT_S)
-
-    def record(self, request: Request, unit_id: str, refused: Exception, at: str) -> None:
-        """`at`: the recording, or the recording and segment, the upload was for."""
-        source, now = source_of(request), self._clock()
-        folded = self._tally.due((source, unit_id, type(refused)), now)
-        if folded is None:
-            return
-        detail: dict[str, JsonValue] = {"at": at, "reason": str(refused), "folded": folded}
-        self._gate.append(
-            AuditEntry(
-                now, "unverified", "evidence.upload", "refused", None, source, unit_id, detail
-            )
-        )
-
-
 def add_upload_routes(
     app: FastAPI, store: EvidenceStore, gate: Gate, clock: Callable[[], float]
 ) -> None:
     """What units call (protocol.upload). An entry is refused unless signed with the key
     the unit enrolled with (bound to its certificate), and nothing is taken from a unit
-    whose certificate is revoked: both refusals are audited (`UploadRefusals`)."""
-    audit_refusal = UploadRefusals(gate, clock).record
+    whose certificate is revoked: both refusals are audited, folded (nobody is signed in
+    to upload: the record names the unit the upload claimed to be from as `unverified`)."""
+    refusals = FoldedRefusals(gate, "evidence.upload", clock)
+
+    def audit_refusal(request: Request, unit_id: str, refused: Exception, at: str) -> None:
+        """`at`: the recording, or the recording and segment, the upload was for."""
+        refusals.record(request, ("unverified", None), unit_id, refused, {"at": at})
 
     @app.post(ENTRIES_ROUTE)
     async def post_entry(entry: ManifestEntry, request: Request) -> dict[str, bool]:

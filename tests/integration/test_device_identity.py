@@ -113,12 +113,13 @@ async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
         # A WHIP token it still holds publishes nothing; its uploads are refused.
         now = time.time()
         token = central.relay.signer.issue("whip", f"{unit}-s1", now, 60, who=unit)
-        whip = await http.post(
-            f"/whip/{unit}-s1",
-            content=b"v=0\r\n",
-            headers={"authorization": f"Bearer {token}", "content-type": "application/sdp"},
-        )
-        assert whip.status_code == 403, whip.text
+        for _ in range(3):  # a revoked unit retrying: refused each time, audited once a minute
+            whip = await http.post(
+                f"/whip/{unit}-s1",
+                content=b"v=0\r\n",
+                headers={"authorization": f"Bearer {token}", "content-type": "application/sdp"},
+            )
+            assert whip.status_code == 403, whip.text
         upload = await http.post(ENTRIES_ROUTE, json=entry | {"index": 99})
         assert upload.status_code == 403, upload.text
         assert [e.outcome for e in audited(central, "device.revoke", unit)] == ["ok"]
