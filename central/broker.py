@@ -147,8 +147,8 @@ class MosquittoProcess:
 
     def _write_dynsec(self, tls: BrokerTls) -> None:
         """The plugin keeps its file up to date with the units; every client's rights are
-        made what this version gives at every start (another center id or identity, or
-        rights changed by an upgrade since it was written)."""
+        made what this version gives at every start (another center id or identity, the
+        monitors configured now, or rights changed by an upgrade since it was written)."""
         path = dynsec_file(self.data_dir)
         try:
             text = dynsec_with_center(path.read_text(), tls.identities)

@@ -10,7 +10,10 @@ plugin, which denies everything by default:
   only its own commands. Dynsec in 2.0.11 has no %u patterns, hence one role per unit;
 - the center's identity (its fleet service) may read every unit's presence, state, events
   and results, send commands and publish its own status and events;
-- the center's admin identity (central/broker_admin.py) may only administer dynsec.
+- the center's admin identity (central/broker_admin.py) may only administer dynsec;
+- a monitor (`rtcc.monitor.<name>`, one per name in the center's broker settings: a
+  department's monitoring tool) may only read every unit's presence, state, events and
+  results: no publishing at all, no commands, no $CONTROL.
 
 `use_username_as_clientid` makes every client id the certificate's CN: without it a unit
 could connect with another unit's client id and so throw that unit off (the broker drops
@@ -53,25 +56,27 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 CENTER_ROLE = "rtcc-center"
 ADMIN_ROLE = "rtcc-center-admin"
+MONITOR_ROLE = "rtcc-monitor"
 UNIT_ROLE_PREFIX = "rtcc-unit-"
 
 Acl = dict[str, Any]
 
-# A certificate CN the center may use: a dotted name, which no unit id can take.
+# A certificate CN of the center or a monitor: a dotted name, which no unit id can take.
 _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+")
 MAX_IDENTITY = 128
 
 
 def check_identity(value: str) -> str:
     if len(value) > MAX_IDENTITY or not _IDENTITY.fullmatch(value):
-        raise ValueError(f"not a usable center identity (a dotted certificate CN): {value[:80]!r}")
+        raise ValueError(f"not a usable broker identity (a dotted certificate CN): {value[:80]!r}")
     return value
 
 
 @dataclass(frozen=True)
 class BrokerTls:
     """The files of the broker's mutual-TLS listener (made by the center's device CA), the
-    identities (certificate CNs) the center connects with and the center id of its topics."""
+    identities (certificate CNs) the center connects with, the center id of its topics and
+    the monitors' identities."""
 
     ca_file: Path
     cert_file: Path
@@ -82,18 +87,19 @@ class BrokerTls:
     admin_identity: str
     # Units the plugin's first configuration lets in; later ones are added by control messages.
     units: tuple[str, ...] = ()
+    # The monitors' CNs (rtcc.monitor.<name>): they read the units' reports, nothing else.
+    monitors: tuple[str, ...] = ()
     plugin: Path = DYNSEC_PLUGIN
 
     def __post_init__(self) -> None:
-        check_identity(self.center_identity)
-        check_identity(self.admin_identity)
-        check_id(self.center_id)
-        if self.center_identity == self.admin_identity:
-            raise ValueError("the center's fleet and admin identities must differ")
+        # Made to be checked: CenterIdentities refuses bad names, ids and clashes.
+        _ = self.identities
 
     @property
     def identities(self) -> CenterIdentities:
-        return CenterIdentities(self.center_identity, self.admin_identity, self.center_id)
+        return CenterIdentities(
+            self.center_identity, self.admin_identity, self.center_id, self.monitors
+        )
 
     def dynsec_text(self) -> str:
         return dynsec_config_text(self.identities, self.units)
@@ -139,21 +145,42 @@ _UNIT_WRITES = (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.
 
 @dataclass(frozen=True)
 class CenterIdentities:
-    """The CNs of the center's two broker connections, and the center id of its topics."""
+    """The CNs of the center's two broker connections, the center id of its topics, and the
+    CNs of the monitors it lets read the units' reports."""
 
     fleet: str
     admin: str
     center_id: str
+    monitors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_identity(self.fleet)
+        check_identity(self.admin)
+        check_id(self.center_id)
+        if self.fleet == self.admin:
+            raise ValueError("the center's fleet and admin identities must differ")
+        for monitor in self.monitors:
+            check_identity(monitor)
+        names = {self.fleet, self.admin, *self.monitors}
+        if len(names) != 2 + len(self.monitors):
+            raise ValueError("each monitor identity must differ from the others and the center's")
 
 
-def center_acls(center_id: str) -> list[Acl]:
-    """What the fleet service does: read all units' reports, command them, publish its own
-    status and events."""
+def monitor_acls() -> list[Acl]:
+    """Reading every unit's presence, state, events and results, and nothing else."""
     reads = [unit_filter(kind) for kind in _UNIT_WRITES]
-    own = f"{ROOT}/centers/{check_id(center_id)}/#"
     return [
         *(_acl("subscribePattern", topic) for topic in reads),
         *(_acl("publishClientReceive", topic) for topic in reads),
+    ]
+
+
+def center_acls(center_id: str) -> list[Acl]:
+    """What the fleet service does: read all units' reports (as a monitor does), command
+    them, publish its own status and events."""
+    own = f"{ROOT}/centers/{check_id(center_id)}/#"
+    return [
+        *monitor_acls(),
         _acl("publishClientSend", unit_filter(TopicKind.COMMAND)),
         _acl("publishClientSend", own),
         _acl("subscribePattern", own),
@@ -200,13 +227,15 @@ def _center_roles(center: CenterIdentities) -> list[dict[str, Any]]:
     return [
         {"rolename": CENTER_ROLE, "acls": center_acls(center.center_id)},
         {"rolename": ADMIN_ROLE, "acls": admin_acls()},
+        {"rolename": MONITOR_ROLE, "acls": monitor_acls()},
     ]
 
 
 def _center_clients(center: CenterIdentities) -> list[dict[str, Any]]:
     return [
-        _client(check_identity(center.fleet), CENTER_ROLE),
-        _client(check_identity(center.admin), ADMIN_ROLE),
+        _client(center.fleet, CENTER_ROLE),
+        _client(center.admin, ADMIN_ROLE),
+        *(_client(monitor, MONITOR_ROLE) for monitor in sorted(center.monitors)),
     ]
 
 
@@ -222,9 +251,10 @@ def dynsec_config_text(center: CenterIdentities, units: Iterable[str] = ()) -> s
 def dynsec_with_center(text: str, center: CenterIdentities) -> str:
     """The plugin's file made anew from the units it kept: every unit keeps its client, and
     every client and role gets the rights this version gives (the center's, under its id and
-    identities now; each unit's own role). Rights therefore follow an upgrade at the next
-    start instead of staying what the version that enrolled a unit wrote. Dotted names are
-    the center's and anything not a valid unit id is dropped."""
+    identities now; the monitors configured now; each unit's own role). Rights therefore
+    follow an upgrade at the next start instead of staying what the version that enrolled a
+    unit wrote. Dotted names are the center's and its monitors', made from `center` alone (a
+    monitor no longer configured is gone); anything not a valid unit id is dropped."""
     config = json.loads(text)
     if not isinstance(config, dict):
         raise ValueError("the dynamic-security file is not a JSON object")

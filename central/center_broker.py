@@ -1,6 +1,6 @@
 """The center's own Mosquitto, when no external broker is configured: mutual TLS with
-per-unit rights kept in line with the device records (the default), or a plain listener
-for development when asked for."""
+per-unit rights kept in line with the device records and read-only rights for the
+configured monitors (the default), or a plain listener for development when asked for."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from central.broker_admin import BrokerAdmin
 from central.broker_security import BrokerTls
 from central.config import CentralSettings
 from central.db.devices import DeviceStanding
-from central.device_ca import KeyPair, admin_identity, center_identity
+from central.device_ca import KeyPair, admin_identity, center_identity, monitor_identity
 from central.device_watch import DeviceWatch
 from central.provisioning import Provisioning
 from runtime.config import BrokerUrl, TlsFiles
@@ -113,6 +113,7 @@ class CenterBroker:
             center_id=settings.center_id,
             admin_identity=admin_identity(settings.center_id),
             units=tuple(sorted(applied.enrolled)),
+            monitors=tuple(monitor_identity(name) for name in settings.broker.monitors),
         )
         return _Files(tls, _files(ca.ca_file, fleet), _files(ca.ca_file, admin))
 

@@ -61,6 +61,23 @@ class BrokerSettings(Section):
         description="Host names and addresses units reach the broker by, for its "
         "certificate (default: the listener address).",
     )
+    monitors: list[str] = Field(
+        default_factory=list,
+        description="Monitoring tools that may read every unit's presence, state, events "
+        "and command results on the broker, and do nothing else: each name (unit-id "
+        "syntax) is the broker identity rtcc.monitor.<name>, whose certificate "
+        "`rtcc provision monitor NAME` issues. A name left out loses its rights at the "
+        "next start.",
+    )
+
+    @field_validator("monitors")
+    @classmethod
+    def _check_monitors(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_id(name)
+        if len(set(names)) != len(names):
+            raise ValueError("a monitor is named twice")
+        return names
 
 
 class FleetSettings(Section):

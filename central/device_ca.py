@@ -4,9 +4,9 @@ each other over MQTT (mutual TLS), and the list of those revoked.
 Made at first use in `{data_dir}/devices` (key 0600), apart from the center's HTTPS CA
 (`central.tls`): a unit's certificate must never pass for the center's web server, nor the
 other way round. A unit's certificate carries its unit id as CN, whatever the request said;
-the broker's and the center's carry names no unit id can take (ids have no dots), so that no
-unit can pass for them. The CRL (PEM) lists every revoked serial and is replaced atomically,
-so the broker never reads half of one.
+the broker's, the center's and monitoring tools' carry names no unit id can take (ids have
+no dots), so that no unit can pass for them. The CRL (PEM) lists every revoked serial and
+is replaced atomically, so the broker never reads half of one.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ CRL_DAYS = 30
 BROKER_CN = "rtcc.broker"
 CENTER_CN_PREFIX = "rtcc.center."
 ADMIN_SUFFIX = ".admin"
+MONITOR_CN_PREFIX = "rtcc.monitor."
 # A service certificate this close to its end is issued again when the center starts.
 RENEW_SERVICE_DAYS = 30
 MIN_RSA_BITS = 2048
@@ -60,6 +61,20 @@ class KeyPair:
     key_file: Path
 
 
+@dataclass(frozen=True, slots=True)
+class MonitorFiles:
+    """What a monitoring tool connects with: its key and certificate, and the device CA."""
+
+    identity: str
+    pair: KeyPair
+    ca_file: Path
+    issued: Issued
+
+
+def _pair(folder: Path, stem: str) -> KeyPair:
+    return KeyPair(folder / f"{stem}.pem", folder / f"{stem}.key")
+
+
 def serial_hex(serial: int) -> str:
     """How serials are written everywhere (database, CLI, audit): lower-case hex."""
     return format(serial, "x")
@@ -73,6 +88,11 @@ def center_identity(center_id: str) -> str:
 def admin_identity(center_id: str) -> str:
     """The CN of the certificate the center administers the broker's rights with."""
     return center_identity(center_id) + ADMIN_SUFFIX
+
+
+def monitor_identity(name: str) -> str:
+    """The CN of a monitoring tool's MQTT certificate: its broker username (read-only)."""
+    return MONITOR_CN_PREFIX + check_id(name)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -124,7 +144,9 @@ class DeviceCa:
 
     def issue_broker(self, hosts: list[str], now: dt.datetime | None = None) -> KeyPair:
         """The broker's server certificate for the names units reach it by."""
-        return self._service("broker", BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
+        pair = _pair(self.folder, "broker")
+        self._service(pair, BROKER_CN, ExtendedKeyUsageOID.SERVER_AUTH, hosts, now)
+        return pair
 
     def issue_center(
         self, center_id: str, now: dt.datetime | None = None, admin: bool = False
@@ -132,13 +154,29 @@ class DeviceCa:
         """The center's own MQTT client certificate (CN: `center_identity(center_id)`), or
         with `admin` the one it administers the broker with (`admin_identity`)."""
         cn = admin_identity(center_id) if admin else center_identity(center_id)
-        stem = "center-admin" if admin else "center"
-        return self._service(stem, cn, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+        pair = _pair(self.folder, "center-admin" if admin else "center")
+        self._service(pair, cn, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
+        return pair
+
+    def issue_monitor(
+        self, name: str, folder: Path, now: dt.datetime | None = None
+    ) -> MonitorFiles:
+        """A monitoring tool's MQTT client certificate (CN: `monitor_identity(name)`) and
+        key, written to `folder` as `<name>.pem` and `<name>.key`, the device CA beside them
+        as `device-ca.pem`."""
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pair = _pair(folder, check_id(name))
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+        identity = monitor_identity(name)
+        issued = self._service(pair, identity, usage, [], now)
+        ca_file = folder / "device-ca.pem"
+        write_atomic(ca_file, self.ca_pem(), mode=0o644)
+        return MonitorFiles(identity, pair, ca_file, issued)
 
     def broker_files(self, hosts: list[str], now: dt.datetime) -> KeyPair:
         """The broker's certificate as kept, or a new one when it is missing, names other
         hosts, comes from another CA or nears its end."""
-        pair = KeyPair(self.folder / "broker.pem", self.folder / "broker.key")
+        pair = _pair(self.folder, "broker")
         if self._usable(pair, BROKER_CN, hosts, now):
             return pair
         return self.issue_broker(hosts, now)
@@ -146,9 +184,8 @@ class DeviceCa:
     def center_files(self, center_id: str, now: dt.datetime, admin: bool = False) -> KeyPair:
         """The center's client certificate (see `issue_center`), kept or made as the
         broker's is."""
-        stem = "center-admin" if admin else "center"
+        pair = _pair(self.folder, "center-admin" if admin else "center")
         cn = admin_identity(center_id) if admin else center_identity(center_id)
-        pair = KeyPair(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
         if self._usable(pair, cn, [], now):
             return pair
         return self.issue_center(center_id, now, admin)
@@ -204,20 +241,20 @@ class DeviceCa:
 
     def _service(
         self,
-        stem: str,
+        pair: KeyPair,
         common_name: str,
         usage: x509.ObjectIdentifier,
         hosts: list[str],
         now: dt.datetime | None,
-    ) -> KeyPair:
+    ) -> Issued:
+        """A new key and its certificate, written to `pair`."""
         key = ec.generate_private_key(ec.SECP256R1())
         issued = self._issue(
             common_name, key.public_key(), dt.timedelta(days=SERVICE_DAYS), usage, hosts, now
         )
-        pair = KeyPair(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
         write_atomic(pair.key_file, key_pem(key), mode=0o600)
         write_atomic(pair.cert_file, issued.pem, mode=0o644)
-        return pair
+        return issued
 
     def _issue(
         self,

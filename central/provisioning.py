@@ -1,6 +1,7 @@
 """Provisioning gateways: one-time enrollment codes, enrollment (a CSR and an evidence key
 for a certificate and the agent's configuration), renewal by the gateway itself (signed
-with that evidence key), revocation and the list of certificates.
+with that evidence key), revocation, the list of certificates, and the certificates of
+monitoring tools (read-only broker identities).
 
 Every change commits with its audit record in one transaction; a refused enrollment is
 audited too (after its transaction rolled back). The CRL is written again after each
@@ -29,7 +30,7 @@ from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.devices import DeviceCert, Devices, DeviceStanding, Revision
 from central.db.engine import Database
-from central.device_ca import BadRequest, DeviceCa
+from central.device_ca import BadRequest, DeviceCa, MonitorFiles
 from central.errors import CenterError, Invalid, Refused
 from central.people import CommandRefused, Operator, anchor_file, open_center_database
 from central.provision_settings import ProvisionSettings
@@ -63,6 +64,17 @@ class Renewed:
     expires_at: float
     cert_pem: str
     ca_pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionCommand:
+    """One `rtcc provision` verb at the center, with its arguments."""
+
+    verb: str
+    unit: str | None = None
+    expires: str | None = None
+    monitor: str | None = None
+    folder: Path | None = None
 
 
 class EnrollRefused(Refused):
@@ -229,6 +241,18 @@ class Provisioning:
         self.write_crl()
         return serials
 
+    def issue_monitor(self, operator: Operator, name: str, folder: Path) -> MonitorFiles:
+        """A monitor's key and certificate from the device CA, and the CA, in `folder`;
+        audited. Its rights come from the broker settings, not from the certificate."""
+        now = self._clock()
+        with self._database.write() as tx:
+            made = self.ca.issue_monitor(name, folder, dt.datetime.fromtimestamp(now, dt.UTC))
+            expires_at = made.issued.cert.not_valid_after_utc.timestamp()
+            detail: dict[str, JsonValue] = {"serial": made.issued.serial, "expires_at": expires_at}
+            entry = _entry(operator, now, "device.monitor_issue", "ok", made.identity, detail)
+            Audit(tx).append(entry)
+        return made
+
     def certs(self) -> list[DeviceCert]:
         with self._database.read() as tx:
             return Devices(tx).certs()
@@ -295,16 +319,21 @@ def _iso(epoch_s: float) -> str:
 
 
 def run_provision_command(
-    settings: CentralSettings, verb: str, unit_id: str | None, expires: str | None, out: TextIO
+    settings: CentralSettings, command: ProvisionCommand, out: TextIO
 ) -> None:
-    """`rtcc provision create-code | revoke | list` on the center's database and data
-    directory, as the OS user running it; CommandRefused for what cannot be done."""
-    provision = settings.provision
+    """`rtcc provision create-code | revoke | list | monitor` on the center's database and
+    data directory, as the OS user running it; CommandRefused for what cannot be done."""
+    provision, verb = settings.provision, command.verb
     try:
-        ttl = parse_duration(expires) if expires else None
-        unit = check_id(unit_id) if unit_id is not None else None
+        ttl = parse_duration(command.expires) if command.expires else None
+        unit = check_id(command.unit) if command.unit is not None else None
     except ValueError as exc:
         raise CommandRefused(str(exc)) from None
+    if command.monitor is not None and command.monitor not in settings.broker.monitors:
+        raise CommandRefused(
+            f"{command.monitor[:80]!r} is not one of this center's monitors: add it to "
+            "RTCC_BROKER__MONITORS (broker.monitors) and restart the center"
+        )
     database = open_center_database(settings.database())
     operator = Operator.at_command_line()
     try:
@@ -319,6 +348,10 @@ def run_provision_command(
             serials = provisioning.revoke(operator, unit)
             shown = ", ".join(serials) if serials else "none was valid"
             print(f"{unit}: certificates revoked: {shown}", file=out)
+        elif verb == "monitor":
+            assert command.monitor is not None and command.folder is not None
+            made = provisioning.issue_monitor(operator, command.monitor, command.folder)
+            print_monitor(made, settings, out)
         else:
             print_certs(provisioning.certs(), out)
         with database.read() as tx:
@@ -327,6 +360,25 @@ def run_provision_command(
         raise CommandRefused(str(exc)) from None
     finally:
         database.close()
+
+
+def print_monitor(made: MonitorFiles, settings: CentralSettings, out: TextIO) -> None:
+    """The files, and where the monitor reads: the broker gateways are told of, or the
+    supervised one."""
+    broker = settings.broker
+    url = settings.provision.broker_url or (
+        f"mqtts://{(broker.names or [broker.host])[0]}:{broker.port or '<port>'}"
+    )
+    expires = _iso(made.issued.cert.not_valid_after_utc.timestamp())
+    print(
+        f"{made.identity}: certificate {made.issued.serial}, until {expires}\n"
+        f"  key          {made.pair.key_file}\n"
+        f"  certificate  {made.pair.cert_file}\n"
+        f"  device CA    {made.ca_file}\n"
+        f"It may read the units' presence, state, events and results at {url} (mutual TLS, "
+        "one connection at a time), and nothing else.",
+        file=out,
+    )
 
 
 def print_certs(certs: list[DeviceCert], out: TextIO) -> None:

@@ -223,16 +223,21 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """The center's side of `rtcc provision` (enroll, the gateway's, is rtcc/provision_cli.py)."""
-    from central.provisioning import run_provision_command
+    from central.provisioning import ProvisionCommand, run_provision_command
 
-    verb = args.provision_command
-    unit, expires = getattr(args, "unit", None), getattr(args, "expires", None)
+    command = ProvisionCommand(
+        args.provision_command,
+        unit=getattr(args, "unit", None),
+        expires=getattr(args, "expires", None),
+        monitor=getattr(args, "name", None),
+        folder=getattr(args, "out", None),
+    )
 
     def run(settings: CentralSettings) -> int:
-        run_provision_command(settings, verb, unit, expires, sys.stdout)
+        run_provision_command(settings, command, sys.stdout)
         return 0
 
-    return _center_command(args, f"provision {verb}", run)
+    return _center_command(args, f"provision {command.verb}", run)
 
 
 def add_client_commands(

@@ -1,6 +1,7 @@
-"""The `rtcc provision ...` arguments: enrollment codes, revocation and the certificate
-list at the center; enrollment itself on the gateway (run here: it loads nothing of the
-center), with `--install-service` installing and starting the agent's systemd unit."""
+"""The `rtcc provision ...` arguments: enrollment codes, revocation, the certificate list
+and monitors' certificates at the center; enrollment itself on the gateway (run here: it
+loads nothing of the center), with `--install-service` installing and starting the agent's
+systemd unit."""
 
 from __future__ import annotations
 
@@ -48,6 +49,20 @@ def add_provision_commands(
     revoke.add_argument("unit")
     provision_sub.add_parser(
         "list", help="every certificate: unit, serial, issued, expires, revoked", parents=[common]
+    )
+    monitor = provision_sub.add_parser(
+        "monitor",
+        help="a certificate for a monitoring tool that may only read the units' reports",
+        parents=[common],
+    )
+    monitor.add_argument(
+        "name", help="one of RTCC_BROKER__MONITORS, e.g. noc (broker identity rtcc.monitor.noc)"
+    )
+    monitor.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for its key (0600), its certificate and the device CA",
     )
     provision.set_defaults(func=run)
 

@@ -1,5 +1,6 @@
 """The broker's mutual-TLS listener against a real Mosquitto: each unit reaches only its own
-topics, bad certificates are refused, and a revoked unit is out within 5 s."""
+topics, a monitor only reads, bad certificates are refused, and a revoked unit is out
+within 5 s."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import queue
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +25,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central.broker import BrokerError, MosquittoOptions, MosquittoProcess, dynsec_file
 from central.broker_admin import BrokerAdmin
-from central.broker_security import BrokerTls, unit_role
+from central.broker_security import CONTROL_TOPIC, BrokerTls, unit_role
+from central.device_ca import DeviceCa, admin_identity, center_identity, monitor_identity
 from protocol.topics import Topic, TopicKind, unit_filter
 from runtime.config import BrokerUrl, MqttTuning, TlsFiles
 from runtime.mqtt import MqttLink, Subscription, Will
+from tests.helpers import ROOT
 from tests.pki_helpers import DAY, TestCa
 
 CENTER = "center-1"
 # A certificate CN no unit id can take (unit ids have no dots).
 CENTER_CN = "rtcc.center.center-1"
 ADMIN_CN = CENTER_CN + ".admin"
+MONITOR_CN = "rtcc.monitor.noc"
 WAIT_S = 5.0
 NOT_AUTHORIZED = 135
 
@@ -55,6 +62,7 @@ def pki(tmp_path: Path) -> Pki:
         center_id=CENTER,
         admin_identity=ADMIN_CN,
         units=("unit-a", "unit-b"),
+        monitors=(MONITOR_CN,),
     )
     return Pki(ca, tls)
 
@@ -454,3 +462,110 @@ def test_a_restart_gives_kept_units_the_rights_of_this_version(
     own_state = str(Topic.state("unit-a"))
     assert unit_a.publish(own_state) == 0
     assert drain(center, own_state) == [own_state]
+
+
+def test_a_monitor_reads_the_units_reports_and_does_nothing_else(
+    broker: MosquittoProcess, pki: Pki, peers: list[Peer]
+) -> None:
+    monitor = connected(peers, "noc", pki.ca.client_files(MONITOR_CN), broker.port)
+    # Every unit's state and results; one unit's presence and events (narrower filters).
+    read = [
+        unit_filter(TopicKind.STATE),
+        unit_filter(TopicKind.RESULT),
+        str(Topic.presence("unit-a")),
+        unit_filter(TopicKind.EVENT, "unit-a"),
+    ]
+    assert [monitor.subscribe(topic_filter) for topic_filter in read] == [1] * len(read)
+    unit_a = connected(peers, "unit-a", pki.ca.client_files("unit-a"), broker.port)
+    reports = [
+        str(Topic.state("unit-a")),
+        str(Topic.event("unit-a", "holster_draw")),
+        str(Topic.result("unit-a")),
+        str(Topic.presence("unit-a")),
+    ]
+    assert [unit_a.publish(topic) for topic in reports] == [0] * len(reports)
+    assert drain(monitor, reports[-1]) == reports
+
+    writes = [
+        str(Topic.command("unit-a", "config.set")),
+        str(Topic.state("unit-a")),
+        str(Topic.center_status(CENTER)),
+        CONTROL_TOPIC,
+    ]
+    assert [monitor.publish(topic) for topic in writes] == [NOT_AUTHORIZED] * len(writes)
+    refused = [
+        unit_filter(TopicKind.COMMAND),
+        unit_filter(TopicKind.COMMAND, "unit-a"),
+        "$CONTROL/dynamic-security/#",
+        "rtcc/#",
+        "#",
+    ]
+    assert [monitor.subscribe(f) for f in refused] == [NOT_AUTHORIZED] * len(refused)
+    # Nothing it tried reached anyone: the units' next report is the next thing it reads.
+    assert unit_a.publish(reports[0]) == 0
+    assert drain(monitor, reports[0]) == [reports[0]]
+    assert not monitor.disconnected.is_set()
+
+
+def test_a_monitor_certificate_from_the_cli_reads_at_the_centers_broker(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    """`rtcc provision monitor`: refused for a name not configured; for a configured one, a
+    key (0600), a certificate and the device CA that connect to a broker of that center's
+    device CA with the monitor's rights."""
+    data_dir, out = tmp_path / "center", tmp_path / "noc"
+    env = {
+        **os.environ,
+        "RTCC_DATA_DIR": str(data_dir),
+        "RTCC_BROKER__MONITORS": json.dumps(["noc"]),
+    }
+
+    def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rtcc", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def provision_monitor(name: str) -> subprocess.CompletedProcess[str]:
+        return rtcc("provision", "monitor", name, "--out", str(out))
+
+    refused = provision_monitor("other")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("rtcc provision monitor: 'other' is not one of")
+    assert len(refused.stderr.splitlines()) == 1 and not out.exists()
+    done = provision_monitor("noc")
+    assert done.returncode == 0, done.stderr
+    files = TlsFiles(
+        ca_file=out / "device-ca.pem", cert_file=out / "noc.pem", key_file=out / "noc.key"
+    )
+    for path in (files.ca_file, files.cert_file, files.key_file):
+        assert str(path) in done.stdout
+    assert files.key_file is not None and files.key_file.stat().st_mode & 0o777 == 0o600
+    [audited] = [json.loads(line) for line in rtcc("audit", "export").stdout.splitlines()]
+    assert (audited["action"], audited["object"]) == ("device.monitor_issue", MONITOR_CN)
+
+    ca = DeviceCa(data_dir / "devices")
+    server = ca.broker_files(["127.0.0.1"], dt.datetime.now(dt.UTC))
+    tls = BrokerTls(
+        ca_file=ca.ca_file,
+        cert_file=server.cert_file,
+        key_file=server.key_file,
+        crl_file=ca.write_crl([]),
+        center_identity=center_identity("rtcc-1"),
+        center_id="rtcc-1",
+        admin_identity=admin_identity("rtcc-1"),
+        monitors=(monitor_identity("noc"),),
+    )
+    broker = MosquittoProcess(tmp_path / "broker", MosquittoOptions(tls=tls))
+    broker.start()
+    try:
+        monitor = connected(peers, "noc", files, broker.port)
+        assert monitor.subscribe(unit_filter(TopicKind.STATE)) == 1
+        assert monitor.publish(str(Topic.command("unit-a", "config.set"))) == NOT_AUTHORIZED
+    finally:
+        broker.stop()

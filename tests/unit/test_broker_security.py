@@ -17,6 +17,8 @@ from central.broker import MosquittoOptions
 from central.broker_security import (
     ADMIN_ROLE,
     CENTER_ROLE,
+    CONTROL_TOPIC,
+    MONITOR_ROLE,
     RESPONSE_TOPIC,
     BrokerTls,
     CenterIdentities,
@@ -30,16 +32,19 @@ from central.broker_security import (
     dynsec_config,
     dynsec_config_text,
     dynsec_with_center,
+    monitor_acls,
     remove_unit_commands,
     sync_commands,
     unit_acls,
     unit_role,
 )
+from central.config import BrokerSettings
 from protocol.errors import ProtocolError
 from protocol.topics import Topic, TopicKind, unit_filter
 from tests.pki_helpers import DAY, TestCa
 
 CENTER = CenterIdentities("rtcc.center.center-1", "rtcc.center.center-1.admin", "center-1")
+NOC = "rtcc.monitor.noc"
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True)
 
 
@@ -98,6 +103,46 @@ def test_the_center_reads_reports_and_commands_units_and_its_admin_only_the_plug
     assert not allows(admin, "publishClientSend", str(Topic.command("P-117", "config.set")))
 
 
+@given(ids)
+def test_a_monitor_reads_every_units_reports_and_does_nothing_else(unit: str) -> None:
+    acls = monitor_acls()
+    for kind in (TopicKind.PRESENCE, TopicKind.STATE, TopicKind.EVENT, TopicKind.RESULT):
+        assert allows(acls, "subscribePattern", unit_filter(kind))
+    assert all(allows(acls, "publishClientReceive", topic) for topic in reports(unit))
+    assert {acl["acltype"] for acl in acls} == {"subscribePattern", "publishClientReceive"}
+    command = str(Topic.command(unit, "config.set"))
+    assert not allows(acls, "publishClientReceive", command)
+    assert not allows(acls, "publishClientReceive", str(Topic.center_status("center-1")))
+    for pattern in ("#", "rtcc/#", unit_filter(TopicKind.COMMAND), RESPONSE_TOPIC):
+        assert not allows(acls, "subscribePattern", pattern)
+    assert not allows(acls, "publishClientReceive", RESPONSE_TOPIC)
+    sends = [command, CONTROL_TOPIC, str(Topic.center_status("center-1")), *reports(unit)]
+    assert not any(allows(acls, "publishClientSend", topic) for topic in sends)
+
+
+def test_monitors_are_clients_with_the_monitor_role_and_clash_with_nobody() -> None:
+    center = CenterIdentities(CENTER.fleet, CENTER.admin, CENTER.center_id, (NOC,))
+    config = dynsec_config(center, ["unit-a"])
+    clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in config["clients"]}
+    assert clients[NOC] == [MONITOR_ROLE]
+    assert len(clients) == 4
+    roles = {r["rolename"]: r["acls"] for r in config["roles"]}
+    assert roles[MONITOR_ROLE] == monitor_acls()
+    for clash in ((CENTER.fleet,), (CENTER.admin,), (NOC, NOC)):
+        with pytest.raises(ValueError, match="monitor identity must differ"):
+            CenterIdentities(CENTER.fleet, CENTER.admin, CENTER.center_id, clash)
+    for bad in ("noc", "a/b.c", "rtcc.monitor." + "x" * 128):
+        with pytest.raises(ValueError, match="identity"):
+            CenterIdentities(CENTER.fleet, CENTER.admin, CENTER.center_id, (bad,))
+
+
+def test_monitor_names_are_ids_each_named_once() -> None:
+    assert BrokerSettings(monitors=["noc", "lab-2"]).monitors == ["noc", "lab-2"]
+    for bad in (["a.b"], ["a/b"], [""], ["noc", "noc"]):
+        with pytest.raises(ValueError, match=r"not a valid|twice"):
+            BrokerSettings(monitors=bad)
+
+
 def test_the_first_configuration_denies_by_default_and_names_each_identity() -> None:
     config = dynsec_config(CENTER, ["unit-b", "unit-a", "unit-a"])
     assert not any(
@@ -139,12 +184,39 @@ def test_a_kept_plugin_file_keeps_its_units_with_the_rights_of_this_version() ->
     assert roles == {
         CENTER_ROLE: center_acls("c2"),
         ADMIN_ROLE: admin_acls(),
+        MONITOR_ROLE: monitor_acls(),
         unit_role("unit-a"): unit_acls("unit-a"),
     }
     assert not any(config["defaultACLAccess"][k] for k in ("publishClientSend", "subscribe"))
     for bad in ("[]", "{", "null"):
         with pytest.raises(ValueError):
             dynsec_with_center(bad, moved)
+
+
+def test_a_kept_plugin_file_gets_exactly_the_monitors_configured_now() -> None:
+    before = CenterIdentities(
+        CENTER.fleet, CENTER.admin, CENTER.center_id, (NOC, "rtcc.monitor.old")
+    )
+    kept = json.loads(dynsec_config_text(before, ["unit-a"]))
+    role = next(r for r in kept["roles"] if r["rolename"] == MONITOR_ROLE)
+    role["acls"].append({"acltype": "publishClientSend", "topic": "#", "allow": True})
+    now = CenterIdentities(CENTER.fleet, CENTER.admin, CENTER.center_id, ("rtcc.monitor.lab", NOC))
+    config = json.loads(dynsec_with_center(json.dumps(kept), now))
+    clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in config["clients"]}
+    assert clients == {
+        CENTER.fleet: [CENTER_ROLE],
+        CENTER.admin: [ADMIN_ROLE],
+        "rtcc.monitor.lab": [MONITOR_ROLE],
+        NOC: [MONITOR_ROLE],
+        "unit-a": [unit_role("unit-a")],
+    }
+    roles = {r["rolename"]: r["acls"] for r in config["roles"]}
+    assert roles[MONITOR_ROLE] == monitor_acls()
+    # None configured any more: the kept monitors go, the units stay.
+    alone = json.loads(dynsec_with_center(json.dumps(config), CENTER))
+    assert sorted(c["username"] for c in alone["clients"]) == sorted(
+        [CENTER.fleet, CENTER.admin, "unit-a"]
+    )
 
 
 def test_ids_that_are_not_unit_ids_are_refused() -> None:
