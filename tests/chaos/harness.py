@@ -1,31 +1,39 @@
-"""The whole system in the fault lab: `rtcc central` (its Mosquitto, relay worker) and a
-re-joining WHEP viewer in the core namespace, `rtcc agent` with a simulated body-cam in the
-vehicle namespace; and what a scenario measures of it."""
+"""The whole system in the fault lab, as it is installed: `rtcc central` (its Mosquitto with
+mutual TLS, relay worker) and a re-joining WHEP viewer in the core namespace, `rtcc agent`
+with a simulated body-cam in the vehicle namespace, enrolled with a one-time code and run
+from the enrollment's agent.toml; and what a scenario measures of it, read at the broker
+as the center's monitor "lab"."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import json
+import re
 import signal
 import sqlite3
 import ssl
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from agent.enroll_files import EnrollFiles
 from bench.center import bench_key
 from protocol import Topic, decode
+from runtime.config import TlsFiles
 from tests.lab.lab import FaultLab
-from tests.lab.watch import Arrival, MqttWatch
+from tests.lab.watch import Arrival, Feed, MqttWatch
 
 API_PORT = 8080
 BROKER_PORT = 1883
 UNIT = "unit-lab-1"
+MONITOR = "lab"
+CODE = re.compile(r"[A-Z2-9]{4}(?:-[A-Z2-9]{4}){3}")
 KEEPALIVE_S = 8
 STARTUP_S = 40.0
 FREEZE_S = 0.5
@@ -52,6 +60,7 @@ class Site:
     agent: subprocess.Popen[str] | None = None
     started: list[subprocess.Popen[str]] = field(default_factory=list)
     key: str | None = None  # an API key with every scope, made before the center's first start
+    monitor: MqttWatch | None = None  # one connection to the running center's broker
 
     @property
     def api(self) -> str:
@@ -62,42 +71,80 @@ class Site:
         """The CA the center made at its first start (its certificate is checked against it)."""
         return self.folder / "center" / "tls" / "ca.pem"
 
+    @property
+    def monitor_folder(self) -> Path:
+        return self.folder / "monitor"
+
+    @property
+    def monitor_files(self) -> TlsFiles:
+        """The lab monitor's certificate, issued by `rtcc provision monitor` at the center's
+        first start, and the device CA the broker's is checked against."""
+        folder = self.monitor_folder
+        return TlsFiles(
+            ca_file=folder / "device-ca.pem",
+            cert_file=folder / f"{MONITOR}.pem",
+            key_file=folder / f"{MONITOR}.key",
+        )
+
     # ---- processes ----------------------------------------------------------------------
 
     def start_center(self) -> None:
-        env = {
+        if self.key is None:
+            (self.folder / "center").mkdir(parents=True, exist_ok=True)
+            self.key = bench_key(self.folder / "center")
+        self.center = self._spawn("core", "center", ["-m", "rtcc", "central"], self._center_env())
+        wait_until(self._healthy, STARTUP_S, "the center answers")
+        if not (self.monitor_folder / f"{MONITOR}.pem").exists():
+            self.center_command("provision", "monitor", MONITOR, "--out", str(self.monitor_folder))
+
+    def _center_env(self) -> dict[str, str]:
+        """The center's settings; its broker (mutual TLS, the default) is named by its
+        listener address, which its certificate therefore carries."""
+        return {
             "RTCC_CENTER_ID": "lab-center",
             "RTCC_DATA_DIR": str(self.folder / "center"),
             "RTCC_HTTP__HOST": self.lab.core_address,
             "RTCC_HTTP__PORT": str(API_PORT),
             "RTCC_BROKER__HOST": self.lab.core_address,
             "RTCC_BROKER__PORT": str(BROKER_PORT),
-            # The lab's observer (broker_watch) reads the unit's reports on a connection of
-            # its own, for which the broker's mutual TLS has no identity: the plain listener.
-            "RTCC_BROKER__MTLS": "false",
+            "RTCC_BROKER__MONITORS": json.dumps([MONITOR]),
             "RTCC_RELAY__WORKERS": "1",
             "RTCC_RELAY__ICE__HOST_ADDRESSES": json.dumps([self.lab.core_address]),
             "RTCC_LOG__FORMAT": "json",
         }
-        if self.key is None:
-            (self.folder / "center").mkdir(parents=True, exist_ok=True)
-            self.key = bench_key(self.folder / "center")
-        self.center = self._spawn("core", "center", ["-m", "rtcc", "central"], env)
-        wait_until(self._healthy, STARTUP_S, "the center answers")
+
+    def center_command(self, *args: str) -> str:
+        """`rtcc ARGS` at the center (its settings, the core namespace): what it printed."""
+        return self._command("core", args, self._center_env())
 
     def stop_center(self) -> None:
         assert self.center is not None
+        if self.monitor is not None:
+            self.monitor.close()  # its broker goes with the center
+            self.monitor = None
         self.center.send_signal(signal.SIGTERM)
         self.center.wait(30)
 
+    def enroll(self) -> None:
+        """The unit enrolls as a tech enrolls a gateway: a one-time code made at the center,
+        `rtcc provision enroll` on the gateway (its keys made there, over the link)."""
+        made = self.center_command("provision", "create-code", "--unit", UNIT)
+        found = CODE.search(made)
+        assert found is not None, made
+        enroll = [
+            *("provision", "enroll", "--center", self.api, "--code", found.group()),
+            *("--ca-file", str(self.ca_file), "--dir", str(self.folder / "agent")),
+        ]
+        self._command("vehicle", enroll, {})
+
     def start_agent(self) -> None:
+        """`rtcc agent` from the enrollment's agent.toml (enrolled once per site), with the
+        lab's own settings over it."""
+        files = EnrollFiles(self.folder / "agent")
+        if not files.config.exists():
+            self.enroll()
         env = {
-            "RTCC_UNIT_ID": UNIT,
-            "RTCC_DATA_DIR": str(self.folder / "agent"),
-            "RTCC_MQTT_URL": f"mqtt://{self.lab.core_address}:{BROKER_PORT}",
             "RTCC_MQTT__KEEPALIVE_S": str(KEEPALIVE_S),
-            "RTCC_CENTER_URL": self.api,
-            "RTCC_CENTER_CA_FILE": str(self.ca_file),
             "RTCC_POLL_INTERVAL_S": "0.5",
             "RTCC_SIM__EVENT_INTERVAL_S": "1",
             "RTCC_EVIDENCE__ENABLED": "false",
@@ -107,7 +154,8 @@ class Site:
             "RTCC_VIDEO__BITRATE": "300000",
             "RTCC_LOG__FORMAT": "json",
         }
-        self.agent = self._spawn("vehicle", "agent", ["-m", "rtcc", "agent"], env)
+        args = ["-m", "rtcc", "agent", "--config", str(files.config)]
+        self.agent = self._spawn("vehicle", "agent", args, env)
 
     def kill_agent(self) -> None:
         assert self.agent is not None
@@ -133,6 +181,15 @@ class Site:
         proc = self.lab.spawn_python(where, *args, env=env, stdout=log, stderr=log)
         self.started.append(proc)
         return proc
+
+    def _command(self, where: Any, args: Sequence[str], env: dict[str, str]) -> str:
+        """`rtcc ARGS` in a namespace, run to its end (exit 0): what it printed."""
+        proc = self.lab.spawn_python(
+            where, "-m", "rtcc", *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        out, err = proc.communicate(timeout=STARTUP_S)
+        assert proc.returncode == 0, f"rtcc {' '.join(args[:2])}: {err}"
+        return out
 
     # ---- the API, from inside the core namespace ------------------------------------------
 
@@ -185,11 +242,14 @@ class Site:
                     continue
         return found
 
-    def broker_watch(self, topic_filter: str) -> MqttWatch:
-        watch = MqttWatch(self.lab, "core", self.lab.core_address, BROKER_PORT, topic_filter)
-        watch.start()
-        self.lab.on_close(watch.close)
-        return watch
+    def broker_watch(self, topic_filter: str) -> Feed:
+        """The unit's reports under `topic_filter`, read at the broker as the lab monitor."""
+        if self.monitor is None:
+            address = self.lab.core_address
+            monitor = MqttWatch(self.lab, "core", address, BROKER_PORT, self.monitor_files)
+            self.monitor = monitor.start()
+            self.lab.on_close(monitor.close)
+        return self.monitor.feed(topic_filter)
 
 
 @dataclass
@@ -303,8 +363,8 @@ def outbox_rows(site: Site) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
-def collect(watch: MqttWatch, quiet_s: float = 1.0) -> list[Arrival]:
-    """Every message the watch has received, until it has been quiet for `quiet_s`."""
+def collect(watch: Feed, quiet_s: float = 1.0) -> list[Arrival]:
+    """Every message the feed has received, until it has been quiet for `quiet_s`."""
     got: list[Arrival] = []
 
     def keep(arrival: Arrival) -> bool:

@@ -57,10 +57,9 @@ def test_offline_within_one_and_a_half_keepalives_of_the_last_packet(
     fault_lab: FaultLab, broker: MosquittoProcess, chaos_report: ChaosReport, tmp_path: Path
 ) -> None:
     unit = "unit-cut-1"
-    watch = MqttWatch(
-        fault_lab, "core", fault_lab.core_address, broker.port, str(Topic.presence(unit))
-    ).start()
-    fault_lab.on_close(watch.close)
+    reader = MqttWatch(fault_lab, "core", fault_lab.core_address, broker.port).start()
+    fault_lab.on_close(reader.close)
+    watch = reader.feed(str(Topic.presence(unit)))
     start_agent = functools.partial(
         spawn_agent,
         unit,

@@ -33,7 +33,7 @@ from tests.chaos.harness import (
 from tests.lab.lab import FaultLab
 from tests.lab.model import Faults
 from tests.lab.report import ChaosReport
-from tests.lab.watch import Arrival, MqttWatch
+from tests.lab.watch import Arrival, Feed
 
 pytestmark = pytest.mark.chaos
 
@@ -51,7 +51,7 @@ def site(fault_lab: FaultLab, tmp_path: Path) -> Iterator[Site]:
 
 
 def check_events(
-    site: Site, watch: MqttWatch, report: ChaosReport, scenario: str, epochs: int = 1
+    site: Site, watch: Feed, report: ChaosReport, scenario: str, epochs: int = 1
 ) -> None:
     wait_until(lambda: outbox_rows(site) == 0, 30, "the unit's outbox drains")
     arrivals = collect(watch)
