@@ -1,12 +1,18 @@
-"""Real parts wired up for tests: a center (fleet + API over ASGI) and in-process agents."""
+"""Real parts wired up for tests: a center (fleet + API over ASGI), in-process agents, and the
+processes the tests start (`rtcc`, python modules, systemd's check of a unit file)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +142,6 @@ ROOT = Path(__file__).parents[1]
 
 def spawn_agent(unit_id: str, broker_url: str, data_dir: Path, **env: str) -> Any:
     """`rtcc agent` as a real separate process (so it can be killed with SIGKILL)."""
-    import os
-    import subprocess
-    import sys
-
     full_env = {
         **os.environ,
         "RTCC_UNIT_ID": unit_id,
@@ -162,3 +164,54 @@ def spawn_agent(unit_id: str, broker_url: str, data_dir: Path, **env: str) -> An
         stderr=log,
         stdin=subprocess.DEVNULL,
     )
+
+
+async def python_module(module: str, *args: str, stderr: int = asyncio.subprocess.PIPE) -> Process:
+    """`python -m MODULE ARGS` from the repository's root, its output a pipe that `json_line`
+    reads."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=stderr
+    )
+
+
+async def json_line(process: Process, timeout: float = 30) -> Any:
+    """The next line `process` prints, read as JSON."""
+    assert process.stdout is not None
+    return json.loads(await asyncio.wait_for(process.stdout.readline(), timeout))
+
+
+def run_rtcc(
+    *args: str, env: Mapping[str, str] | None = None, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`rtcc ARGS` as a separate process, run to its end: its exit code and text output.
+    `env` is its whole environment (None: this process's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rtcc", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_unit_file_verifies(unit_file: Path) -> None:
+    """systemd's own check of a unit file finds nothing to say."""
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def kill_if_running(process: subprocess.Popen[Any]) -> None:
+    """Kills `process` if it still runs, and reaps it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()

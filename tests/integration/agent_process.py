@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, kill_if_running
 
 
 class AgentProcess:
@@ -44,7 +44,5 @@ def agent_process(env: dict[str, str], *python_options: str) -> Iterator[AgentPr
     try:
         yield agent
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
         reader.join(timeout=10)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.doctor import DoctorOptions, diagnose
 from central.broker import free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_rtcc
 
 NMEA = ROOT / "tests" / "data" / "patrol.nmea"
 UNIT = "DOC-1"
@@ -246,14 +246,8 @@ def healthy_env(
 
 def doctor(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RTCC_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "rtcc", "doctor", "--json", "--gps-wait", "10", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_rtcc(
+        "doctor", "--json", "--gps-wait", "10", *args, env={**clean, **env}, timeout=120
     )
     return done.returncode, json.loads(done.stdout)
 

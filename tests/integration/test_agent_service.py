@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_unit_file_verifies, run_rtcc
 from tests.integration.agent_process import agent_process
 
 UNIT_FILE = ROOT / "agent" / "systemd" / "rtcc-agent.service"
@@ -33,15 +32,7 @@ def test_shipped_unit_file_verifies(tmp_path: Path) -> None:
     )
     unit = tmp_path / "rtcc-agent.service"
     unit.write_text(text)
-    done = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert_unit_file_verifies(unit)
     for line in (
         "Type=notify",
         "Restart=always",
@@ -139,15 +130,7 @@ def test_agent_notifies_ready_and_feeds_the_watchdog_only_while_healthy(
         # `rtcc doctor` beside the running service reads its view through the endpoint.
         doctor_env = {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         doctor_env["RTCC_HEALTH__PORT"] = url.rsplit(":", 1)[1].split("/")[0]
-        done = subprocess.run(
-            [sys.executable, "-m", "rtcc", "doctor", "--json"],
-            cwd=ROOT,
-            env=doctor_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_rtcc("doctor", "--json", env=doctor_env)
         report = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
         assert done.returncode == 0, report
         assert report["agent"]["status"] == "ok", report["agent"]

@@ -7,39 +7,24 @@ import asyncio
 import json
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import av
 
 from central.broker import free_port
-from tests.helpers import ROOT, running_agent, wait_for
+from tests.helpers import json_line, python_module, running_agent, wait_for
 from tests.integration.bodycam_helpers import wait_for_state
 
 
 async def test_the_agent_records_the_body_cams_rtsp_video_on_a_trigger(
     broker_url: str, unique: str, tmp_path: Path
 ) -> None:
-    sim = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rtcc",
-        "bodycam-sim",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--control",
-        "127.0.0.1:0",
-        "--rtsp-port",
-        str(free_port()),
-        "--video-size",
-        "320x240",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    sim = await python_module(
+        "rtcc", "bodycam-sim", "--listen", "tcp://127.0.0.1:0", "--control", "127.0.0.1:0",
+        "--rtsp-port", str(free_port()), "--video-size", "320x240",
+    )  # fmt: skip
     try:
-        assert sim.stdout is not None
-        ready = json.loads(await asyncio.wait_for(sim.stdout.readline(), 30))
+        ready = await json_line(sim)
         async with running_agent(
             f"u-{unique}",
             broker_url,

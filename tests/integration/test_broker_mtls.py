@@ -12,7 +12,6 @@ import os
 import queue
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from central.device_ca import DeviceCa, admin_identity, center_identity, monitor
 from protocol.topics import Topic, TopicKind, unit_filter
 from runtime.config import BrokerUrl, MqttTuning, TlsFiles
 from runtime.mqtt import MqttLink, Subscription, Will
-from tests.helpers import ROOT
+from tests.helpers import run_rtcc
 from tests.pki_helpers import DAY, TestCa
 
 CENTER = "center-1"
@@ -520,19 +519,8 @@ def test_a_monitor_certificate_from_the_cli_reads_at_the_centers_broker(
         "RTCC_BROKER__MONITORS": json.dumps(["noc"]),
     }
 
-    def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "rtcc", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
     def provision_monitor(name: str) -> subprocess.CompletedProcess[str]:
-        return rtcc("provision", "monitor", name, "--out", str(out))
+        return run_rtcc("provision", "monitor", name, "--out", str(out), env=env)
 
     refused = provision_monitor("other")
     assert refused.returncode == 2
@@ -546,7 +534,9 @@ def test_a_monitor_certificate_from_the_cli_reads_at_the_centers_broker(
     for path in (files.ca_file, files.cert_file, files.key_file):
         assert str(path) in done.stdout
     assert files.key_file is not None and files.key_file.stat().st_mode & 0o777 == 0o600
-    [audited] = [json.loads(line) for line in rtcc("audit", "export").stdout.splitlines()]
+    [audited] = [
+        json.loads(line) for line in run_rtcc("audit", "export", env=env).stdout.splitlines()
+    ]
     assert (audited["action"], audited["object"]) == ("device.monitor_issue", MONITOR_CN)
 
     ca = DeviceCa(data_dir / "devices")

@@ -1,5 +1,6 @@
 """The `rtcc` command as a user runs it: real processes, real ports, real signals."""
 
+import contextlib
 import json
 import os
 import signal
@@ -8,13 +9,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from central.broker import free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, kill_if_running
 
 
 def get(url: str, ca: Path, key: str | None = None) -> Any:
@@ -48,26 +50,42 @@ def poll(predicate: Any, timeout: float) -> Any:
     raise AssertionError(f"not within {timeout}s")
 
 
-def rtcc(*args: str, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def rtcc(*args: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`rtcc ARGS` running, with `env` on top of this environment; killed at the end if it
+    still runs."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "rtcc", *args],
         cwd=ROOT,
         env={**os.environ, "RTCC_LOG__FORMAT": "json", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    try:
+        yield proc
+    finally:
+        kill_if_running(proc)
+
+
+def output_of(proc: subprocess.Popen[bytes]) -> str:
+    return proc.stdout.read().decode() if proc.stdout else ""
+
+
+def assert_gone(processes: list[psutil.Process], timeout: float) -> None:
+    """Every one of `processes` has ended within `timeout`."""
+    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
+    assert not alive, alive
 
 
 def test_central_restarts_its_broker(tmp_path: Path) -> None:
     port = free_port()
-    proc = rtcc(
+    api, ca = f"https://127.0.0.1:{port}", tmp_path / "tls" / "ca.pem"
+    with rtcc(
         "central",
         RTCC_HTTP__PORT=str(port),
         RTCC_DATA_DIR=str(tmp_path),
         RTCC_MQTT__RECONNECT_MAX_S="1",
-    )
-    api, ca = f"https://127.0.0.1:{port}", tmp_path / "tls" / "ca.pem"
-    try:
+    ) as proc:
         poll(lambda: get(api + "/healthz", ca)["mqtt_connected"], 20)
         broker = next(p for p in psutil.Process(proc.pid).children() if "mosquitto" in p.name())
         broker.kill()
@@ -82,20 +100,17 @@ def test_central_restarts_its_broker(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert not psutil.pid_exists(broker.pid) or broker.status() == psutil.STATUS_ZOMBIE
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    output = proc.stdout.read().decode() if proc.stdout else ""
+    output = output_of(proc)
     assert "Traceback" not in output and "was destroyed" not in output
 
 
 def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
-    proc = rtcc("demo", "--units", "2", "--http-port", str(port), "--data-dir", str(tmp_path))
     api = f"https://127.0.0.1:{port}"
     ca = tmp_path / "central" / "tls" / "ca.pem"
-    try:
+    with rtcc(
+        "demo", "--units", "2", "--http-port", str(port), "--data-dir", str(tmp_path)
+    ) as proc:
         key = poll(lambda: demo_key(tmp_path), 40)
         logins = (tmp_path / "demo-logins.txt").read_text()
         assert all(f"demo-{role} " in logins for role in ("admin", "dispatcher", "patrol"))
@@ -127,13 +142,8 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(descendants) >= 5  # central, its broker, relay worker(s), two agents
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
-        _gone, alive = psutil.wait_procs(descendants, timeout=5)
-        assert not alive, alive
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    output = proc.stdout.read().decode() if proc.stdout else ""
+        assert_gone(descendants, timeout=5)
+    output = output_of(proc)
     assert "rtcc demo is running" in output and api in output and "stopped." in output
     assert f"{api}/view/unit-01-" in output
     logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
@@ -143,19 +153,13 @@ def test_demo_runs_units_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_children_die_with_a_killed_center(tmp_path: Path) -> None:
     port = free_port()
-    proc = rtcc(
+    with rtcc(
         "central", RTCC_HTTP__PORT=str(port), RTCC_DATA_DIR=str(tmp_path), RTCC_RELAY__WORKERS="2"
-    )
-    try:
+    ) as proc:
         ca = tmp_path / "tls" / "ca.pem"
         poll(lambda: get(f"https://127.0.0.1:{port}/healthz", ca)["mqtt_connected"], 20)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # its broker and two relay workers
         proc.kill()
         proc.wait()
-        _, alive = psutil.wait_procs(children, timeout=10)
-        assert not alive, alive
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert_gone(children, timeout=10)

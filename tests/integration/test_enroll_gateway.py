@@ -11,7 +11,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
@@ -31,7 +30,7 @@ from agent.config import AgentSettings
 from agent.enroll import enroll
 from rtcc.cli import main
 from runtime.config import load_settings
-from tests.helpers import ROOT
+from tests.helpers import run_rtcc
 from tests.pki_helpers import DAY, TestCa
 from tests.service_host import SERVICE_IDS, RecordingHost
 
@@ -138,14 +137,7 @@ class StandIn:
         ]  # fmt: skip
 
     def enroll(self, folder: Path, *more: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "rtcc", *self.args(folder, *more)],
-            check=False,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_rtcc(*self.args(folder, *more))
 
 
 @pytest.fixture
@@ -286,14 +278,7 @@ def test_a_refused_first_enrollment_writes_nothing(center: StandIn, tmp_path: Pa
 def test_only_an_https_center_is_asked(center: StandIn, tmp_path: Path, url: str) -> None:
     args = center.args(tmp_path / "gw")
     args[args.index("--center") + 1] = url.format(port=center.port)
-    done = subprocess.run(
-        [sys.executable, "-m", "rtcc", *args],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_rtcc(*args)
     assert done.returncode == 1
     assert "the center's URL must be https://host[:port]" in done.stderr
     assert "never sent in the clear" in done.stderr
@@ -349,15 +334,7 @@ def test_install_service_under_another_root_changes_nothing_of_this_machine(
     root = tmp_path / "root"
     args = center.args(tmp_path / "unused", "--install-service")
     del args[args.index("--dir") : args.index("--dir") + 2]
-    done = subprocess.run(
-        [sys.executable, "-m", "rtcc", *args],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, install_service.ROOT_ENV: str(root)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_rtcc(*args, env={**os.environ, install_service.ROOT_ENV: str(root)})
     assert done.returncode == 0, done.stderr
     assert (root / "var/lib/rtcc-agent/agent.toml").is_file()
     assert (root / "etc/systemd/system/rtcc-agent.service").is_file()

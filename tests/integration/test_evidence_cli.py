@@ -6,23 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import run_rtcc
 from tests.integration.test_evidence import record_clip
 
 
 def rtcc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rtcc", *args],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_rtcc(*args, env={**os.environ, **env})
 
 
 def test_status_and_verify_from_the_command_line(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from central.provision_settings import ProvisionSettings
 from central.provisioning import Provisioning
 from protocol.evidence import UnitKey
 from runtime.config import TlsFiles, load_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_rtcc
 
 CODE = re.compile(r"[A-Z2-9]{4}(?:-[A-Z2-9]{4}){3}")
 ATTEMPTS = 30  # enrollment attempts per address per minute at this center
@@ -52,16 +52,7 @@ class Center:
     database: Database
 
     def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "rtcc", *args],
-            check=False,
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_rtcc(*args, env=self.env, stdin=stdin)
 
     def code(self, unit_id: str, *more: str) -> str:
         done = self.run("provision", "create-code", "--unit", unit_id, *more)

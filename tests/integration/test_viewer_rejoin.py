@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -27,7 +25,7 @@ from central.relay.api import create_relay_app
 from central.relay.session import Relay
 from firmware_bridge.sim.synthetic import SyntheticCamera
 from runtime.http import EmbeddedServer
-from tests.helpers import ROOT, wait_for
+from tests.helpers import json_line, python_module, wait_for
 from tests.integration.relay_helpers import CONFIG, SIGNER, publishing, viewer_token
 
 PAGE = resources.files("central.static").joinpath("view.html").read_text()
@@ -165,26 +163,13 @@ async def test_rejoining_viewer_process_reports_every_session() -> None:
     again, and the JSON result counts the joins and keeps the arrivals of both sessions."""
     stream = "frozen"
     async with relay_site() as site, publishing(site.base, stream, camera()):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.media_peers",
-            "view",
-            f"{site.base}/whep/{stream}",
-            viewer_token(stream),
-            "--rejoin",
-            "--warmup",
-            "0.5",
-            "--seconds",
-            "9",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
+        proc = await python_module(
+            "bench.media_peers", "view", f"{site.base}/whep/{stream}", viewer_token(stream),
+            "--rejoin", "--warmup", "0.5", "--seconds", "9",
             stderr=asyncio.subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         try:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), 30)
-            assert json.loads(line) == {"ready": True}
+            assert await json_line(proc) == {"ready": True}
             fanout = site.relay.streams[stream].fanout
             measured_from = fanout.frames_in
             await wait_for(lambda: fanout.frames_in > measured_from + 15)  # some before the gap
@@ -193,7 +178,7 @@ async def test_rejoining_viewer_process_reports_every_session() -> None:
             # The frozen session is DELETEd and a new one joins.
             await wait_for(lambda: (now := site.sessions(stream)) and not now & frozen, timeout=15)
             assert len(site.sessions(stream)) == 1
-            result = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            result = await json_line(proc)
         finally:
             if proc.returncode is None:
                 proc.terminate()

@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +9,7 @@ from agent.config import AgentSettings
 from central.config import CentralSettings
 from runtime.backoff import Backoff
 from runtime.config import BrokerUrl, ConfigError, load_settings, parse_broker_urls
-
-ROOT = Path(__file__).parents[2]
+from tests.helpers import run_rtcc
 
 
 @given(st.integers(0, 1000), st.floats(0, 1, exclude_max=True))
@@ -75,15 +72,7 @@ def test_file_then_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_cli_reports_bad_config_and_exits_2() -> None:
     env = {**os.environ, "RTCC_UNIT_ID": "bad/id", "RTCC_MQTT_URL": "mqtt://127.0.0.1:1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "rtcc", "agent"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_rtcc("agent", env=env, timeout=30)
     assert proc.returncode == 2
     assert "unit_id" in proc.stderr and "RTCC_UNIT_ID" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -5,7 +5,6 @@ root only), systemd told to enable and (re)start it when it runs; failures named
 import io
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from agent.install_service import (
     install,
     rtcc_command,
 )
+from tests.helpers import assert_unit_file_verifies
 from tests.service_host import SERVICE_IDS, RecordingHost
 
 SHIPPED = SHIPPED_UNIT.read_text()
@@ -146,12 +146,4 @@ def test_an_unwritable_unit_folder_is_found_before_anything_is_done(layout: Layo
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_installed_unit_verifies(layout: Layout) -> None:
     installed(layout, RecordingHost())
-    done = subprocess.run(
-        ["systemd-analyze", "verify", str(layout.unit_file)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert_unit_file_verifies(layout.unit_file)
