@@ -83,6 +83,10 @@ class CenterHandle:
         self.fleet = fleet
         self.http = http
 
+    def online(self, unit_id: str) -> bool:
+        record = self.fleet.registry.get(unit_id)
+        return record is not None and bool(record.online)
+
     def metric(self, name: str, labels: str = "") -> float:
         """One sample's value, or with no labels given the sum over all label sets."""
         text = self.fleet.metrics.render().decode()
@@ -115,6 +119,16 @@ async def running_center(
             await fleet.link.close(final=[fleet.goodbye()])
             await stop_link_task(fleet.link, task)
             database.close()
+
+
+@contextlib.asynccontextmanager
+async def online_agent(
+    center: CenterHandle, unit_id: str, broker_url: str, data_dir: Path, **extra: Any
+) -> AsyncIterator[Agent]:
+    """A running agent, yielded once `center` has it online."""
+    async with running_agent(unit_id, broker_url, data_dir, **extra) as agent:
+        await wait_for(lambda: center.online(unit_id))
+        yield agent
 
 
 def every_scope_key(database: Database) -> str:

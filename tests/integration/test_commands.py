@@ -11,7 +11,14 @@ from typing import Any
 from protocol import Command, CommandResult, Envelope, Presence, Topic, decode, encode
 from runtime.config import BrokerUrl, MqttTuning
 from runtime.mqtt import MqttLink, Subscription
-from tests.helpers import FAST_MQTT, running_agent, running_center, stop_link_task, wait_for
+from tests.helpers import (
+    FAST_MQTT,
+    online_agent,
+    running_agent,
+    running_center,
+    stop_link_task,
+    wait_for,
+)
 
 
 @contextlib.asynccontextmanager
@@ -52,9 +59,8 @@ async def test_ping_round_trip_and_metrics(broker_url: str, unique: str, tmp_pat
     unit = f"u-{unique}"
     async with (
         running_center(broker_url, f"c-{unique}") as center,
-        running_agent(unit, broker_url, tmp_path),
+        online_agent(center, unit, broker_url, tmp_path),
     ):
-        await wait_for(lambda: (r := center.fleet.registry.get(unit)) and r.online)
         response = await center.http.post(f"/api/v1/units/{unit}/commands", json={"name": "ping"})
         assert response.status_code == 200, response.text
         body = response.json()
@@ -72,8 +78,7 @@ async def test_config_set_is_reflected_in_state_and_kept(
 ) -> None:
     unit = f"u-{unique}"
     async with running_center(broker_url, f"c-{unique}") as center:
-        async with running_agent(unit, broker_url, tmp_path):
-            await wait_for(lambda: (r := center.fleet.registry.get(unit)) and r.online)
+        async with online_agent(center, unit, broker_url, tmp_path):
             url = f"/api/v1/units/{unit}/commands"
             ok = await center.http.post(
                 url, json={"name": "config.set", "args": {"state_heartbeat_s": 7}}

@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.helpers import running_agent, running_center, spawn_agent, wait_for
+from tests.helpers import kill_if_running, online_agent, running_center, spawn_agent, wait_for
 
 KEEPALIVE_S = 4
 
@@ -16,8 +16,7 @@ async def test_online_after_start_and_offline_after_clean_stop(
 ) -> None:
     unit = f"u-{unique}"
     async with running_center(broker_url, f"c-{unique}") as center:
-        async with running_agent(unit, broker_url, tmp_path):
-            await wait_for(lambda: (r := center.fleet.registry.get(unit)) and r.online)
+        async with online_agent(center, unit, broker_url, tmp_path):
             response = await center.http.get(f"/api/v1/units/{unit}")
             body = response.json()
             assert response.status_code == 200 and body["online"] is True
@@ -32,7 +31,7 @@ async def test_offline_by_last_will_after_kill_9(
     async with running_center(broker_url, f"c-{unique}") as center:
         proc = spawn_agent(unit, broker_url, tmp_path / "agent")
         try:
-            await wait_for(lambda: (r := center.fleet.registry.get(unit)) and r.online, 15)
+            await wait_for(lambda: center.online(unit), 15)
             killed = time.monotonic()
             os.kill(proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.wait)
@@ -46,9 +45,7 @@ async def test_offline_by_last_will_after_kill_9(
                 u for u in listing if u["unit_id"] == unit
             ).items()
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            kill_if_running(proc)
 
 
 async def test_center_status_is_retained_with_a_will(broker_url: str, unique: str) -> None:
