@@ -13,41 +13,18 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from bench.center import CenterProcess, http
 from central.access import totp
+from tests.chromium import CHROMIUM, CONSOLE_READY, NOT_INSTALLED, PATROL_READY, chromium_args
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
 VIEWPORT: ViewportSize = {"width": 1920, "height": 1080}
 POLL_S = 0.02
-# Playwright passes its own --disable-features list; a second flag replaces it, so repeat it.
-PLAYWRIGHT_DISABLED = (
-    "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
-    "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
-    "ThirdPartyStoragePartitioning,OptimizationHints,NetworkTimeServiceQuerying"
-)
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    # Inside a loopback-only network ICE completes only with these two.
-    "--allow-loopback-in-peer-connection",
-    f"--disable-features=WebRtcHideLocalIpsWithMdns,{PLAYWRIGHT_DISABLED}",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    # performance.memory in bytes, not rounded to coarse buckets.
-    "--enable-precise-memory-info",
-]
-CONSOLE_READY = "window.rtccConsole?.ready && rtccConsole.live.state === 'live'"
-PATROL_READY = "window.rtccPatrol?.ready && rtccPatrol.live.state === 'live'"
+# performance.memory in bytes, not rounded to coarse buckets.
+ARGS = chromium_args("--enable-precise-memory-info")
 
 _AFTER_PAINT = """
   const now = () => performance.timeOrigin + performance.now();
@@ -274,7 +251,7 @@ class Chromium:
 @contextlib.contextmanager
 def chromium(base: str) -> Iterator[Chromium]:
     if not CHROMIUM.exists():
-        raise SystemExit("Debian's chromium is not installed (apt-get install chromium)")
+        raise SystemExit(NOT_INSTALLED)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:

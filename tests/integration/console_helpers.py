@@ -15,9 +15,10 @@ from playwright.async_api import Browser, BrowserContext, Page, Response
 
 from agent.service import Agent
 from central.access.policy import Role
+from tests.integration.browser_helpers import SIZES
 from tests.integration.center_helpers import agent_of
 from tests.integration.site_helpers import PASSWORD, Site
-from tests.integration.test_signin_browser import SIZES, current_code, keep
+from tests.integration.test_signin_browser import current_code
 
 WAIT_MS = 20_000
 POLL_S = 0.05
@@ -109,22 +110,6 @@ class Screen:
         )
         assert isinstance(status, int)
         return status
-
-    async def shoot(self, folder: Path, name: str) -> list[Path]:
-        """The page at every size in SIZES, in `folder` and copied to var/screenshots."""
-        taken = []
-        for width, height in SIZES:
-            await self.page.set_viewport_size({"width": width, "height": height})
-            # Let the map and the wall lay themselves out for the new size.
-            await self.page.evaluate(
-                "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-            )
-            path = folder / f"{name}-{width}x{height}.png"
-            await self.page.screenshot(path=str(path))
-            await asyncio.to_thread(keep, path)
-            taken.append(path)
-        await self.page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
-        return taken
 
     def check_clean(self) -> None:
         assert self.errors == [], self.errors

@@ -5,43 +5,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, async_playwright
 
 from tests.center_tls import spki_pin
+from tests.chromium import CHROMIUM, NOT_INSTALLED, chromium_args
 from tests.helpers import wait_for
+from tests.integration.browser_helpers import shoot
 from tests.integration.center_helpers import streaming_unit
 from tests.integration.relay_helpers import publishing, viewer_token
 from tests.integration.test_viewer_rejoin import camera, relay_site
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-HAVE_CHROMIUM = CHROMIUM.exists()
-# Playwright passes its own --disable-features list; a second flag replaces it, so repeat it.
-PLAYWRIGHT_DISABLED = (
-    "AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
-    "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
-    "ThirdPartyStoragePartitioning,OptimizationHints,NetworkTimeServiceQuerying"
-)
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-    f"--disable-features=WebRtcHideLocalIpsWithMdns,{PLAYWRIGHT_DISABLED}",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    # The test centers' certificate, accepted by its key alone (tests/center_tls.py).
-    f"--ignore-certificate-errors-spki-list={spki_pin()}",
-]
+# The test centers' certificate, accepted by its key alone (tests/center_tls.py).
+ARGS = chromium_args(f"--ignore-certificate-errors-spki-list={spki_pin()}")
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if not CHROMIUM.exists():
+        pytest.skip(NOT_INSTALLED)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
@@ -79,14 +60,7 @@ async def test_viewer_page_without_a_valid_token_is_refused(
         await page.screenshot(path=str(tmp_path / "refused.png"))
 
 
-SIZES = [(1920, 1080), (1366, 768)]
 PLAYING = "rtccViewer.state === 'live' && rtccViewer.framesDecoded > 15"
-
-
-async def screenshots(page: Page, folder: Path, name: str) -> None:
-    for width, height in SIZES:
-        await page.set_viewport_size({"width": width, "height": height})
-        await page.screenshot(path=str(folder / f"{name}-{width}x{height}.png"))
 
 
 async def test_viewer_page_rejoins_after_the_relay_restarts(
@@ -98,26 +72,26 @@ async def test_viewer_page_rejoins_after_the_relay_restarts(
         await page.goto(site.page_url(stream, viewer_token(stream)))
         # Not published yet: the page waits and keeps asking.
         await page.wait_for_function("rtccViewer.state === 'not-live'")
-        await screenshots(page, tmp_path, "not-live")
+        await shoot(page, tmp_path, "not-live", kept=False)
         async with publishing(site.base, stream, camera()):
             await page.wait_for_function(PLAYING, timeout=15_000)
             assert await page.text_content("#state") == "live"
-            await screenshots(page, tmp_path, "live-before")
+            await shoot(page, tmp_path, "live-before", kept=False)
         await site.stop()  # every session ends and nothing answers
         await page.wait_for_function("rtccViewer.state === 'reconnecting'", timeout=10_000)
         assert (await page.text_content("#state") or "").startswith("reconnecting… (attempt ")
         assert await page.is_visible("#banner")
-        await screenshots(page, tmp_path, "reconnecting")
+        await shoot(page, tmp_path, "reconnecting", kept=False)
         await site.start()  # back, but nothing publishes: 404 until it is called ended
         await page.wait_for_function("rtccViewer.state === 'ended'", timeout=40_000)
         assert await page.text_content("#state") == "stream ended"
-        await screenshots(page, tmp_path, "ended")
+        await shoot(page, tmp_path, "ended", kept=False)
         async with publishing(site.base, stream, camera()):
             await page.wait_for_function(f"rtccViewer.joins >= 2 && {PLAYING}", timeout=30_000)
             assert await page.text_content("#state") == "live"
             assert not await page.is_visible("#banner")
             await page.wait_for_function("window.__lastStats.latencyMs !== undefined")
-            await screenshots(page, tmp_path, "live-again")
+            await shoot(page, tmp_path, "live-again", kept=False)
             assert len(site.sessions(stream)) == 1
             await page.close()  # leaving ends its session at the relay
             await wait_for(lambda: not site.sessions(stream), timeout=10)
@@ -152,7 +126,7 @@ async def test_viewer_page_keeps_its_session_while_the_unit_is_away(
             await page.wait_for_function(PLAYING, timeout=15_000)
         await page.wait_for_function("rtccViewer.state === 'waiting'", timeout=15_000)
         assert await page.text_content("#state") == "waiting for the unit's video…"
-        await screenshots(page, tmp_path, "waiting")
+        await shoot(page, tmp_path, "waiting", kept=False)
         async with publishing(site.base, stream, camera()):
             await page.wait_for_function(
                 f"rtccViewer.state === 'live' && {PLAYING}", timeout=15_000

@@ -10,6 +10,7 @@ test's folder and var/screenshots. The pages' Content-Security-Policy stays on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,8 +21,10 @@ from playwright.async_api import Browser, expect
 
 from central.access.policy import Role
 from central.broker import MosquittoProcess
+from tests.chromium import CONSOLE_READY, PATROL_READY
 from tests.helpers import wait_for
 from tests.integration.bodycam_helpers import bodycam
+from tests.integration.browser_helpers import SIZES, keep, shoot
 from tests.integration.center_helpers import api_client
 from tests.integration.console_helpers import (
     CuttablePath,
@@ -33,14 +36,11 @@ from tests.integration.console_helpers import (
 )
 from tests.integration.site_helpers import Site, running_site
 from tests.integration.test_browser import browser
-from tests.integration.test_signin_browser import SIZES, keep
 
 __all__ = ["browser"]  # the fixture
 
 SCENE = (40.7128, -74.0060)
 VIDEO = {"width": 320, "height": 240}
-CONSOLE_READY = "window.rtccConsole?.ready && rtccConsole.live.state === 'live'"
-PATROL_READY = "window.rtccPatrol?.ready && rtccPatrol.live.state === 'live'"
 # Where each marker is on the map now, by unit.
 POSITIONS = """Object.fromEntries([...rtccConsole.markers.entries].map(
   ([id, e]) => [id, [e.marker.getLatLng().lat, e.marker.getLatLng().lng]]))"""
@@ -89,6 +89,26 @@ async def go_live_from_the_roster(desk: Screen, unit_id: str) -> None:
     await desk.page.locator("#detail").get_by_role("button", name="Go live").click()
     await expect(desk.page.locator(f'#wall .tile[data-unit="{unit_id}"]')).to_be_visible()
     await desk.page.locator("#detail .back").click()
+
+
+@contextlib.asynccontextmanager
+async def on_the_wall(
+    browser: Browser, site: Site, broker_url: str, tmp_path: Path, unit_id: str
+) -> AsyncIterator[tuple[Screen, httpx.AsyncClient, str]]:
+    """`unit_id` streaming (the CAD started it over the API) and playing in the tile a
+    dispatcher opened from the roster: (the dispatcher's screen, the CAD, the stream id)."""
+    async with (
+        units(site, broker_url, tmp_path, {unit_id: place(*SCENE)}, video=VIDEO),
+        api_client(site.central) as cad,
+        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
+    ):
+        await wait_for(functools.partial(online, site, unit_id), timeout=15)
+        started = await cad.post(f"/api/v1/units/{unit_id}/stream", json={"reason": "test"})
+        assert started.status_code == 200, started.text
+        await desk.open("/console", CONSOLE_READY)
+        await go_live_from_the_roster(desk, unit_id)
+        await desk.until(TILES_PLAYING, 1, timeout_ms=30_000)
+        yield desk, cad, started.json()["stream_id"]
 
 
 async def test_the_dispatcher_sees_the_units_on_the_map_and_they_move(
@@ -198,7 +218,7 @@ async def test_a_holster_draw_puts_up_the_banner_and_one_click_opens_its_live_ti
             == "2"
         )
         await expect(desk.page.locator(".tile-stats").first).to_contain_text("fps")
-        shots = await desk.shoot(tmp_path, "console-alert-4-tiles")
+        shots = await shoot(desk.page, tmp_path, "console-alert-4-tiles")
         # Rewind beside the unit's tile: the relay's last minutes play (and can be scrubbed).
         live_tile = desk.page.locator(f'#wall .tile[data-unit="{drawn}"]:not([data-rewind])')
         await live_tile.get_by_role("button", name="The last minutes beside this tile").click()
@@ -281,8 +301,8 @@ async def test_a_share_reaches_the_patrol_inside_plays_there_and_stops_when_revo
         # The unit outside heard nothing.
         assert await far.value("rtccPatrol.shares()") == []
         await expect(far.page.locator("#share-list")).to_contain_text("No shares")
-        patrol_shots = await near.shoot(tmp_path, "patrol-share-playing")
-        console_shots = await desk.shoot(tmp_path, "console-share-sent")
+        patrol_shots = await shoot(near.page, tmp_path, "patrol-share-playing")
+        console_shots = await shoot(desk.page, tmp_path, "console-share-sent")
         # Revoked: the card goes and the patrol's video stops within 5 s.
         await panel.get_by_role("button", name="Revoke now").click()
         await near.until(
@@ -332,17 +352,7 @@ async def test_a_tile_whose_stream_drops_says_so_and_comes_back_by_itself(
     unit_id = car("car5")
     relay = site.central.relay
     assert relay is not None
-    async with (
-        units(site, broker_url, tmp_path, {unit_id: place(*SCENE)}, video=VIDEO),
-        api_client(site.central) as cad,
-        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
-    ):
-        await wait_for(functools.partial(online, site, unit_id), timeout=15)
-        started = await cad.post(f"/api/v1/units/{unit_id}/stream", json={"reason": "test"})
-        assert started.status_code == 200, started.text
-        await desk.open("/console", CONSOLE_READY)
-        await go_live_from_the_roster(desk, unit_id)
-        await desk.until(TILES_PLAYING, 1, timeout_ms=30_000)
+    async with on_the_wall(browser, site, broker_url, tmp_path, unit_id) as (desk, _cad, stream_id):
         # The relay worker dies: the tile says its video is away, then plays again by itself.
         worker = relay.pool.workers[0]
         assert worker.proc is not None
@@ -354,7 +364,7 @@ async def test_a_tile_whose_stream_drops_says_so_and_comes_back_by_itself(
         await desk.until(TILES_PLAYING, 1, timeout_ms=40_000)
         await expect(banner).to_be_hidden()
         tile = (await desk.value("rtccConsole.tiles()"))[0]
-        assert tile["stream_id"] == started.json()["stream_id"] and tile["joins"] >= 2
+        assert tile["stream_id"] == stream_id and tile["joins"] >= 2
 
 
 # The popped-out window: the /view page, playing.
@@ -365,18 +375,7 @@ async def test_a_popped_out_tile_plays_the_same_stream_in_a_window_of_its_own(
     browser: Browser, site: Site, broker_url: str, tmp_path: Path, car: Callable[[str], str]
 ) -> None:
     unit_id = car("car6")
-    async with (
-        units(site, broker_url, tmp_path, {unit_id: place(*SCENE)}, video=VIDEO),
-        api_client(site.central) as cad,
-        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
-    ):
-        await wait_for(functools.partial(online, site, unit_id), timeout=15)
-        started = await cad.post(f"/api/v1/units/{unit_id}/stream", json={"reason": "test"})
-        assert started.status_code == 200, started.text
-        stream_id = started.json()["stream_id"]
-        await desk.open("/console", CONSOLE_READY)
-        await go_live_from_the_roster(desk, unit_id)
-        await desk.until(TILES_PLAYING, 1, timeout_ms=30_000)
+    async with on_the_wall(browser, site, broker_url, tmp_path, unit_id) as (desk, cad, stream_id):
         # Both windows' requests, from the first: the pop-out's page and the player it loads.
         loaded: list[str] = []
         desk.context.on("request", lambda request: loaded.append(request.url))

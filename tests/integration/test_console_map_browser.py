@@ -23,15 +23,16 @@ from playwright.async_api import Browser, expect
 
 from central.access.policy import Role
 from central.broker import MosquittoProcess
-from tests.integration.console_helpers import place, screen_of, units
-from tests.integration.site_helpers import Site, running_site
+from tests.chromium import CONSOLE_READY
+from tests.integration.browser_helpers import shoot
+from tests.integration.console_helpers import Screen, place, screen_of, units
+from tests.integration.site_helpers import running_site
 from tests.integration.test_browser import browser
 
 __all__ = ["browser"]  # the fixture
 
 SCENE = (40.7128, -74.0060)
 ZOOM = 14
-CONSOLE_READY = "window.rtccConsole?.ready && rtccConsole.live.state === 'live'"
 TILE_PATH = re.compile(r"/(\d+)/(\d+)/(\d+)\.png")
 # Names in the layers control, and whether each is on.
 OVERLAY_CONTROL = """[...document.querySelectorAll('.leaflet-control-layers-overlays label')]
@@ -154,33 +155,45 @@ class TileServer:
         await self.server.wait_closed()
 
 
-@contextlib.asynccontextmanager
-async def two_units(
-    broker_url: str, tmp_path: Path, car: Callable[[str], str], site: Site
-) -> AsyncIterator[None]:
-    lat, lon = SCENE
-    places = {car("car1"): place(lat, lon - 0.006), car("car2"): place(lat, lon + 0.006, 80, 8)}
-    async with units(site, broker_url, tmp_path, places):
-        yield
+# Opens the console on a site with two units; its keywords are the console's settings.
+OpenConsole = Callable[..., contextlib.AbstractAsyncContextManager[Screen]]
 
 
-async def test_overlays_are_drawn_with_their_names_over_the_grid_without_a_tile_server(
+@pytest.fixture
+def console_of_two_units(
     browser: Browser,
     broker_url: str,
     unique: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     car: Callable[[str], str],
+) -> OpenConsole:
+    """A dispatcher's console, open and live, on a center configured with `console` settings
+    (see configure) and two units on the map: one parked, one driving."""
+
+    @contextlib.asynccontextmanager
+    async def opened(also: tuple[str, ...] = (), **console: str) -> AsyncIterator[Screen]:
+        configure(monkeypatch, **console)
+        lat, lon = SCENE
+        places = {car("car1"): place(lat, lon - 0.006), car("car2"): place(lat, lon + 0.006, 80, 8)}
+        async with (
+            running_site(broker_url, unique, tmp_path, idle_lock_s=600) as site,
+            units(site, broker_url, tmp_path, places),
+            screen_of(browser, site, "dana", Role.DISPATCHER, also=also) as desk,
+        ):
+            await desk.open("/console", CONSOLE_READY)
+            await desk.until("rtccConsole.markers.count === 2")
+            await expect(desk.page.locator("#roster .roster-row")).to_have_count(2)
+            yield desk
+
+    return opened
+
+
+async def test_overlays_are_drawn_with_their_names_over_the_grid_without_a_tile_server(
+    console_of_two_units: OpenConsole, tmp_path: Path, car: Callable[[str], str]
 ) -> None:
-    configure(monkeypatch, overlays=json.dumps(write_overlays(tmp_path)))
-    async with (
-        running_site(broker_url, unique, tmp_path, idle_lock_s=600) as site,
-        two_units(broker_url, tmp_path, car, site),
-        screen_of(browser, site, "dana", Role.DISPATCHER) as desk,
-    ):
-        await desk.open("/console", CONSOLE_READY)
-        await desk.until("rtccConsole.markers.count === 2")
-        await expect(desk.page.locator("#roster .roster-row")).to_have_count(2)
+    overlays = json.dumps(write_overlays(tmp_path))
+    async with console_of_two_units(overlays=overlays) as desk:
         # A small fleet: every unit's id is written beside its marker.
         names = desk.page.locator(".leaflet-marker-icon .um-label")
         await expect(names).to_have_count(2)
@@ -200,7 +213,7 @@ async def test_overlays_are_drawn_with_their_names_over_the_grid_without_a_tile_
             re.compile(r"^\d+ k?m$")
         )
         await expect(desk.page.locator(".leaflet-control-attribution")).to_have_count(0)
-        await desk.shoot(tmp_path, "console-overlays-grid")
+        await shoot(desk.page, tmp_path, "console-overlays-grid")
         # A layer switched off takes its names with it.
         await desk.page.locator(".leaflet-control-layers").hover()
         await desk.page.get_by_label("beats").uncheck()
@@ -212,23 +225,11 @@ async def test_overlays_are_drawn_with_their_names_over_the_grid_without_a_tile_
 
 
 async def test_the_agency_tile_server_is_the_only_place_tiles_come_from(
-    browser: Browser,
-    broker_url: str,
-    unique: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    car: Callable[[str], str],
+    console_of_two_units: OpenConsole, tmp_path: Path
 ) -> None:
     async with TileServer() as tiles:
-        configure(monkeypatch, tile_url=tiles.url, tile_attribution="City GIS")
-        async with (
-            running_site(broker_url, unique, tmp_path, idle_lock_s=600) as site,
-            two_units(broker_url, tmp_path, car, site),
-            screen_of(browser, site, "dana", Role.DISPATCHER, also=(tiles.origin,)) as desk,
-        ):
-            await desk.open("/console", CONSOLE_READY)
-            await desk.until("rtccConsole.markers.count === 2")
-            await expect(desk.page.locator("#roster .roster-row")).to_have_count(2)
+        settings = {"tile_url": tiles.url, "tile_attribution": "City GIS"}
+        async with console_of_two_units(also=(tiles.origin,), **settings) as desk:
             loaded = desk.page.locator("img.leaflet-tile-loaded")
             await desk.until("document.querySelectorAll('img.leaflet-tile-loaded').length >= 4")
             await expect(loaded.first).to_be_visible()
@@ -238,7 +239,7 @@ async def test_the_agency_tile_server_is_the_only_place_tiles_come_from(
                 "City GIS"
             )
             await expect(desk.page.locator(".leaflet-control-scale-line")).to_be_visible()
-            await desk.shoot(tmp_path, "console-agency-tiles")
+            await shoot(desk.page, tmp_path, "console-agency-tiles")
             # Zoomed in: the next level's tiles come from the same server.
             await desk.page.locator(".leaflet-control-zoom-in").click()
             await desk.until(

@@ -29,6 +29,7 @@ from central.provisioning import Provisioning
 from protocol.evidence import UnitKey
 from tests.center_tls import ca_file
 from tests.helpers import FAST_MQTT, running_agent, wait_for
+from tests.integration.browser_helpers import SIZES, shoot
 from tests.integration.center_helpers import LOOPBACK_ICE
 from tests.integration.console_helpers import Screen, screen_of
 from tests.integration.identity_helpers import (
@@ -40,7 +41,6 @@ from tests.integration.identity_helpers import (
 )
 from tests.integration.site_helpers import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
-from tests.integration.test_signin_browser import SIZES
 
 __all__ = ["browser"]  # the fixture
 
@@ -81,22 +81,6 @@ async def window(browser: Browser, site: Site) -> AsyncIterator[Screen]:
         screen.check_clean()
     finally:
         await context.close()
-
-
-async def shoot(screen: Screen, name: str) -> list[Path]:
-    """The page at both sizes, in SHOTS."""
-    await asyncio.to_thread(SHOTS.mkdir, parents=True, exist_ok=True)
-    taken = []
-    for width, height in SIZES:
-        await screen.page.set_viewport_size({"width": width, "height": height})
-        await screen.page.evaluate(
-            "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
-        )
-        path = SHOTS / f"{name}-{width}x{height}.png"
-        assert await screen.page.screenshot(path=str(path))
-        taken.append(path)
-    await screen.page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
-    return taken
 
 
 def row(screen: Screen, unit_id: str) -> str:
@@ -155,13 +139,13 @@ async def test_a_tech_enrolls_and_revokes_a_gateway_from_the_devices_page(
         await tech.until(READY)
         await expect(page.locator("#who")).to_contain_text("tess")
         await expect(page.locator("#no-devices")).to_contain_text("No gateway is enrolled yet")
-        await shoot(tech, "empty")
+        await shoot(tech.page, SHOTS, "empty", kept=False)
 
         # A typo is named before the center is asked; then a code, audited.
         await page.locator("#unit-id").fill("P 117")
         await page.get_by_role("button", name="Create code").click()
         await expect(page.locator("#code-error")).to_contain_text('"P 117" is not a unit id')
-        await shoot(tech, "code-refused")
+        await shoot(tech.page, SHOTS, "code-refused", kept=False)
         before = time.time()
         code = await make_code(tech, unit)
         after = time.time()
@@ -212,14 +196,14 @@ async def test_a_tech_enrolls_and_revokes_a_gateway_from_the_devices_page(
             await expect(page.locator(f'tr.earlier[data-unit="{spare}"]')).to_contain_text(
                 "replaced"
             )
-            await shoot(tech, "list-with-code")
+            await shoot(tech.page, SHOTS, "list-with-code", kept=False)
 
             # Revoke: a confirmation naming the unit; Cancel changes nothing.
             await unit_row.get_by_role("button", name=f"Revoke {unit}").click()
             dialog = page.locator("dialog.revoke-dialog")
             await expect(dialog).to_be_visible()
             await expect(dialog.locator("h2")).to_have_text(f"Revoke {unit}?")
-            await shoot(tech, "revoke-confirm")
+            await shoot(tech.page, SHOTS, "revoke-confirm", kept=False)
             await dialog.get_by_role("button", name="Cancel").click()
             await expect(dialog).to_have_count(0)
             assert audited(central, "device.revoke", unit) == []
@@ -239,7 +223,7 @@ async def test_a_tech_enrolls_and_revokes_a_gateway_from_the_devices_page(
             await wait_for(lambda: not agent.link.connected.is_set(), timeout=15)
             await page.locator("#code-done").click()
             await expect(page.locator("#code-result")).to_be_hidden()
-            await shoot(tech, "revoked")
+            await shoot(tech.page, SHOTS, "revoked", kept=False)
 
         [revoked] = audited(central, "device.revoke", unit)
         assert (revoked.actor, revoked.outcome) == ("tess", "ok")
@@ -294,7 +278,7 @@ async def test_a_dispatcher_is_not_offered_the_devices_page_and_is_refused_by_it
         await expect(refused).to_contain_text("This page is for field techs", timeout=WAIT_MS)
         await expect(refused).to_contain_text("dana (dispatcher)")
         await expect(page.locator("#code-form")).to_have_count(0)
-        await shoot(desk, "dispatcher-refused")
+        await shoot(desk.page, SHOTS, "dispatcher-refused", kept=False)
         body = '{"unit_id": "P-117"}'
         assert await desk.status_of("POST", "/api/v1/provision/codes", body) == 403
         assert await desk.status_of("GET", "/api/v1/provision/devices") == 403

@@ -6,9 +6,7 @@ screen sizes go to the test's folder and to var/screenshots for a person to look
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,14 +18,12 @@ from central.access import totp
 from central.access.policy import Role
 from central.gate import CSRF_COOKIE, SESSION_COOKIE
 from central.service import Central
-from tests.helpers import ROOT
+from tests.integration.browser_helpers import SHOTS, SIZES, shoot
 from tests.integration.site_helpers import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
 
 __all__ = ["browser"]  # the fixture, shared with the stream viewer's browser tests
 
-SHOTS = ROOT / "var" / "screenshots"
-SIZES = [(1920, 1080), (1366, 768)]
 VIEWS = ("signin", "unlock", "signed-in")
 IDLE_LOCK_S = 2.0
 # Long enough that no other test's session locks on a busy machine.
@@ -100,17 +96,6 @@ class Desk:
         assert isinstance(status, int)
         return status
 
-    async def shoot(self, folder: Path, name: str) -> list[Path]:
-        """The page at every size in SIZES, in `folder` and copied to SHOTS."""
-        taken = []
-        for width, height in SIZES:
-            await self.page.set_viewport_size({"width": width, "height": height})
-            path = folder / f"{name}-{width}x{height}.png"
-            await self.page.screenshot(path=str(path))
-            await asyncio.to_thread(keep, path)
-            taken.append(path)
-        return taken
-
     def check_clean(self) -> None:
         assert self.errors == [], self.errors
         elsewhere = [url for url in self.requests if not url.startswith(self.base + "/")]
@@ -128,12 +113,6 @@ async def desk_at(browser: Browser, central: Central) -> AsyncIterator[Desk]:
         desk.check_clean()
     finally:
         await context.close()
-
-
-def keep(shot: Path) -> None:
-    """A copy of `shot` in SHOTS, for a person to look at."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, SHOTS / shot.name)
 
 
 def current_code(secret: str | None) -> str:
@@ -160,11 +139,11 @@ async def test_dispatcher_signs_in_with_password_and_code(
 ) -> None:
     site.add("dana", Role.DISPATCHER)
     async with desk_at(browser, site.central) as desk:
-        form = await desk.shoot(tmp_path, "signin-form")
+        form = await shoot(desk.page, tmp_path, "signin-form")
         await desk.sign_in("dana", PASSWORD, current_code(site.secrets["dana"]))
         await desk.signed_in_as("dana", Role.DISPATCHER)
         assert await desk.cookie(SESSION_COOKIE)
-        signed_in = await desk.shoot(tmp_path, "signed-in")
+        signed_in = await shoot(desk.page, tmp_path, "signed-in")
         # The view holds after a reload: the session, not the page, says who is signed in.
         await desk.page.reload()
         await desk.signed_in_as("dana", Role.DISPATCHER)
@@ -189,7 +168,7 @@ async def test_a_wrong_code_is_refused_and_audited(
         await expect(desk.page.locator("#password")).to_have_value("")
         await expect(desk.page.locator("#code")).to_have_value("")
         assert await desk.cookie(SESSION_COOKIE) is None
-        shot = await desk.shoot(tmp_path, "signin-refused")
+        shot = await shoot(desk.page, tmp_path, "signin-refused")
     assert len(list(shots_named(shot))) == len(SIZES)
     refused = [(r["actor"], r["outcome"], r["source"]) for r in site.audit("signin")]
     assert refused == [("omar", "wrong_credentials", "127.0.0.1")]
@@ -209,7 +188,7 @@ async def test_an_idle_session_locks_and_the_password_opens_it(
         await desk.page.reload()
         await desk.showing("unlock")
         await expect(desk.page.locator("#unlock-password")).to_be_focused()
-        shot = await desk.shoot(tmp_path, "unlock")
+        shot = await shoot(desk.page, tmp_path, "unlock")
         # A wrong password leaves it locked and says so.
         await desk.page.locator("#unlock-password").press_sequentially("not the password")
         await desk.page.get_by_role("button", name="Unlock").click()
