@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.enroll import Enrollment, enroll
+from agent.service import Agent
 from central.config import CentralSettings
 from central.db.audit import Audit, AuditQuery
 from central.db.audit_chain import AuditEntry
@@ -18,7 +19,7 @@ from central.people import Operator
 from central.service import Central
 from runtime.config import TlsFiles, load_settings
 from tests.center_tls import ca_file, https_settings
-from tests.helpers import FAST_MQTT
+from tests.helpers import FAST_MQTT, running_agent
 from tests.integration.center_helpers import LOOPBACK_ICE
 
 TECH = Operator("tech-1", "tech")
@@ -57,6 +58,25 @@ async def enroll_gateway(central: Central, unit_id: str, folder: Path) -> Enroll
 def gateway_tls(enrolled: Enrollment) -> TlsFiles:
     files = enrolled.files
     return TlsFiles(ca_file=files.device_ca, cert_file=files.tls_cert, key_file=files.tls_key)
+
+
+@contextlib.asynccontextmanager
+async def enrolled_agent(
+    central: Central, enrolled: Enrollment, folder: Path, **extra: Any
+) -> AsyncIterator[Agent]:
+    """The agent of the gateway enrolled into `folder`: on the center's broker with the
+    certificate it was issued, reaching the center's API over HTTPS; `extra` settings on top."""
+    async with running_agent(
+        enrolled.unit_id,
+        central.mqtt_url,
+        folder,
+        mqtt={**FAST_MQTT, "tls": gateway_tls(enrolled).model_dump()},
+        center_url=central.api_url,
+        center_ca_file=ca_file(),
+        ice=LOOPBACK_ICE,
+        **extra,
+    ) as agent:
+        yield agent
 
 
 def audited(central: Central, action: str, unit_id: str) -> list[AuditEntry]:

@@ -26,14 +26,14 @@ from agent.service import Agent
 from central.db.devices import DeviceCertRow
 from central.service import Central
 from protocol.renewal import RENEW_ROUTE, RenewRequest, signed_request
-from tests.center_tls import ca_file
-from tests.helpers import FAST_MQTT, running_agent, wait_for
-from tests.integration.center_helpers import LOOPBACK_ICE, api_client
+from tests.helpers import wait_for
+from tests.integration.center_helpers import api_client
 from tests.integration.identity_helpers import (
     TECH,
     audited,
     center_with_own_broker,
     enroll_gateway,
+    enrolled_agent,
     gateway_tls,
 )
 
@@ -82,17 +82,8 @@ async def test_the_agent_renews_its_certificate_and_loses_no_event(
         tls = gateway_tls(enrolled)
         assert tls.cert_file is not None and tls.key_file is not None
         async with (
-            running_agent(
-                unit,
-                central.mqtt_url,
-                folder,
-                mqtt={**FAST_MQTT, "tls": tls.model_dump()},
-                center_url=central.api_url,
-                center_ca_file=ca_file(),
-                ice=LOOPBACK_ICE,
-                # A share of 1: due as soon as issued (the window keeps it to one renewal).
-                renewal={"share": 1.0},
-            ) as agent,
+            # A share of 1: due as soon as issued (the window keeps it to one renewal).
+            enrolled_agent(central, enrolled, folder, renewal={"share": 1.0}) as agent,
             ticking(agent) as sent,
         ):
             renewal = agent.renewal

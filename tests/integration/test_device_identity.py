@@ -18,14 +18,15 @@ from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey
 from protocol.upload import ENTRIES_ROUTE
 from runtime.config import load_settings
-from tests.center_tls import ca_file, https_settings
-from tests.helpers import FAST_MQTT, running_agent, wait_for
+from tests.center_tls import https_settings
+from tests.helpers import wait_for
 from tests.integration.center_helpers import LOOPBACK_ICE, api_client
 from tests.integration.identity_helpers import (
     TECH,
     audited,
     center_with_own_broker,
     enroll_gateway,
+    enrolled_agent,
     gateway_tls,
 )
 from tests.integration.test_evidence import offload, stored
@@ -70,15 +71,7 @@ async def test_an_enrolled_gateway_speaks_for_its_unit_until_revoked(
         tls = gateway_tls(enrolled)
         fleet = central.fleet
 
-        async with running_agent(
-            unit,
-            central.mqtt_url,
-            folder,
-            mqtt={**FAST_MQTT, "tls": tls.model_dump()},
-            center_url=central.api_url,
-            center_ca_file=ca_file(),
-            ice=LOOPBACK_ICE,
-        ) as agent:
+        async with enrolled_agent(central, enrolled, folder) as agent:
             await wait_for(lambda: (r := fleet.registry.get(unit)) and r.online, timeout=15)
 
             # Its evidence, signed with the key made on the gateway, verifies at the center.

@@ -28,16 +28,15 @@ from central.access.policy import Role
 from central.provisioning import Provisioning
 from protocol.evidence import UnitKey
 from tests.center_tls import ca_file
-from tests.helpers import FAST_MQTT, running_agent, wait_for
+from tests.helpers import wait_for
 from tests.integration.browser_helpers import SIZES, shoot
-from tests.integration.center_helpers import LOOPBACK_ICE
 from tests.integration.console_helpers import Screen, screen_of
 from tests.integration.identity_helpers import (
     TECH,
     audited,
     center_with_own_broker,
     enroll_gateway,
-    gateway_tls,
+    enrolled_agent,
 )
 from tests.integration.site_helpers import PASSWORD, Site, running_site
 from tests.integration.test_browser import browser
@@ -175,15 +174,7 @@ async def test_a_tech_enrolls_and_revokes_a_gateway_from_the_devices_page(
         await expect(page.locator(f"{row(tech, old)} .expires")).to_contain_text("in 15 days")
         assert await page.locator(f"{row(tech, unit)}.soon").count() == 0
 
-        async with running_agent(
-            unit,
-            central.mqtt_url,
-            folder,
-            mqtt={**FAST_MQTT, "tls": gateway_tls(enrolled).model_dump()},
-            center_url=central.api_url,
-            center_ca_file=ca_file(),
-            ice=LOOPBACK_ICE,
-        ) as agent:
+        async with enrolled_agent(central, enrolled, folder) as agent:
             unit_row = page.locator(row(tech, unit))
             await expect(unit_row).to_have_attribute("data-status", "online", timeout=WAIT_MS)
             await expect(unit_row).to_have_attribute("data-serial", enrolled.serial)
