@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from agent.service import Agent
 from central.access.policy import Role
 from central.broker import MosquittoProcess
 from central.service import Central
+from firmware_bridge.sim.bodycam_server import BodycamServer
 from tests.center_tls import client_tls
 from tests.helpers import wait_for
 from tests.integration.bodycam_helpers import bodycam, wait_for_state
@@ -43,6 +45,32 @@ async def console_site(
     console = {"group_recording": {"enabled": True, "radius_m": 3000}, **policies}
     async with running_site(broker_url, unique, tmp_path, idle_lock_s=600, console=console) as site:
         yield site
+
+
+@contextlib.asynccontextmanager
+async def unit_at_the_scene(
+    central: Central, broker_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[BodycamServer, Agent]]:
+    """Unit u-a parked at the scene, its body-cam (CAM-A) linked and its video 320x240."""
+    async with (
+        bodycam("CAM-A") as (camera, address),
+        agent_of(
+            central,
+            "u-a",
+            broker_url,
+            tmp_path / "a",
+            sim=at(SCENE),
+            video={"width": 320, "height": 240},
+            device={"link": address},
+        ) as unit,
+    ):
+        yield camera, unit
+
+
+async def draw_the_weapon(camera: BodycamServer, unit: Agent) -> None:
+    """A holster draw at the body-cam, once the unit has heard from it."""
+    await wait_for(lambda: unit.bodycam is not None and unit.bodycam.state.hello)
+    assert camera.execute("trigger holster_draw")["ok"]
 
 
 @pytest.fixture
@@ -143,21 +171,11 @@ async def test_holster_draw_alert_group_recording_still_share_and_revoke(
     near = await site.person("car-b", Role.PATROL, unit_id="u-b")
     far = await site.person("car-c", Role.PATROL, unit_id="u-c")
     recording = {"enabled": True, "pre_event_s": 1, "segment_s": 2}
-    video = {"width": 320, "height": 240}
     async with (
         contextlib.aclosing(dana),
         contextlib.aclosing(near),
         contextlib.aclosing(far),
-        bodycam("CAM-A") as (camera, address),
-        agent_of(
-            central,
-            "u-a",
-            broker_url,
-            tmp_path / "a",
-            sim=at(SCENE),
-            video=video,
-            device={"link": address},
-        ) as unit_a,
+        unit_at_the_scene(central, broker_url, tmp_path) as (camera, unit_a),
         agent_of(
             central, "u-b", broker_url, tmp_path / "b", sim=at(NEAR), evidence=recording
         ) as unit_b,
@@ -172,8 +190,7 @@ async def test_holster_draw_alert_group_recording_still_share_and_revoke(
         await console.wait(
             lambda f: all(f.units().get(u, {}).get("lat") for u in ("u-a", "u-b", "u-c")), 15
         )
-        await wait_for(lambda: unit_a.bodycam is not None and unit_a.bodycam.state.hello)
-        assert camera.execute("trigger holster_draw")["ok"]
+        await draw_the_weapon(camera, unit_a)
         # The console hears of it at once; it is stored, and the unit goes live by itself.
         await console.wait(lambda f: f.named("alert"), timeout=5)
         alert = console.named("alert")[0]
@@ -273,16 +290,7 @@ async def test_a_holster_draw_shares_itself_with_the_patrols_near_it_when_config
         async with (
             contextlib.aclosing(near),
             contextlib.aclosing(far),
-            bodycam("CAM-A") as (camera, address),
-            agent_of(
-                central,
-                "u-a",
-                broker_url,
-                tmp_path / "a",
-                sim=at(SCENE),
-                video={"width": 320, "height": 240},
-                device={"link": address},
-            ) as unit_a,
+            unit_at_the_scene(central, broker_url, tmp_path) as (camera, unit_a),
             agent_of(central, "u-b", broker_url, tmp_path / "b", sim=at(NEAR)) as unit_b,
             agent_of(central, "u-c", broker_url, tmp_path / "c", sim=at(FAR)),
             following(near.http) as patrol_near,
@@ -291,8 +299,7 @@ async def test_a_holster_draw_shares_itself_with_the_patrols_near_it_when_config
             hub = central.hub
             assert hub is not None
             await wait_for(lambda: all(u in hub.index for u in ("u-a", "u-b", "u-c")), 15)
-            await wait_for(lambda: unit_a.bodycam is not None and unit_a.bodycam.state.hello)
-            assert camera.execute("trigger holster_draw")["ok"]
+            await draw_the_weapon(camera, unit_a)
             await patrol_near.wait(lambda f: f.named("share"), timeout=20)
             shared = patrol_near.named("share")[0]
             assert shared["from_user"] == "center:auto-share" and shared["stream_id"]
