@@ -7,7 +7,6 @@ memory."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sqlite3
 import time
@@ -22,7 +21,6 @@ import pytest
 from agent.evidence.recorder import Recorder
 from central.access.policy import Scope
 from central.client_keys import add_client
-from central.config import RelaySettings
 from central.db.audit import Audit, AuditQuery
 from central.db.engine import Database
 from central.errors import Invalid, NotFound
@@ -35,28 +33,19 @@ from firmware_bridge.media import VideoCodec
 from firmware_bridge.sim.synthetic import SyntheticCamera
 from protocol.evidence import UnitKey, parse_manifest
 from protocol.upload import MANIFEST
-from runtime.config import IceSettings, LogSettings
 from tests.helpers import wait_for
 from tests.integration.bodycam_helpers import wait_for_async
 from tests.integration.center_helpers import streaming_unit
 from tests.integration.test_evidence import offload
-from tests.integration.test_still import KEYS, publishing
+from tests.integration.test_still import publishing, running_front
 
 FPS = 30
 
 
 @pytest.fixture
 async def front() -> AsyncIterator[RelayFront]:
-    settings = RelaySettings(workers=1, ice=IceSettings(host_addresses=["127.0.0.1"]), rewind_s=30)
-    front = RelayFront(settings, KEYS, LogSettings(level="warning"))
-    workers = asyncio.create_task(front.run())
-    try:
-        await front.wait_ready()
-        yield front
-    finally:
-        workers.cancel()
-        await asyncio.gather(workers, return_exceptions=True)
-        await front.close()
+    async with running_front(rewind_s=30) as running:
+        yield running
 
 
 async def span_of_at_least(front: RelayFront, stream_id: str, seconds: float) -> RecentSpan:

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import av
 import httpx
@@ -25,9 +26,10 @@ from tests.integration.relay_helpers import CONFIG
 KEYS = TokenKeys(keys={"k1": base64.b64encode(b"s" * 32).decode()}, current="k1")
 
 
-@pytest.fixture
-async def front() -> AsyncIterator[RelayFront]:
-    settings = RelaySettings(workers=1, ice=IceSettings(host_addresses=["127.0.0.1"]))
+@contextlib.asynccontextmanager
+async def running_front(**relay: Any) -> AsyncIterator[RelayFront]:
+    """The relay's front with one worker on loopback, `relay` settings on top."""
+    settings = RelaySettings(workers=1, ice=IceSettings(host_addresses=["127.0.0.1"]), **relay)
     front = RelayFront(settings, KEYS, LogSettings(level="warning"))
     workers = asyncio.create_task(front.run())
     try:
@@ -37,6 +39,12 @@ async def front() -> AsyncIterator[RelayFront]:
         workers.cancel()
         await asyncio.gather(workers, return_exceptions=True)
         await front.close()
+
+
+@pytest.fixture
+async def front() -> AsyncIterator[RelayFront]:
+    async with running_front() as running:
+        yield running
 
 
 @contextlib.asynccontextmanager
