@@ -85,51 +85,57 @@ def receiver_of(relay: Relay, stream: str) -> RTCRtpReceiver:
     return receiver
 
 
-async def test_a_relay_that_falls_silent_is_left_for_a_new_session() -> None:
+@contextlib.asynccontextmanager
+async def watched_session(stream: str) -> AsyncIterator[tuple[Relay, WhipPublisher, RelayViewer]]:
+    """A 320x240 VP8 camera published with the media watchdog on, and a viewer decoding it."""
     camera = SyntheticCamera("vp8", 320, 240, fps=30, keyframe_interval_s=1)
     options = PublishOptions(watchdog_s=WATCHDOG_S)
-    async with relay_server() as (base, relay), published(base, "q", camera, options) as pub:
-        viewer = await watching(base, "q")
+    async with relay_server() as (base, relay), published(base, stream, camera, options) as pub:
+        viewer = await watching(base, stream)
+        try:
+            yield relay, pub, viewer
+        finally:
+            await viewer.close()
+
+
+async def a_second_session(pub: WhipPublisher, timeout: float) -> None:
+    """Until the publisher has left its first session and is connected in a second."""
+    await wait_for(lambda: pub.sessions == 2 and pub.connected.is_set(), timeout=timeout)
+
+
+async def test_a_relay_that_falls_silent_is_left_for_a_new_session() -> None:
+    async with watched_session("q") as (relay, pub, viewer):
         await wait_for(lambda: pub.uplink.loss is not None, timeout=10)  # reports flow
         # The relay's end goes quiet (its RTCP is dropped) while ICE consent keeps both
         # ends "connected": only the media watchdog can tell.
         transport = receiver_of(relay, "q").transport
         setattr(transport, "_send_rtp", _muted)  # noqa: B010
         muted_at = time.monotonic()
-        await wait_for(lambda: pub.sessions == 2 and pub.connected.is_set(), timeout=15)
+        await a_second_session(pub, timeout=15)
         healed_s = time.monotonic() - muted_at
         assert pub.last_end == "no_rtcp" and pub.rebuilds == 1
         assert healed_s < WATCHDOG_S + 4.0, healed_s
         await decodes_on(viewer)
-        await viewer.close()
 
 
 async def test_a_path_that_stops_carrying_media_is_left_too() -> None:
     """A one-way cut: the relay still reports, but never anything new."""
-    camera = SyntheticCamera("vp8", 320, 240, fps=30, keyframe_interval_s=1)
-    options = PublishOptions(watchdog_s=WATCHDOG_S)
-    async with relay_server() as (base, relay), published(base, "o", camera, options) as pub:
-        viewer = await watching(base, "o")
+    async with watched_session("o") as (relay, pub, viewer):
         setattr(receiver_of(relay, "o"), "_handle_rtp_packet", _muted)  # noqa: B010
-        await wait_for(lambda: pub.sessions == 2 and pub.connected.is_set(), timeout=15)
+        await a_second_session(pub, timeout=15)
         assert pub.last_end == "no_progress"
         await decodes_on(viewer)
-        await viewer.close()
 
 
 async def test_rebuild_brings_a_new_session_and_the_viewer_decodes_on() -> None:
-    camera = SyntheticCamera("vp8", 320, 240, fps=30, keyframe_interval_s=1)
-    options = PublishOptions(watchdog_s=WATCHDOG_S)
-    async with relay_server() as (base, _relay), published(base, "r", camera, options) as pub:
-        viewer = await watching(base, "r")
+    async with watched_session("r") as (_relay, pub, viewer):
         asked = time.monotonic()
         pub.rebuild("network change")
-        await wait_for(lambda: pub.sessions == 2 and pub.connected.is_set(), timeout=10)
+        await a_second_session(pub, timeout=10)
         assert pub.last_end == "rebuild: network change"
         assert time.monotonic() - asked < 5.0  # no backoff: signalling and ICE only
         await decodes_on(viewer)
         assert viewer.pc.connectionState == "connected"  # the viewer never noticed
-        await viewer.close()
 
 
 class Bottleneck:
