@@ -3,7 +3,6 @@ first it showed; recordings of a replaced gateway still verify under the key the
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,30 +11,22 @@ import pytest
 from central.errors import Conflict, Refused
 from central.evidence.store import EvidenceStore
 from protocol.evidence import GENESIS, ManifestEntry, UnitKey
+from tests.unit.evidence_helpers import signed_entry
 
 SEGMENT = b"\x00\x00\x00\x18ftypiso5" + bytes(range(200))
 
 
 def recorded(store: EvidenceStore, key: UnitKey, recording_id: str, unit_id: str = "u1") -> None:
     """One signed, final, one-segment recording, uploaded whole."""
-    entry = key.sign(
-        ManifestEntry(
-            unit_id=unit_id,
-            recording_id=recording_id,
-            index=0,
-            file="seg-00000.mp4",
-            size=len(SEGMENT),
-            sha256=hashlib.sha256(SEGMENT).hexdigest(),
-            start_ts=1.0,
-            end_ts=2.0,
-            trigger="trigger.holster_draw",
-            final=True,
-            prev=GENESIS,
-            key="",
-        )
-    )
+    entry = signed_entry(key, recording_id, 0, SEGMENT, GENESIS, final=True, unit_id=unit_id)
     assert store.add_entry(entry)
     store.append(recording_id, 0, 0, SEGMENT)
+
+
+def refused(store: EvidenceStore, key: UnitKey, recording_id: str) -> None:
+    """A recording signed with `key` is refused: the unit's key is another."""
+    with pytest.raises(Refused, match="another key"):
+        recorded(store, key, recording_id)
 
 
 @pytest.fixture
@@ -55,8 +46,7 @@ def store(tmp_path: Path, registry: dict[str, str]) -> Iterator[EvidenceStore]:
 def test_a_unit_that_never_enrolled_has_its_first_key_pinned(store: EvidenceStore) -> None:
     first, other = UnitKey.generate(), UnitKey.generate()
     recorded(store, first, "u1-r1")
-    with pytest.raises(Refused, match="another key"):
-        recorded(store, other, "u1-r2")
+    refused(store, other, "u1-r2")
     assert store.verify("u1-r1") == []
 
 
@@ -65,8 +55,7 @@ def test_an_enrolled_unit_uploads_only_under_its_registered_key(
 ) -> None:
     enrolled, stranger = UnitKey.generate(), UnitKey.generate()
     registry["u1"] = enrolled.public_b64
-    with pytest.raises(Refused, match="another key"):
-        recorded(store, stranger, "u1-r1")  # not even as the unit's first upload
+    refused(store, stranger, "u1-r1")  # not even as the unit's first upload
     recorded(store, enrolled, "u1-r2")
     assert store.verify("u1-r2") == []
 
@@ -78,28 +67,12 @@ def test_a_replacement_gateway_takes_over_and_the_old_recordings_still_verify(
     recorded(store, old, "u1-r1")  # before enrollment: pinned on first use
     registry["u1"] = new.public_b64  # the replacement enrolled
     recorded(store, new, "u1-r2")
-    with pytest.raises(Refused, match="another key"):
-        recorded(store, old, "u1-r3")  # the old gateway is out
+    refused(store, old, "u1-r3")  # the old gateway is out
     assert store.verify("u1-r1") == [] and store.verify("u1-r2") == []
 
 
 def entry(key: UnitKey, index: int, prev: str, final: bool) -> ManifestEntry:
-    return key.sign(
-        ManifestEntry(
-            unit_id="u1",
-            recording_id="u1-r1",
-            index=index,
-            file=f"seg-{index:05d}.mp4",
-            size=len(SEGMENT),
-            sha256=hashlib.sha256(SEGMENT).hexdigest(),
-            start_ts=1.0 + index,
-            end_ts=2.0 + index,
-            trigger="trigger.holster_draw",
-            final=final,
-            prev=prev,
-            key="",
-        )
-    )
+    return signed_entry(key, "u1-r1", index, SEGMENT, prev, final)
 
 
 def test_a_replaced_gateway_cannot_go_on_with_a_recording_it_began(

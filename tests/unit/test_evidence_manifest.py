@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.evidence import GENESIS, ManifestEntry, UnitKey, parse_manifest, verify
+from tests.unit.evidence_helpers import signed_entry
 
 KEY = UnitKey.generate()
 
@@ -18,22 +19,7 @@ def recording(n: int, key: UnitKey = KEY) -> tuple[list[ManifestEntry], dict[str
     prev = GENESIS
     for i in range(n):
         data = f"segment {i}".encode()
-        entry = key.sign(
-            ManifestEntry(
-                unit_id="u1",
-                recording_id="r1",
-                index=i,
-                file=f"r1-{i:05d}.mp4",
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                start_ts=1000.0 + 10 * i,
-                end_ts=1010.0 + 10 * i,
-                trigger="trigger.holster_draw",
-                final=i == n - 1,
-                prev=prev,
-                key="",
-            )
-        )
+        entry = signed_entry(key, "r1", i, data, prev, final=i == n - 1)
         entries.append(entry)
         files[entry.file] = entry.sha256
         prev = entry.digest()
