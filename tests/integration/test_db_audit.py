@@ -20,6 +20,7 @@ from central.db.audit_chain import (
     AuditRecord,
     ChainHead,
     Tamper,
+    fields,
     head_of,
     record_hash,
 )
@@ -126,6 +127,14 @@ def test_removing_the_newest_records_shows_against_the_head(chained: Database) -
     assert verify(chained, [kept]) == (Tamper.REMOVED, 5)
 
 
+def written_in(database: Database, seq: int, forged: AuditEntry, prev_hash: str) -> None:
+    """A row put straight into the table as record `seq` after `prev_hash`, sealed as the
+    center would have sealed it."""
+    columns = {**fields(seq, forged, prev_hash), "hash": record_hash(seq, forged, prev_hash)}
+    with database.engine.begin() as connection:
+        connection.execute(insert(AuditRow).values(columns))
+
+
 def test_an_inserted_record_is_named(chained: Database) -> None:
     with chained.read() as tx:
         second = next(r for r in Audit(tx).scan() if r.seq == 2)
@@ -136,20 +145,7 @@ def test_an_inserted_record_is_named(chained: Database) -> None:
         "UPDATE audit SET seq = seq - 999 WHERE seq >= 1003",
     )
     forged = AuditEntry(T0 + 2.5, "mallory", "user.create", "ok", object="mallory")
-    with chained.engine.begin() as connection:
-        connection.execute(
-            insert(AuditRow).values(
-                seq=3,
-                at=forged.at,
-                actor=forged.actor,
-                action=forged.action,
-                outcome=forged.outcome,
-                object=forged.object,
-                detail={},
-                prev_hash=second.hash,
-                hash=record_hash(3, forged, second.hash),
-            )
-        )
+    written_in(chained, 3, forged, second.hash)
     assert verify(chained) == (Tamper.INSERTED, 3)
 
 
@@ -157,19 +153,7 @@ def test_an_appended_record_the_head_does_not_know_is_named(chained: Database) -
     with chained.read() as tx:
         head = Audit(tx).head()
     forged = AuditEntry(T0 + 9, "mallory", "user.create", "ok")
-    with chained.engine.begin() as connection:
-        connection.execute(
-            insert(AuditRow).values(
-                seq=head.seq + 1,
-                at=forged.at,
-                actor=forged.actor,
-                action=forged.action,
-                outcome=forged.outcome,
-                detail={},
-                prev_hash=head.hash,
-                hash=record_hash(head.seq + 1, forged, head.hash),
-            )
-        )
+    written_in(chained, head.seq + 1, forged, head.hash)
     assert verify(chained) == (Tamper.INSERTED, head.seq + 1)
 
 

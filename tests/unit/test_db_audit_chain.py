@@ -4,6 +4,7 @@ reordered record, whatever the chain and wherever the tampering."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from central.db.audit_chain import (
     AuditEntry,
     AuditRecord,
     ChainHead,
+    ChainProblem,
     Tamper,
     anchor_line,
     canonical,
@@ -63,6 +65,16 @@ def forged(seq: int, prev_hash: str, sealed: bool = True) -> AuditRecord:
     return AuditRecord(seq, fake, prev_hash, digest)
 
 
+def assert_named(
+    records: list[AuditRecord], kind: Tamper, seq: int, anchors: Sequence[ChainHead] = ()
+) -> ChainProblem:
+    """The chain's first problem is of `kind`, at record `seq`."""
+    problem = verify_chain(records, anchors=anchors)
+    assert problem is not None
+    assert (problem.kind, problem.seq) == (kind, seq), str(problem)
+    return problem
+
+
 sizes = st.integers(min_value=2, max_value=25)
 
 
@@ -79,8 +91,7 @@ def test_a_chain_may_start_after_purged_records() -> None:
     records = chain(10)
     rest = records[4:]
     assert verify_chain(rest, start=head_of(records[3]), anchors=[head_of(records[1])]) is None
-    problem = verify_chain(rest)
-    assert problem is not None and problem.kind is Tamper.REMOVED and problem.seq == 1
+    assert_named(rest, Tamper.REMOVED, 1)
 
 
 FIELDS: dict[str, Any] = {
@@ -101,9 +112,7 @@ def test_an_edited_field_names_its_record(n: int, data: st.DataObject, field: st
     i = data.draw(st.integers(0, n - 1))
     edited = dataclasses.replace(records[i].entry, **{field: FIELDS[field]})
     records[i] = dataclasses.replace(records[i], entry=edited)
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.EDITED, i + 1), str(problem)
+    assert_named(records, Tamper.EDITED, i + 1)
 
 
 @given(sizes, st.data())
@@ -112,9 +121,7 @@ def test_an_edit_sealed_anew_is_named_by_the_record_after_it(n: int, data: st.Da
     i = data.draw(st.integers(0, n - 2))
     rewritten = dataclasses.replace(records[i].entry, outcome="denied")
     records[i] = seal(rewritten, ChainHead(i, records[i].prev_hash))
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.EDITED, i + 1), str(problem)
+    assert_named(records, Tamper.EDITED, i + 1)
 
 
 def test_a_last_record_sealed_anew_is_caught_by_the_kept_head() -> None:
@@ -122,8 +129,7 @@ def test_a_last_record_sealed_anew_is_caught_by_the_kept_head() -> None:
     kept = head_of(records[-1])
     records[-1] = seal(dataclasses.replace(records[-1].entry, actor="x"), head_of(records[-2]))
     assert verify_chain(records) is None  # nothing inside the chain can tell
-    problem = verify_chain(records, anchors=[kept])
-    assert problem is not None and (problem.kind, problem.seq) == (Tamper.EDITED, 5)
+    assert_named(records, Tamper.EDITED, 5, anchors=[kept])
 
 
 @given(sizes, st.data(), st.booleans())
@@ -133,16 +139,13 @@ def test_a_removed_record_is_named(n: int, data: st.DataObject, renumbered: bool
     del records[i]
     if renumbered:  # the rows after it moved up to close the gap
         records[i:] = [renumber(r, r.seq - 1) for r in records[i:]]
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.REMOVED, i + 1), str(problem)
+    assert_named(records, Tamper.REMOVED, i + 1)
 
 
 def test_removed_last_records_are_caught_by_the_kept_head() -> None:
     records = chain(6)
     kept = head_of(records[-1])
-    problem = verify_chain(records[:4], anchors=[kept])
-    assert problem is not None and (problem.kind, problem.seq) == (Tamper.REMOVED, 5)
+    assert_named(records[:4], Tamper.REMOVED, 5, anchors=[kept])
 
 
 @given(sizes, st.data(), st.booleans(), st.booleans())
@@ -154,9 +157,7 @@ def test_an_inserted_record_is_named(
     prev_hash = records[k - 1].hash if k > 0 else GENESIS.hash
     intruder = forged(k + 1, prev_hash if claims_predecessor else "e" * 64, sealed)
     records[k:] = [intruder, *(renumber(r, r.seq + 1) for r in records[k:])]
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.INSERTED, k + 1), str(problem)
+    assert_named(records, Tamper.INSERTED, k + 1)
 
 
 @given(sizes, st.data())
@@ -167,9 +168,7 @@ def test_swapped_rows_are_named_as_reordered(n: int, data: st.DataObject) -> Non
     i = data.draw(st.integers(0, n - 2))
     first, second = records[i], records[i + 1]
     records[i], records[i + 1] = renumber(second, first.seq), renumber(first, second.seq)
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.REORDERED, i + 1), str(problem)
+    assert_named(records, Tamper.REORDERED, i + 1)
 
 
 @given(sizes, st.data())
@@ -177,9 +176,7 @@ def test_records_out_of_order_are_named_as_reordered(n: int, data: st.DataObject
     records = chain(n)
     i = data.draw(st.integers(0, n - 2))
     records[i], records[i + 1] = records[i + 1], records[i]
-    problem = verify_chain(records)
-    assert problem is not None
-    assert (problem.kind, problem.seq) == (Tamper.REORDERED, i + 2), str(problem)
+    assert_named(records, Tamper.REORDERED, i + 2)
 
 
 def test_a_consistent_rewrite_is_caught_only_by_a_head_kept_elsewhere() -> None:
@@ -189,8 +186,7 @@ def test_a_consistent_rewrite_is_caught_only_by_a_head_kept_elsewhere() -> None:
     records[3:6] = rewritten
     records[6:] = chain(2, start=head_of(rewritten[-1]))
     assert verify_chain(records) is None
-    problem = verify_chain(records, anchors=[kept])
-    assert problem is not None and (problem.kind, problem.seq) == (Tamper.EDITED, 6)
+    problem = assert_named(records, Tamper.EDITED, 6, anchors=[kept])
     assert "rewritten" in str(problem)
 
 
