@@ -160,18 +160,26 @@ class SignInDesk:
         self.account, self.address = self.throttle.record(self.account, self.address, ok, now)
         return ok
 
+    def fail(self, times: int, start: float = 0.0) -> None:
+        """`times` wrong passwords, 100 s apart from `start`: each one turned away as wrong."""
+        for attempt in range(times):
+            assert self.sign_in("a wrong password", start + 100.0 * attempt) is False
+
 
 @pytest.fixture(scope="module")
 def hasher() -> PasswordHasher:
     return PasswordHasher(PasswordSettings(time_cost=1, memory_kib=8192, parallelism=1))
 
 
+@pytest.fixture
+def desk(hasher: PasswordHasher) -> SignInDesk:
+    return SignInDesk(hasher, hasher.hash("the right password"))
+
+
 def test_five_failures_lock_and_the_right_password_is_refused_while_locked(
-    hasher: PasswordHasher,
+    desk: SignInDesk,
 ) -> None:
-    desk = SignInDesk(hasher, hasher.hash("the right password"))
-    for attempt in range(5):
-        assert desk.sign_in("a wrong password", 100.0 * attempt) is False
+    desk.fail(5)
     assert desk.sign_in("the right password", 401.0) is Refusal.LOCKED
     assert desk.sign_in("the right password", 400.0 + 599.0) is Refusal.LOCKED
     assert desk.checked == 5  # refused before the password was looked at
@@ -179,13 +187,8 @@ def test_five_failures_lock_and_the_right_password_is_refused_while_locked(
     assert desk.account == Failures()
 
 
-def test_a_right_password_before_the_fifth_failure_starts_the_count_again(
-    hasher: PasswordHasher,
-) -> None:
-    desk = SignInDesk(hasher, hasher.hash("the right password"))
-    for attempt in range(4):
-        assert desk.sign_in("a wrong password", 100.0 * attempt) is False
+def test_a_right_password_before_the_fifth_failure_starts_the_count_again(desk: SignInDesk) -> None:
+    desk.fail(4)
     assert desk.sign_in("the right password", 400.0) is True
-    for attempt in range(4):
-        assert desk.sign_in("a wrong password", 500.0 + 100.0 * attempt) is False
+    desk.fail(4, start=500.0)
     assert desk.sign_in("the right password", 900.0) is True

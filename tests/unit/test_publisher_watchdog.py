@@ -150,32 +150,27 @@ async def sender() -> AsyncIterator[RTCRtpSender]:
     await pc.close()
 
 
+def receiver_report(
+    ssrc: int, fraction_lost: int, packets_lost: int, highest_sequence: int, jitter: int
+) -> RtcpRrPacket:
+    """A receiver report from SSRC 7 with one block, about `ssrc`; it refers to no sender
+    report (lsr and dlsr 0)."""
+    block = RtcpReceiverInfo(ssrc, fraction_lost, packets_lost, highest_sequence, jitter, 0, 0)
+    return RtcpRrPacket(ssrc=7, reports=[block])
+
+
 async def test_rtcp_reaches_the_tap_after_aiortc(sender: RTCRtpSender) -> None:
     heard: list[RtcpFeedback] = []
     tap_rtcp(sender, heard.append)
     asked: list[bool] = []
     keyframes_from(sender, lambda: asked.append(True))
     ssrc = sender._ssrc
-    block = RtcpReceiverInfo(
-        ssrc=ssrc,
-        fraction_lost=64,
-        packets_lost=3,
-        highest_sequence=1234,
-        jitter=900,
-        lsr=0,
-        dlsr=0,
+    ours = receiver_report(
+        ssrc, fraction_lost=64, packets_lost=3, highest_sequence=1234, jitter=900
     )
-    await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=7, reports=[block]))
-    other = RtcpReceiverInfo(
-        ssrc=ssrc + 1,
-        fraction_lost=0,
-        packets_lost=0,
-        highest_sequence=1,
-        jitter=0,
-        lsr=0,
-        dlsr=0,
-    )
-    await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=7, reports=[other]))
+    await sender._handle_rtcp_packet(ours)
+    other = receiver_report(ssrc + 1, fraction_lost=0, packets_lost=0, highest_sequence=1, jitter=0)
+    await sender._handle_rtcp_packet(other)
     remb = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=7, media_ssrc=0, fci=pack_remb_fci(150_000, [ssrc])
     )
