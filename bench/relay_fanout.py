@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 
 from bench.results import ROOT, write_results
+from bench.table import Column, print_table
 from central.broker import free_port
 from protocol.tokens import TokenSigner
 
@@ -56,6 +57,11 @@ class Row:
     receivers_cpu_pct: float
     # Frames the relay got from the publisher per second meanwhile: viewers see no more.
     fps_in: float
+
+    @property
+    def relay_added_ms(self) -> str:
+        """What the relay adds to the latency, p50/p99, the slash in the middle of its cell."""
+        return f"{self.relay_added_p50_ms:>7.2f}/{self.relay_added_p99_ms:<7.2f}"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -214,24 +220,25 @@ def run_case(
                     proc.kill()
 
 
-def print_table(rows: list[Row]) -> None:
-    header = (
-        f"{'system':<20} {'codec':<5} {'size':<8} {'N':>4} {'conn':>4} {'ingest%':>7} "
-        f"{'relay%':>7} {'%/viewer':>8} {'+%/view':>7} {'fps':>5} {'fpsmin':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'join ms':>7} {'relay+ p50/p99':>15} {'rcv%':>6} "
-        f"{'fps in':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.system:<20} {r.codec:<5} {r.size:<8} {r.viewers:>4} {r.connected:>4} "
-            f"{r.ingest_cpu_pct:>7.1f} {r.relay_cpu_pct:>7.1f} {r.cpu_per_viewer_pct:>8.2f} "
-            f"{r.viewer_cpu_pct:>7.2f} {r.fps_mean:>5.1f} "
-            f"{r.fps_min:>6.1f} {r.latency_p50_ms:>7.1f} {r.latency_p99_ms:>7.1f} "
-            f"{r.join_p50_ms:>7.0f} {r.relay_added_p50_ms:>7.2f}/{r.relay_added_p99_ms:<7.2f} "
-            f"{r.receivers_cpu_pct:>6.1f} {r.fps_in:>6.1f}"
-        )
+COLUMNS = (
+    Column("system", "system", "<20"),
+    Column("codec", "codec", "<5"),
+    Column("size", "size", "<8"),
+    Column("N", "viewers", ">4"),
+    Column("conn", "connected", ">4"),
+    Column("ingest%", "ingest_cpu_pct", ">7.1f"),
+    Column("relay%", "relay_cpu_pct", ">7.1f"),
+    Column("%/viewer", "cpu_per_viewer_pct", ">8.2f"),
+    Column("+%/view", "viewer_cpu_pct", ">7.2f"),
+    Column("fps", "fps_mean", ">5.1f"),
+    Column("fpsmin", "fps_min", ">6.1f"),
+    Column("p50 ms", "latency_p50_ms", ">7.1f"),
+    Column("p99 ms", "latency_p99_ms", ">7.1f"),
+    Column("join ms", "join_p50_ms", ">7.0f"),
+    Column("relay+ p50/p99", "relay_added_ms", ">15"),
+    Column("rcv%", "receivers_cpu_pct", ">6.1f"),
+    Column("fps in", "fps_in", ">6.1f"),
+)
 
 
 def marginal(rows: list[Row], row: Row) -> float:
@@ -300,16 +307,16 @@ def main(argv: list[str]) -> int:
                         rows.append(run_case(system, codec, width, height, n, args.seconds))
                     except (RuntimeError, TimeoutError, ValueError) as exc:
                         print(f"  {system} {codec} {size} N={n}: failed ({exc})")
-                    print_table(rows[-1:]) if rows else None
+                    print_table(COLUMNS, rows[-1:]) if rows else None
     for codec in args.codecs.split(","):
         for n in (int(c) for c in args.scale.split(",") if c):
             try:
                 rows.append(run_case("rtcc", codec, 640, 480, n, args.seconds, light=True))
             except (RuntimeError, TimeoutError, ValueError) as exc:
                 print(f"  rtcc {codec} 640x480 N={n} (light viewers): failed ({exc})")
-            print_table(rows[-1:]) if rows else None
+            print_table(COLUMNS, rows[-1:]) if rows else None
     print("\nRelay fan-out (same run; CPU is the relay process only)\n")
-    print_table(rows)
+    print_table(COLUMNS, rows)
     for r in ratios(rows):
         print(
             f"  {r['codec']} {r['size']} N={r['viewers']}: MediaRelay / rtcc CPU per viewer "

@@ -38,16 +38,17 @@ from bench.center import bench_key
 from bench.pki import BenchPki, make_pki
 from bench.results import ROOT, write_results
 from bench.status_report import (
+    COLUMNS,
     MTLS,
     PLAIN,
     Row,
     mtls_ratios,
     percentile,
     print_ratios,
-    print_table,
     quantile,
     ratios,
 )
+from bench.table import print_table
 from central.broker import MosquittoOptions, MosquittoProcess, free_port
 
 EXTRA_ENV = dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e)
@@ -183,19 +184,53 @@ def _wait_until(predicate: Any, timeout: float) -> None:
 
 
 class Window:
-    """The CPU each process used over a measured window, from its opening to `close()`."""
+    """A measured window over the consumer of the units' states, the mode's broker and the
+    generator: the CPU each used from its opening to `close()`, and at its close the memory
+    of the consumer and the broker."""
 
-    def __init__(self, procs: dict[str, psutil.Process]) -> None:
-        self.procs = procs
-        self.cpu0 = {name: _cpu(p) for name, p in procs.items()}
+    def __init__(self, mode: Mode, consumer: int, generator: int) -> None:
+        self.mode = mode
+        pids = {"consumer": consumer, "broker": mode.broker.pid, "gen": generator}
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.cpu0 = {name: _cpu(p) for name, p in self.procs.items()}
         self.t0 = time.monotonic()
         self.elapsed = 0.0
+        self.cpu: dict[str, float] = {}
+        self.rss_mb: dict[str, float] = {}
 
-    def close(self) -> dict[str, float]:
-        """CPU % of each process over the window."""
+    def close(self) -> None:
+        """CPU % of each process over the window; RSS of the consumer and the broker."""
         cpu1 = {name: _cpu(p) for name, p in self.procs.items()}
         self.elapsed = time.monotonic() - self.t0
-        return {name: 100 * (cpu1[name] - self.cpu0[name]) / self.elapsed for name in cpu1}
+        self.cpu = {name: 100 * (cpu1[name] - self.cpu0[name]) / self.elapsed for name in cpu1}
+        self.rss_mb = {name: _rss_mb(self.procs[name]) for name in ("consumer", "broker")}
+
+    def row(
+        self,
+        system: str,
+        units: int,
+        received: float,
+        latency_s: tuple[float, float],
+        connect_s: float,
+    ) -> Row:
+        """The table's row: `received` states over the window, arriving after `latency_s`
+        (p50, p99); `connect_s` for every unit to connect."""
+        p50_s, p99_s = latency_s
+        return Row(
+            self.mode.label(system),
+            units,
+            received / self.elapsed,
+            1000 * p50_s,
+            1000 * p99_s,
+            self.cpu["consumer"],
+            self.rss_mb["consumer"],
+            self.cpu["broker"],
+            self.cpu["gen"],
+            self.mode.name,
+            self.rss_mb["broker"],
+            connect_s,
+            os.getloadavg()[0],
+        )
 
 
 def _rss_mb(proc: psutil.Process) -> float:
@@ -246,42 +281,21 @@ def run_ours(
         # a feed with no unit changes may stay quiet; the warm-up covers its catching up.
         if follower is not None:
             follower.start()
-        procs = {
-            name: psutil.Process(pid)
-            for name, pid in (
-                ("central", central.pid),
-                ("broker", mode.broker.pid),
-                ("gen", generator.pid),
-            )
-        }
         time.sleep(warmup)
         m0, h0 = _metrics(api, key)
-        window = Window(procs)
+        window = Window(mode, central.pid, generator.pid)
         time.sleep(seconds)
         m1, h1 = _metrics(api, key)
-        cpu = window.close()
-        rss = {name: _rss_mb(procs[name]) for name in ("central", "broker")}
+        window.close()
         generator.communicate(timeout=120)
         delta = {le: h1[le] - h0.get(le, 0.0) for le in h1}
         if m1 <= m0:
             raise RuntimeError(f"the center ingested nothing from the units ({mode.name})")
         if follower is not None and follower.unit_events == 0:
             raise RuntimeError(f"the console's live feed got no unit events ({follower.error})")
-        return Row(
-            mode.label("rtcc fleet service" + (" + 1 console" if console else "")),
-            units,
-            (m1 - m0) / window.elapsed,
-            1000 * quantile(delta, 0.5),
-            1000 * quantile(delta, 0.99),
-            cpu["central"],
-            rss["central"],
-            cpu["broker"],
-            cpu["gen"],
-            mode.name,
-            rss["broker"],
-            connect_s,
-            os.getloadavg()[0],
-        )
+        system = "rtcc fleet service" + (" + 1 console" if console else "")
+        latency_s = (quantile(delta, 0.5), quantile(delta, 0.99))
+        return window.row(system, units, m1 - m0, latency_s, connect_s)
     finally:
         if follower is not None:
             follower.stop.set()
@@ -295,41 +309,20 @@ def run_baseline(mode: Mode, units: int, warmup: float, seconds: float) -> Row:
     )
     time.sleep(1.0)
     generator, connect_s = _generator(mode, units, warmup + seconds + 2, "base")
-    procs = {
-        name: psutil.Process(pid)
-        for name, pid in (
-            ("sub", subscriber.pid),
-            ("broker", mode.broker.pid),
-            ("gen", generator.pid),
-        )
-    }
     time.sleep(warmup)
     subscriber.send_signal(signal.SIGUSR1)
-    window = Window(procs)
+    window = Window(mode, subscriber.pid, generator.pid)
     time.sleep(seconds)
-    cpu = window.close()
-    rss = {name: _rss_mb(procs[name]) for name in ("sub", "broker")}
+    window.close()
     subscriber.send_signal(signal.SIGTERM)
     out, _ = subscriber.communicate(timeout=60)
     generator.communicate(timeout=120)
     latencies = json.loads(out)["latencies"]
     if not latencies:
         raise RuntimeError(f"the baseline subscriber received nothing ({mode.name})")
-    return Row(
-        mode.label("bare paho subscriber (baseline)"),
-        units,
-        len(latencies) / window.elapsed,
-        1000 * percentile(latencies, 0.5),
-        1000 * percentile(latencies, 0.99),
-        cpu["sub"],
-        rss["sub"],
-        cpu["broker"],
-        cpu["gen"],
-        mode.name,
-        rss["broker"],
-        connect_s,
-        os.getloadavg()[0],
-    )
+    latency_s = (percentile(latencies, 0.5), percentile(latencies, 0.99))
+    system = "bare paho subscriber (baseline)"
+    return window.row(system, units, len(latencies), latency_s, connect_s)
 
 
 def start_modes(names: list[str], work: Path, units: int, stack: ExitStack) -> list[Mode]:
@@ -385,7 +378,7 @@ def main(argv: list[str]) -> int:
     print("\nStatus plane: units x 1 msg/s (QoS 1) -> Mosquitto -> consumer, same run")
     print("(conn s: every unit connected to the broker, before the warm-up and the window;")
     print(f" load: 1-min load average after the window, ours included; {os.cpu_count()} CPUs)\n")
-    print_table(rows)
+    print_table(COLUMNS, rows)
     print_ratios(rows)
     write_results(
         "status_plane",

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.table import Column
+
 PLAIN, MTLS = "plain", "mTLS"
 
 
@@ -50,21 +52,20 @@ class Row:
     loadavg_1m: float = float("nan")  # the machine's, just after the window
 
 
-def print_table(rows: list[Row]) -> None:
-    header = (
-        f"{'system':<40} {'units':>6} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'CPU %':>6} {'RSS MB':>7} {'broker%':>8} {'brk MB':>7} {'gen %':>6} {'conn s':>7} "
-        f"{'load':>5}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.system:<40} {r.units:>6} {r.ingested_per_s:>8.0f} {r.p50_ms:>7.2f} "
-            f"{r.p99_ms:>7.2f} {r.consumer_cpu_pct:>6.1f} {r.consumer_rss_mb:>7.1f} "
-            f"{r.broker_cpu_pct:>8.1f} {r.broker_rss_mb:>7.1f} {r.generator_cpu_pct:>6.1f} "
-            f"{r.connect_s:>7.1f} {r.loadavg_1m:>5.1f}"
-        )
+COLUMNS = (
+    Column("system", "system", "<40"),
+    Column("units", "units", ">6"),
+    Column("msg/s", "ingested_per_s", ">8.0f"),
+    Column("p50 ms", "p50_ms", ">7.2f"),
+    Column("p99 ms", "p99_ms", ">7.2f"),
+    Column("CPU %", "consumer_cpu_pct", ">6.1f"),
+    Column("RSS MB", "consumer_rss_mb", ">7.1f"),
+    Column("broker%", "broker_cpu_pct", ">8.1f"),
+    Column("brk MB", "broker_rss_mb", ">7.1f"),
+    Column("gen %", "generator_cpu_pct", ">6.1f"),
+    Column("conn s", "connect_s", ">7.1f"),
+    Column("load", "loadavg_1m", ">5.1f"),
+)
 
 
 def _ratio(value: float, base: float) -> float:
