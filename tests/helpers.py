@@ -38,17 +38,43 @@ from runtime.mqtt import MqttLink
 FAST_MQTT = {"keepalive_s": 4, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0}
 
 
+class Deadline:
+    """When a wait gives up: `timeout` s from now, naming what it waited for."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.at = time.monotonic() + timeout
+        self.timeout = timeout
+        self.what = what
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise AssertionError(f"{self.what}: not within {self.timeout}s")
+
+
 async def wait_for(
     predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+    """`predicate()`'s first truthy value, tried every `interval` s."""
+    deadline = Deadline(timeout, "condition not met")
+    while not (value := predicate()):
+        deadline.check()
         await asyncio.sleep(interval)
+    return value
+
+
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "condition not met",
+    interval: float = 0.1,
+) -> Any:
+    """The same wait with no event loop (the fault lab's tests): `check()`'s first truthy
+    value, tried every `interval` s."""
+    deadline = Deadline(timeout, what)
+    while not (value := check()):
+        deadline.check()
+        time.sleep(interval)
+    return value
 
 
 def agent_settings(unit_id: str, broker_url: str, data_dir: Path, **extra: Any) -> AgentSettings:

@@ -26,6 +26,7 @@ from agent.enroll_files import EnrollFiles
 from bench.center import bench_key
 from protocol import Topic, decode
 from runtime.config import TlsFiles
+from tests.helpers import wait_until
 from tests.lab.lab import FaultLab
 from tests.lab.watch import Arrival, Feed, MqttWatch
 
@@ -37,17 +38,6 @@ CODE = re.compile(r"[A-Z2-9]{4}(?:-[A-Z2-9]{4}){3}")
 KEEPALIVE_S = 8
 STARTUP_S = 40.0
 FREEZE_S = 0.5
-
-
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(interval)
 
 
 @dataclass

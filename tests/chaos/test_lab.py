@@ -10,10 +10,11 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.lab.lab import FaultLab
 from tests.lab.model import Faults
 from tests.lab.netns import LabError
@@ -98,14 +99,6 @@ def drain(sock: socket.socket) -> list[tuple[int, float, int]]:
             return out
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def wait_until_settled(lab: FaultLab, offered_at_least: int) -> None:
     """Until the uplink has seen that many frames and has none left in flight."""
 
@@ -113,7 +106,7 @@ def wait_until_settled(lab: FaultLab, offered_at_least: int) -> None:
         uplink = lab.stats().uplink.stats
         return uplink.offered >= offered_at_least and uplink.in_flight == 0
 
-    wait_until(settled)
+    wait_until(settled, interval=0.02)
 
 
 def test_delay_with_jitter_each_way(
@@ -139,7 +132,7 @@ def test_delay_with_jitter_each_way(
         # Probes twice the jitter apart: none waits behind the one before (no reordering).
         time.sleep(max(0.0, started + (seq + 1) * 0.2 - time.monotonic()))
     echoing.join(5.0)
-    wait_until(lambda: len(receiver.arrivals) == DELAY_PROBES)
+    wait_until(lambda: len(receiver.arrivals) == DELAY_PROBES, interval=0.02)
     back = receiver.stop()
     rtt = [one_way for _, _, one_way, _ in back]
     down = [arrival - struct.unpack_from("!d", echoed)[0] for arrival, echoed in receiver.raw]

@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ from tests.chaos.harness import (
     event_filter,
     events_exactly_once,
     outbox_rows,
-    wait_until,
 )
+from tests.helpers import wait_until
 from tests.lab.lab import FaultLab
 from tests.lab.model import Faults
 from tests.lab.report import ChaosReport
@@ -53,7 +54,7 @@ def site(fault_lab: FaultLab, tmp_path: Path) -> Iterator[Site]:
 def check_events(
     site: Site, watch: Feed, report: ChaosReport, scenario: str, epochs: int = 1
 ) -> None:
-    wait_until(lambda: outbox_rows(site) == 0, 30, "the unit's outbox drains")
+    outbox_drains(site)
     arrivals = collect(watch)
     counts = [events_exactly_once(group) for group in split_by_process(arrivals, epochs)]
     events = sum(c[0] for c in counts)
@@ -97,11 +98,35 @@ def record_back(report: ChaosReport, scenario: str, back: float, limit: float) -
     report.record(scenario, "video decoding again after", round(back, 2), "s", limit=limit)
 
 
-def test_relay_worker_kill(site: Site, chaos_report: ChaosReport) -> None:
-    scenario = "relay worker kill -9"
+def video_started(site: Site, seconds: float) -> tuple[dict[str, Any], Feed, ViewerRun]:
+    """Video started at the unit as the CAD starts it, and a viewer on it for `seconds`;
+    the unit's events watched at the broker from before the viewer joins."""
     grant = site.remote_start()
     events = site.broker_watch(event_filter())
-    viewer = ViewerRun.start(site, grant, seconds=20)
+    return grant, events, ViewerRun.start(site, grant, seconds=seconds)
+
+
+def presence_of_the_unit(site: Site) -> Feed:
+    return site.broker_watch(str(Topic.presence(UNIT)))
+
+
+def online(arrival: Arrival) -> bool:
+    """Whether a presence report says the unit is online."""
+    return bool(decode(arrival.topic, arrival.payload).envelope.body.online)
+
+
+def went_offline(presence: Feed) -> list[Arrival]:
+    """The reports of the unit going offline, of all the presence feed has received."""
+    return [a for a in collect(presence) if not online(a)]
+
+
+def outbox_drains(site: Site) -> None:
+    wait_until(lambda: outbox_rows(site) == 0, 30, "the unit's outbox drains")
+
+
+def test_relay_worker_kill(site: Site, chaos_report: ChaosReport) -> None:
+    scenario = "relay worker kill -9"
+    grant, events, viewer = video_started(site, seconds=20)
     time.sleep(SETTLE_S)
     os.kill(site.relay_worker_pid(), signal.SIGKILL)
     killed = time.time()
@@ -116,9 +141,7 @@ def test_relay_worker_kill(site: Site, chaos_report: ChaosReport) -> None:
 
 def test_agent_kill_and_restart(site: Site, chaos_report: ChaosReport) -> None:
     scenario = "agent kill -9, restarted"
-    grant = site.remote_start()
-    events = site.broker_watch(event_filter())
-    viewer = ViewerRun.start(site, grant, seconds=20)
+    grant, events, viewer = video_started(site, seconds=20)
     time.sleep(SETTLE_S)
     site.kill_agent()
     site.start_agent()
@@ -145,22 +168,18 @@ def test_center_restart(site: Site, chaos_report: ChaosReport) -> None:
     record_back(chaos_report, scenario, back, BACK_LIMIT_S)
     assert back <= BACK_LIMIT_S
     assert [s["stream_id"] for s in site.streams()] == [grant["stream_id"]]
-    wait_until(lambda: outbox_rows(site) == 0, 30, "the unit's outbox drains")
+    outbox_drains(site)
 
 
 def test_handover(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) -> None:
     scenario = "handover (new vehicle address)"
-    grant = site.remote_start()
-    events = site.broker_watch(event_filter())
-    presence = site.broker_watch(str(Topic.presence(UNIT)))
-    viewer = ViewerRun.start(site, grant, seconds=20)
+    _, events, viewer = video_started(site, seconds=20)
+    presence = presence_of_the_unit(site)
     time.sleep(SETTLE_S)
     fault_lab.handover("10.200.0.3")
     moved = time.time()
     moved_mono = time.monotonic()
-    born = presence.next(
-        lambda a: a.at > moved_mono and bool(decode(a.topic, a.payload).envelope.body.online), 30
-    )
+    born = presence.next(lambda a: a.at > moved_mono and online(a), 30)
     result = viewer.result()
     back = result.back_after(moved)
     record_back(chaos_report, scenario, back, HANDOVER_LIMIT_S)
@@ -174,10 +193,8 @@ def test_slow_link_400ms_jitter_for_two_minutes(
     site: Site, fault_lab: FaultLab, chaos_report: ChaosReport
 ) -> None:
     scenario = "delay 400 +- 100 ms, 2 min"
-    grant = site.remote_start()
-    events = site.broker_watch(event_filter())
-    presence = site.broker_watch(str(Topic.presence(UNIT)))
-    viewer = ViewerRun.start(site, grant, seconds=135)
+    _, events, viewer = video_started(site, seconds=135)
+    presence = presence_of_the_unit(site)
     joined_before = len(site.log_events("center", "publisher_joined"))
     fault_lab.set_faults(Faults(delay_ms=400, jitter_ms=100))
     start = time.time()
@@ -186,7 +203,7 @@ def test_slow_link_400ms_jitter_for_two_minutes(
     end = time.time()
     result = viewer.result()
     teardowns = len(site.log_events("center", "publisher_joined")) - joined_before
-    offline = [a for a in collect(presence) if not decode(a.topic, a.payload).envelope.body.online]
+    offline = went_offline(presence)
     chaos_report.record(scenario, "publisher sessions rebuilt", teardowns, "", limit=0)
     chaos_report.record(scenario, "viewer sessions", result.joins, "", limit=1)
     chaos_report.record(scenario, "video fps during", round(result.fps(start + 5, end), 1), "fps")
@@ -199,11 +216,9 @@ def test_slow_link_400ms_jitter_for_two_minutes(
 @pytest.mark.timeout(240)
 def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) -> None:
     scenario = "uplink 150 kbit/s"
-    grant = site.remote_start()
-    events = site.broker_watch(event_filter())
-    presence = site.broker_watch(str(Topic.presence(UNIT)))
+    _, events, viewer = video_started(site, seconds=75)
+    presence = presence_of_the_unit(site)
     states = site.broker_watch(str(Topic.state(UNIT)))
-    viewer = ViewerRun.start(site, grant, seconds=75)
     fault_lab.set_faults(Faults(rate_kbit=150), direction="uplink")
     start = time.time()
     clock_offset = time.time() - time.monotonic()
@@ -216,7 +231,7 @@ def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: Cha
         for a in collect(states)
         if not a.retained and start + 10 < a.at + clock_offset < end
     ]
-    offline = [a for a in collect(presence) if not decode(a.topic, a.payload).envelope.body.online]
+    offline = went_offline(presence)
     p99 = statistics.quantiles(delays, n=100)[98] if len(delays) >= 2 else max(delays, default=0)
     fps = result.fps(start + 20, end)
     chaos_report.record(scenario, "state delay p99", round(p99, 2), "s", limit=3.0)
@@ -230,14 +245,12 @@ def test_thin_uplink_150_kbit(site: Site, fault_lab: FaultLab, chaos_report: Cha
 @pytest.mark.timeout(360)
 def test_link_cut_two_minutes(site: Site, fault_lab: FaultLab, chaos_report: ChaosReport) -> None:
     scenario = "link cut 120 s"
-    grant = site.remote_start()
-    events = site.broker_watch(event_filter())
-    presence = site.broker_watch(str(Topic.presence(UNIT)))
-    viewer = ViewerRun.start(site, grant, seconds=140)
+    _, events, viewer = video_started(site, seconds=140)
+    presence = presence_of_the_unit(site)
     time.sleep(SETTLE_S)
     cut_at = time.time()
     cut = fault_lab.cut()
-    offline = presence.next(lambda a: not decode(a.topic, a.payload).envelope.body.online, 60)
+    offline = presence.next(lambda a: not online(a), 60)
     time.sleep(max(0.0, 120 - (time.monotonic() - cut.now)))
     fault_lab.restore()
     restored = time.time()
