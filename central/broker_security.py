@@ -92,8 +92,7 @@ class BrokerTls:
     plugin: Path = DYNSEC_PLUGIN
 
     def __post_init__(self) -> None:
-        # Made to be checked: CenterIdentities refuses bad names, ids and clashes.
-        _ = self.identities
+        self.identities.check()
 
     @property
     def identities(self) -> CenterIdentities:
@@ -154,6 +153,10 @@ class CenterIdentities:
     monitors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuses names that are not dotted identities, a bad center id, and clashes."""
         check_identity(self.fleet)
         check_identity(self.admin)
         check_id(self.center_id)

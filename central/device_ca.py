@@ -75,6 +75,10 @@ def _pair(folder: Path, stem: str) -> KeyPair:
     return KeyPair(folder / f"{stem}.pem", folder / f"{stem}.key")
 
 
+def monitor_pair(folder: Path, name: str) -> KeyPair:
+    return _pair(folder, f"monitor-{check_id(name)}")
+
+
 def serial_hex(serial: int) -> str:
     """How serials are written everywhere (database, CLI, audit): lower-case hex."""
     return format(serial, "x")
@@ -162,10 +166,10 @@ class DeviceCa:
         self, name: str, folder: Path, now: dt.datetime | None = None
     ) -> MonitorFiles:
         """A monitoring tool's MQTT client certificate (CN: `monitor_identity(name)`) and
-        key, written to `folder` as `<name>.pem` and `<name>.key`, the device CA beside them
-        as `device-ca.pem`."""
+        key, written to `folder` as `monitor-<name>.pem` and `.key`, the device CA beside
+        them as `device-ca.pem` (no name can make the two meet)."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pair = _pair(folder, check_id(name))
+        pair = monitor_pair(folder, name)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
         identity = monitor_identity(name)
         issued = self._service(pair, identity, usage, [], now)

@@ -19,20 +19,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import JsonValue
 
 from central.access.credentials import hash_secret
-from central.config import CentralSettings
 from central.db.audit import Audit
 from central.db.audit_chain import AuditEntry
 from central.db.devices import DeviceCert, Devices, DeviceStanding, Revision
 from central.db.engine import Database
-from central.device_ca import BadRequest, DeviceCa, MonitorFiles
-from central.errors import CenterError, Invalid, Refused
-from central.people import CommandRefused, Operator, anchor_file, open_center_database
+from central.device_ca import BadRequest, DeviceCa, MonitorFiles, monitor_pair
+from central.errors import Invalid, Refused
+from central.people import Operator
 from central.provision_settings import ProvisionSettings
 from central.renewal import RenewRefused, refusal
 from protocol.renewal import RenewRequest
@@ -64,17 +62,6 @@ class Renewed:
     expires_at: float
     cert_pem: str
     ca_pem: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisionCommand:
-    """One `rtcc provision` verb at the center, with its arguments."""
-
-    verb: str
-    unit: str | None = None
-    expires: str | None = None
-    monitor: str | None = None
-    folder: Path | None = None
 
 
 class EnrollRefused(Refused):
@@ -243,14 +230,28 @@ class Provisioning:
 
     def issue_monitor(self, operator: Operator, name: str, folder: Path) -> MonitorFiles:
         """A monitor's key and certificate from the device CA, and the CA, in `folder`;
-        audited. Its rights come from the broker settings, not from the certificate."""
+        audited. Its rights come from the broker settings, not from the certificate. A key
+        already there is never replaced; files written for a record that could not be kept
+        are removed."""
+        pair = monitor_pair(folder, name)
+        if pair.key_file.exists() or pair.cert_file.exists():
+            raise Invalid(f"{folder} holds a certificate for monitor {name} already: move it away")
         now = self._clock()
-        with self._database.write() as tx:
-            made = self.ca.issue_monitor(name, folder, dt.datetime.fromtimestamp(now, dt.UTC))
-            expires_at = made.issued.cert.not_valid_after_utc.timestamp()
-            detail: dict[str, JsonValue] = {"serial": made.issued.serial, "expires_at": expires_at}
-            entry = _entry(operator, now, "device.monitor_issue", "ok", made.identity, detail)
-            Audit(tx).append(entry)
+        try:
+            with self._database.write() as tx:
+                at = dt.datetime.fromtimestamp(now, dt.UTC)
+                made = self.ca.issue_monitor(name, folder, at)
+                expires_at = made.issued.cert.not_valid_after_utc.timestamp()
+                detail: dict[str, JsonValue] = {
+                    "serial": made.issued.serial,
+                    "expires_at": expires_at,
+                }
+                entry = _entry(operator, now, "device.monitor_issue", "ok", made.identity, detail)
+                Audit(tx).append(entry)
+        except BaseException:
+            pair.key_file.unlink(missing_ok=True)
+            pair.cert_file.unlink(missing_ok=True)
+            raise
         return made
 
     def certs(self) -> list[DeviceCert]:
@@ -280,14 +281,14 @@ class Provisioning:
         if found is None:
             raise EnrollRefused("unknown enrollment code: check it, or ask for a new one")
         if found.used_at is not None:
-            when = _iso(found.used_at)
+            when = iso_time(found.used_at)
             raise EnrollRefused(
                 f"this enrollment code was already used (at {when}): ask for a new one",
                 unit_id=found.unit_id,
             )
         if found.expires_at <= now:
             raise EnrollRefused(
-                f"this enrollment code expired at {_iso(found.expires_at)}: ask for a new one",
+                f"this enrollment code expired at {iso_time(found.expires_at)}: ask for a new one",
                 unit_id=found.unit_id,
             )
         return found.unit_id
@@ -314,80 +315,5 @@ def _entry(
     )
 
 
-def _iso(epoch_s: float) -> str:
+def iso_time(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def run_provision_command(
-    settings: CentralSettings, command: ProvisionCommand, out: TextIO
-) -> None:
-    """`rtcc provision create-code | revoke | list | monitor` on the center's database and
-    data directory, as the OS user running it; CommandRefused for what cannot be done."""
-    provision, verb = settings.provision, command.verb
-    try:
-        ttl = parse_duration(command.expires) if command.expires else None
-        unit = check_id(command.unit) if command.unit is not None else None
-    except ValueError as exc:
-        raise CommandRefused(str(exc)) from None
-    if command.monitor is not None and command.monitor not in settings.broker.monitors:
-        raise CommandRefused(
-            f"{command.monitor[:80]!r} is not one of this center's monitors: add it to "
-            "RTCC_BROKER__MONITORS (broker.monitors) and restart the center"
-        )
-    database = open_center_database(settings.database())
-    operator = Operator.at_command_line()
-    try:
-        provisioning = Provisioning(database, settings.data_dir, provision)
-        if verb == "create-code":
-            assert unit is not None
-            code = provisioning.create_code(operator, unit, ttl)
-            until = _iso(time.time() + (ttl or provision.code_ttl_s))
-            print(f"Enrollment code for {unit} (one use, until {until}): {code}", file=out)
-        elif verb == "revoke":
-            assert unit is not None
-            serials = provisioning.revoke(operator, unit)
-            shown = ", ".join(serials) if serials else "none was valid"
-            print(f"{unit}: certificates revoked: {shown}", file=out)
-        elif verb == "monitor":
-            assert command.monitor is not None and command.folder is not None
-            made = provisioning.issue_monitor(operator, command.monitor, command.folder)
-            print_monitor(made, settings, out)
-        else:
-            print_certs(provisioning.certs(), out)
-        with database.read() as tx:
-            anchor_file(settings.data_dir).record(Audit(tx).head(), time.time())
-    except CenterError as exc:
-        raise CommandRefused(str(exc)) from None
-    finally:
-        database.close()
-
-
-def print_monitor(made: MonitorFiles, settings: CentralSettings, out: TextIO) -> None:
-    """The files, and where the monitor reads: the broker gateways are told of, or the
-    supervised one."""
-    broker = settings.broker
-    url = settings.provision.broker_url or (
-        f"mqtts://{(broker.names or [broker.host])[0]}:{broker.port or '<port>'}"
-    )
-    expires = _iso(made.issued.cert.not_valid_after_utc.timestamp())
-    print(
-        f"{made.identity}: certificate {made.issued.serial}, until {expires}\n"
-        f"  key          {made.pair.key_file}\n"
-        f"  certificate  {made.pair.cert_file}\n"
-        f"  device CA    {made.ca_file}\n"
-        f"It may read the units' presence, state, events and results at {url} (mutual TLS, "
-        "one connection at a time), and nothing else.",
-        file=out,
-    )
-
-
-def print_certs(certs: list[DeviceCert], out: TextIO) -> None:
-    """The last seen time is the running center's (its API's list has it)."""
-    print(f"{'unit':<16} {'serial':<40} {'issued':<20} {'expires':<20} revoked", file=out)
-    for c in certs:
-        revoked = f"{_iso(c.revoked_at)} by {c.revoked_by}" if c.revoked_at else "-"
-        print(
-            f"{c.unit_id:<16} {c.serial:<40} {_iso(c.issued_at):<20} "
-            f"{_iso(c.expires_at):<20} {revoked}",
-            file=out,
-        )

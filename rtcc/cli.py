@@ -223,7 +223,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """The center's side of `rtcc provision` (enroll, the gateway's, is rtcc/provision_cli.py)."""
-    from central.provisioning import ProvisionCommand, run_provision_command
+    from central.provision_commands import ProvisionCommand, run_provision_command
 
     command = ProvisionCommand(
         args.provision_command,

@@ -72,8 +72,8 @@ class Site:
         folder = self.monitor_folder
         return TlsFiles(
             ca_file=folder / "device-ca.pem",
-            cert_file=folder / f"{MONITOR}.pem",
-            key_file=folder / f"{MONITOR}.key",
+            cert_file=folder / f"monitor-{MONITOR}.pem",
+            key_file=folder / f"monitor-{MONITOR}.key",
         )
 
     # ---- processes ----------------------------------------------------------------------
@@ -84,7 +84,7 @@ class Site:
             self.key = bench_key(self.folder / "center")
         self.center = self._spawn("core", "center", ["-m", "rtcc", "central"], self._center_env())
         wait_until(self._healthy, STARTUP_S, "the center answers")
-        if not (self.monitor_folder / f"{MONITOR}.pem").exists():
+        if not (self.monitor_folder / f"monitor-{MONITOR}.key").exists():
             self.center_command("provision", "monitor", MONITOR, "--out", str(self.monitor_folder))
 
     def _center_env(self) -> dict[str, str]:

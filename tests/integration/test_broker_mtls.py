@@ -519,18 +519,32 @@ def test_a_monitor_certificate_from_the_cli_reads_at_the_centers_broker(
         "RTCC_BROKER__MONITORS": json.dumps(["noc"]),
     }
 
-    def provision_monitor(name: str) -> subprocess.CompletedProcess[str]:
-        return run_rtcc("provision", "monitor", name, "--out", str(out), env=env)
+    def provision_monitor(
+        name: str, folder: Path = out, **more: str
+    ) -> subprocess.CompletedProcess[str]:
+        return run_rtcc("provision", "monitor", name, "--out", str(folder), env=env | more)
 
-    refused = provision_monitor("other")
-    assert refused.returncode == 2
-    assert refused.stderr.startswith("rtcc provision monitor: 'other' is not one of")
-    assert len(refused.stderr.splitlines()) == 1 and not out.exists()
+    def refused_with(answer: subprocess.CompletedProcess[str], reason: str) -> bool:
+        said = answer.stderr.removeprefix("rtcc provision monitor: ")
+        return answer.returncode == 2 and len(answer.stderr.splitlines()) == 1 and reason in said
+
+    assert refused_with(provision_monitor("other"), "'other' is not one of")
+    # Never beside the center's own keys (a monitor named "ca" would have replaced its CA).
+    assert refused_with(provision_monitor("noc", data_dir / "devices"), "data directory")
+    assert refused_with(
+        provision_monitor("noc", RTCC_MQTT_URL="mqtt://127.0.0.1:1"), "external broker"
+    )
+    assert refused_with(provision_monitor("noc", RTCC_BROKER__MTLS="false"), "plain listener")
+    assert refused_with(provision_monitor("noc", Path("/proc/no-such")), "/proc/no-such")
+    assert not out.exists() and not (data_dir / "devices" / "monitor-noc.key").exists()
     done = provision_monitor("noc")
     assert done.returncode == 0, done.stderr
     files = TlsFiles(
-        ca_file=out / "device-ca.pem", cert_file=out / "noc.pem", key_file=out / "noc.key"
+        ca_file=out / "device-ca.pem",
+        cert_file=out / "monitor-noc.pem",
+        key_file=out / "monitor-noc.key",
     )
+    assert refused_with(provision_monitor("noc"), "already")  # its key is never replaced
     for path in (files.ca_file, files.cert_file, files.key_file):
         assert str(path) in done.stdout
     assert files.key_file is not None and files.key_file.stat().st_mode & 0o777 == 0o600
