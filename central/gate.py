@@ -268,7 +268,7 @@ class Gate:
                 Audit(tx).append(entry)
         except Exception:
             with self._lock:
-                self._tally.forget(key)
+                self._tally.unrecorded(key, folded)
             raise
 
     async def keep_sessions_current(self) -> None:

@@ -44,5 +44,5 @@ class FoldedRefusals:
         try:
             self._gate.append(entry)
         except BaseException:
-            self._tally.forget(key)
+            self._tally.unrecorded(key, folded)
             raise

@@ -9,6 +9,7 @@ for a window are forgotten, and past that the oldest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -36,9 +37,10 @@ class AuditTally:
         self._seen[key] = _Seen(now)
         return seen.folded if seen is not None else 0
 
-    def forget(self, key: Hashable) -> None:
-        """The due record could not be written: the next occurrence is due again."""
-        self._seen.pop(key, None)
+    def unrecorded(self, key: Hashable, folded: int) -> None:
+        """The record `due` asked for (standing for `folded` besides itself) could not be
+        written: the next occurrence is due at once and stands for those and that one too."""
+        self._seen[key] = _Seen(-math.inf, folded + 1)
 
     def _make_room(self, now: float) -> None:
         if len(self._seen) < self.max_keys:

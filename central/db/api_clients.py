@@ -48,16 +48,7 @@ def find_key(connection: Connection, key_id: str) -> ApiClient | None:
     found = connection.execute(_LOOKUP, {"key_id": key_id}).one_or_none()
     if found is None:
         return None
-    return ApiClient(
-        found.key_id,
-        found.name,
-        found.key_hash,
-        frozenset(found.scopes),
-        found.created_at,
-        found.expires_at,
-        found.revoked_at,
-        found.last_used_at,
-    )
+    return record_of(ApiClient, found, scopes=frozenset(found.scopes))
 
 
 class ApiClients:

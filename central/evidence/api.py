@@ -182,7 +182,7 @@ def add_search_routes(
             try:
                 await call(gate.audit, caller, action.value, "ok", recording_id, detail)
             except Exception:
-                views.forget(key)  # not recorded: the next request is due again
+                views.unrecorded(key, folded)
                 raise
         disposition = "attachment" if download else "inline"
         return FileResponse(path, filename=path.name, content_disposition_type=disposition)
