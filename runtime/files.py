@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import hashlib
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-# No write takes this long: a temporary file older than this was left by a crash.
+# A write takes far less: an older temporary file of a process that is gone was left by a crash.
 STALE_TEMP_S = 600.0
 
 
@@ -63,12 +63,28 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def remove_stale_temps(path: Path, now: float) -> None:
-    """Remove the temporary files of `path`'s writes older than STALE_TEMP_S; a write
-    still under way (its file younger) is left alone."""
-    for temp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - temp.stat().st_mtime > STALE_TEMP_S:
-                temp.unlink()
+    """Remove the temporary files `write_atomic` made for `path` that a crash left: named
+    by a process that is gone and older than STALE_TEMP_S (a clock step alone cannot make
+    a write under way look stale). Housekeeping never fails the write that does it."""
+    own = re.compile(re.escape(path.name) + r"\.(\d+)-[0-9a-f]{8}\.tmp")
+    with contextlib.suppress(OSError):
+        for temp in path.parent.iterdir():
+            found = own.fullmatch(temp.name)
+            if found is None or _running(int(found.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                if now - temp.stat().st_mtime > STALE_TEMP_S:
+                    temp.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0
+    return True
 
 
 @contextlib.contextmanager
