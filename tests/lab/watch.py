@@ -71,15 +71,24 @@ class MqttWatch:
                 certfile=str(tls.cert_file) if tls.cert_file else None,
                 keyfile=str(tls.key_file) if tls.key_file else None,
             )
+        self._connack: queue.Queue[ReasonCode] = queue.Queue()
+        self._client.on_connect = lambda _c, _u, _f, code, _p: self._connack.put(code)
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         # The link under test is elsewhere: this client never reconnects (a reconnect would
         # open its socket outside the lab's namespace).
         self._client.reconnect_delay_set(3_600, 3_600)
 
-    def start(self) -> MqttWatch:
+    def start(self, timeout: float = 10.0) -> MqttWatch:
+        """Connected, or an AssertionError that says why not (a refused certificate reads
+        as the broker's reason code, not as a missing SUBACK later)."""
         self._lab.call(self._where, self._client.connect, self._host, self._port, 60)
         self._client.loop_start()
+        try:
+            code = self._connack.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no CONNACK within {timeout}s") from None
+        assert not code.is_failure, f"the broker refused the lab's reader: {code}"
         return self
 
     def close(self) -> None:
@@ -93,8 +102,8 @@ class MqttWatch:
         properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
         properties.SubscriptionIdentifier = identifier
         self._feeds[identifier] = feed  # before its first message can come
-        _, mid = self._client.subscribe(topic_filter, qos=1, properties=properties)
-        assert mid is not None
+        result, mid = self._client.subscribe(topic_filter, qos=1, properties=properties)
+        assert result == paho.MQTT_ERR_SUCCESS and mid is not None, f"not sent: {result}"
         acked = self._subacks.setdefault(mid, queue.Queue())
         try:
             code = acked.get(timeout=timeout)
@@ -107,7 +116,10 @@ class MqttWatch:
         arrival = Arrival(time.monotonic(), msg.topic, bytes(msg.payload), msg.retain)
         identifiers = getattr(msg.properties, "SubscriptionIdentifier", [])
         for identifier in identifiers:
-            self._feeds[identifier].arrivals.put(arrival)
+            # In paho's network thread: a message of no feed of ours is passed over.
+            feed = self._feeds.get(identifier)
+            if feed is not None:
+                feed.arrivals.put(arrival)
 
     def _on_subscribe(self, _c: paho.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
         self._subacks.setdefault(mid, queue.Queue()).put(codes[0])
