@@ -118,6 +118,14 @@ class RelaySettings(Section):
         description="Relay media processes (one per core).",
     )
     ice: IceSettings = IceSettings()
+    viewer_hold_s: float = Field(
+        default=4.0,
+        ge=0,
+        le=60,
+        description="How long a viewer's join waits for the publisher of a stream the center "
+        "wants (back after a center restart or a handover) before it is answered 404; keep "
+        "it under the time clients give a request.",
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL agents and browsers reach the center at "

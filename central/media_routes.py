@@ -52,7 +52,7 @@ def add_media_routes(
             streams.check_wanted(stream_id)
             return await relay.proxy(request, stream_id)
         grant = await asyncio.to_thread(viewers.check, claims)
-        answer = await relay.proxy(request, stream_id)
+        answer = await viewer_request(relay, streams, request, stream_id)
         if request.method == "POST" and answer.status_code == 201:
             location = answer.headers.get("location", "")
             await asyncio.to_thread(viewers.opened, grant, location, source_of(request))
@@ -92,6 +92,22 @@ def add_media_routes(
     @app.get("/view/{stream_id}", response_class=HTMLResponse, tags=["media"])
     def view(stream_id: StreamIdPath) -> HTMLResponse:
         return HTMLResponse(viewer_page)
+
+
+async def viewer_request(
+    relay: RelayFront, streams: StreamService, request: Request, stream_id: str
+) -> Response:
+    """A viewer's request, passed on to the relay. A join for a stream the center wants
+    whose publisher is on its way back (a center restart, a handover) is held until media
+    arrives, rather than sent back to retry into its backoff."""
+    answer = await relay.proxy(request, stream_id)
+    held = (
+        request.method == "POST"
+        and answer.status_code == 404
+        and streams.wanted(stream_id)
+        and await relay.hold_viewer(stream_id, streams.settings.viewer_hold_s)
+    )
+    return await relay.proxy(request, stream_id) if held else answer
 
 
 def refuse_publisher(refusals: FoldedRefusals, request: Request, unit_id: str) -> None:

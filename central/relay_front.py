@@ -75,6 +75,8 @@ class RelayFront:
             },
         )
         self._clock = clock
+        # Viewer joins waiting for their stream's publisher now (`hold_viewer`).
+        self.viewers_held = 0
         self._proxy = httpx.AsyncClient(timeout=PROXY_TIMEOUT_S)
         self._poll = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
 
@@ -213,6 +215,15 @@ class RelayFront:
                 pass
             await asyncio.sleep(min(RETRY_UNREACHABLE_S, max(0.0, left)))
         return False
+
+    async def hold_viewer(self, stream_id: str, seconds: float) -> bool:
+        """A viewer's join waits up to `seconds` for the stream's media (counted in
+        `viewers_held` meanwhile)."""
+        self.viewers_held += 1
+        try:
+            return await self.wait_live(stream_id, self._clock() + seconds)
+        finally:
+            self.viewers_held -= 1
 
     async def drop(self, stream_id: str) -> None:
         """Drop the stream at its worker (its sessions end); an unreachable worker has

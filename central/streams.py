@@ -93,9 +93,12 @@ class StreamService:
         self._public_url = public_url
         self._clock = clock
 
+    def wanted(self, stream_id: str) -> bool:
+        return self.reconciler.plan.get(stream_id) is not None
+
     def check_wanted(self, stream_id: str) -> None:
         """Only a stream the center started may be published."""
-        if self.reconciler.plan.get(stream_id) is None:
+        if not self.wanted(stream_id):
             raise NotFound("no such stream was started")
 
     def grant_urls(self, stream_id: str, token: str) -> tuple[str, str]:

@@ -81,7 +81,12 @@ class RelayViewer:
     task: asyncio.Task[None] | None = None
 
     async def join(
-        self, base: str, stream_id: str, token: str, verify: ssl.SSLContext | bool = True
+        self,
+        base: str,
+        stream_id: str,
+        token: str,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 5.0,
     ) -> httpx.Response:
         self.pc.addTransceiver("video", direction="recvonly")
 
@@ -90,7 +95,7 @@ class RelayViewer:
             self.task = asyncio.create_task(self._read(track))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with httpx.AsyncClient(verify=verify) as http:
+        async with httpx.AsyncClient(verify=verify, timeout=timeout) as http:
             response = await http.post(
                 f"{base}/whep/{stream_id}",
                 content=self.pc.localDescription.sdp,

@@ -115,6 +115,50 @@ async def test_agent_restart_resumes_its_stream(
                 assert third.streams.stream_id is None  # a stopped order is not resumed
 
 
+async def test_a_viewer_joining_before_the_publisher_is_back_is_held_until_it_is(
+    broker_url: str, unique: str, tmp_path: Path
+) -> None:
+    """After a center restart its relay knows no stream until the unit publishes again: a
+    join for a stream the center wants waits for it, instead of a 404 that sends the
+    viewer into its backoff."""
+    unit = f"u-{unique}"
+
+    def center() -> Central:
+        settings = central_settings(broker_url, unique, tmp_path)
+        settings.relay.viewer_hold_s = 30.0  # longer than a loaded machine takes
+        return Central(settings)
+
+    central = center()
+    await central.start()
+    try:
+        async with (
+            agent_of(central, unit, broker_url, tmp_path / "agent", video=VIDEO),
+            api_client(central) as http,
+        ):
+            await wait_for(lambda: (r := central.fleet.registry.get(unit)) and r.online)  # type: ignore[union-attr]
+            grant = await started(http, unit)
+            await wait_for_live(http, grant["stream_id"])
+        await central.stop()
+        central = center()
+        await central.start()
+        relay = central.relay
+        assert relay is not None
+        viewer = RelayViewer("vp8")
+        joining = asyncio.create_task(
+            viewer.join(central.api_url, grant["stream_id"], grant["token"], client_tls(), 40)
+        )
+        await wait_for(lambda: relay.viewers_held == 1 or joining.done())
+        assert not joining.done()
+        async with agent_of(central, unit, broker_url, tmp_path / "agent", video=VIDEO):
+            joined = await asyncio.wait_for(joining, 40)
+            assert joined.status_code == 201, joined.text
+            await wait_for(lambda: viewer.frames > 5, timeout=10)
+            assert relay.viewers_held == 0
+            await viewer.close()
+    finally:
+        await central.stop()
+
+
 async def test_center_restart_keeps_desired_streams_and_tokens(
     broker_url: str, unique: str, tmp_path: Path
 ) -> None:
