@@ -122,9 +122,9 @@ class RelaySettings(Section):
         default=4.0,
         ge=0,
         le=60,
-        description="How long a viewer's join waits for the publisher of a stream the center "
-        "wants (back after a center restart or a handover) before it is answered 404; keep "
-        "it under the time clients give a request.",
+        description="Soon after the center or a relay worker started, how long a viewer's join "
+        "waits for the publisher of a stream the center wants before it is answered 404; "
+        "keep it under the time clients give a request.",
     )
     public_url: str | None = Field(
         default=None,

@@ -97,17 +97,21 @@ def add_media_routes(
 async def viewer_request(
     relay: RelayFront, streams: StreamService, request: Request, stream_id: str
 ) -> Response:
-    """A viewer's request, passed on to the relay. A join for a stream the center wants
-    whose publisher is on its way back (a center restart, a handover) is held until media
-    arrives, rather than sent back to retry into its backoff."""
+    """A viewer's request, passed on to the relay. A join for a stream the center wants,
+    answered 404 because the relay started afresh and its unit has not published again yet,
+    is held until the media arrives (`central.viewer_hold`)."""
     answer = await relay.proxy(request, stream_id)
-    held = (
+    hold = relay.hold
+    if not (
         request.method == "POST"
         and answer.status_code == 404
         and streams.wanted(stream_id)
-        and await relay.hold_viewer(stream_id, streams.settings.viewer_hold_s)
-    )
-    return await relay.proxy(request, stream_id) if held else answer
+        and hold.may_hold()
+    ):
+        return answer
+    if not await hold.wait(stream_id) or await request.is_disconnected():
+        return answer
+    return await relay.proxy(request, stream_id)
 
 
 def refuse_publisher(refusals: FoldedRefusals, request: Request, unit_id: str) -> None:

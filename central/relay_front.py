@@ -19,6 +19,7 @@ from central.relay.clip_cache import ClipCache, RangeNotSatisfiable, byte_range
 from central.relay.models import StreamInfo
 from central.relay.pool import WorkerPool
 from central.relay.rewind_models import CLIP_END, CLIP_FRAMES, CLIP_START, Clip, RecentSpan
+from central.viewer_hold import ViewerHold
 from protocol.errors import ProtocolError
 from protocol.tokens import Audience, Claims
 from protocol.topics import check_id
@@ -75,10 +76,12 @@ class RelayFront:
             },
         )
         self._clock = clock
-        # Viewer joins waiting for their stream's publisher now (`hold_viewer`).
-        self.viewers_held = 0
         self._proxy = httpx.AsyncClient(timeout=PROXY_TIMEOUT_S)
         self._poll = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
+        # Long polls of their own: waits for media never take the reports' connections.
+        self._live_poll = httpx.AsyncClient(timeout=WORKER_POLL_TIMEOUT_S)
+        self.hold = ViewerHold(self.wait_live_for, settings.viewer_hold_s)
+        self.pool.on_restart.append(lambda _index: self.hold.relay_lost())
 
     @property
     def on_restart(self) -> list[Callable[[int], None]]:
@@ -93,8 +96,10 @@ class RelayFront:
         await self.pool.wait_ready()
 
     async def close(self) -> None:
+        await self.hold.close()
         await self._proxy.aclose()
         await self._poll.aclose()
+        await self._live_poll.aclose()
 
     def worker_url(self, stream_id: str, path: str) -> str:
         """`path` at the worker that homes the stream."""
@@ -208,7 +213,7 @@ class RelayFront:
         url = f"{self.pool.url_for(stream_id)}/streams/{stream_id}/live"
         while (left := deadline - self._clock()) > 0:
             try:
-                answer = await self._poll.get(url, params={"timeout": left}, timeout=left + 2)
+                answer = await self._live_poll.get(url, params={"timeout": left}, timeout=left + 2)
                 if answer.status_code == 200:
                     return True
             except httpx.HTTPError:
@@ -216,14 +221,8 @@ class RelayFront:
             await asyncio.sleep(min(RETRY_UNREACHABLE_S, max(0.0, left)))
         return False
 
-    async def hold_viewer(self, stream_id: str, seconds: float) -> bool:
-        """A viewer's join waits up to `seconds` for the stream's media (counted in
-        `viewers_held` meanwhile)."""
-        self.viewers_held += 1
-        try:
-            return await self.wait_live(stream_id, self._clock() + seconds)
-        finally:
-            self.viewers_held -= 1
+    async def wait_live_for(self, stream_id: str, seconds: float) -> bool:
+        return await self.wait_live(stream_id, self._clock() + seconds)
 
     async def drop(self, stream_id: str) -> None:
         """Drop the stream at its worker (its sessions end); an unreachable worker has

@@ -274,6 +274,8 @@ class Central:
         await asyncio.wait_for(self.fleet.link.connected.wait(), timeout)
 
     async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.hold.close()  # held viewers are answered before the server waits
         if self._server is not None and self._http_task is not None:
             self._server.should_exit = True
             try:

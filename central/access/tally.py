@@ -40,7 +40,8 @@ class AuditTally:
     def unrecorded(self, key: Hashable, folded: int) -> None:
         """The record `due` asked for (standing for `folded` besides itself) could not be
         written: the next occurrence is due at once and stands for those and that one too."""
-        self._seen[key] = _Seen(-math.inf, folded + 1)
+        since = self._seen.get(key)  # occurrences counted while the write was under way
+        self._seen[key] = _Seen(-math.inf, folded + 1 + (since.folded if since else 0))
 
     def _make_room(self, now: float) -> None:
         if len(self._seen) < self.max_keys:

@@ -147,13 +147,13 @@ async def test_a_viewer_joining_before_the_publisher_is_back_is_held_until_it_is
         joining = asyncio.create_task(
             viewer.join(central.api_url, grant["stream_id"], grant["token"], client_tls(), 40)
         )
-        await wait_for(lambda: relay.viewers_held == 1 or joining.done())
+        await wait_for(lambda: relay.hold.held == 1 or joining.done())
         assert not joining.done()
         async with agent_of(central, unit, broker_url, tmp_path / "agent", video=VIDEO):
             joined = await asyncio.wait_for(joining, 40)
             assert joined.status_code == 201, joined.text
             await wait_for(lambda: viewer.frames > 5, timeout=10)
-            assert relay.viewers_held == 0
+            assert relay.hold.held == 0
             await viewer.close()
     finally:
         await central.stop()

@@ -22,9 +22,11 @@ def test_a_record_that_could_not_be_written_is_due_again_with_its_count() -> Non
         tally.due("key", t)
     folded = tally.due("key", 60.0)
     assert folded == 2
+    assert tally.due("key", 60.2) is None  # counted while the failing write was under way
     tally.unrecorded("key", folded)
-    # The next one is due at once and stands for the two, the one not written, and itself.
-    assert tally.due("key", 60.5) == 3
+    # The next one is due at once and stands for the two, the one not written, the one
+    # counted meanwhile, and itself.
+    assert tally.due("key", 60.5) == 4
     assert tally.due("key", 61.0) is None
 
 
