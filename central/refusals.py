@@ -4,6 +4,7 @@ fold into one record a minute that says how many it stands for."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from fastapi import Request
@@ -22,6 +23,7 @@ class FoldedRefusals:
         self._action = action
         self._clock = clock
         self._tally = AuditTally(FOLD_S)
+        self._lock = threading.Lock()  # refusals are recorded from worker threads
 
     def record(
         self,
@@ -35,7 +37,8 @@ class FoldedRefusals:
         `unit_id`: the unit it is for, the record's object."""
         source, now = source_of(request), self._clock()
         key = (source, unit_id, type(refused))
-        folded = self._tally.due(key, now)
+        with self._lock:
+            folded = self._tally.due(key, now)
         if folded is None:
             return
         detail = detail | {"reason": str(refused), "folded": folded}
@@ -44,5 +47,6 @@ class FoldedRefusals:
         try:
             self._gate.append(entry)
         except BaseException:
-            self._tally.unrecorded(key, folded)
+            with self._lock:
+                self._tally.unrecorded(key, folded)
             raise
