@@ -134,10 +134,13 @@ class WhipPublisher:
     def uplink(self) -> UplinkReport:
         return self._report
 
-    def rebuild(self, reason: str) -> None:
-        """Drop the current PeerConnection now and signal a new one at once."""
+    def rebuild(self, reason: str, new_network: bool = False) -> None:
+        """Drop the current PeerConnection now and signal a new one at once. What the ladder
+        learnt of the link is kept unless the network is new: a session rebuilt on the same
+        thin link must not climb past what it just saw it carry."""
         self._log.info("whip_rebuild_requested", reason=reason)
-        self.ladder.forget()
+        if new_network:
+            self.ladder.forget()
         self._wake.set()
         if self._session is not None:
             self._session.end(f"{REBUILD}: {reason}")

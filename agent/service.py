@@ -338,7 +338,7 @@ class Agent:
         """A handover (new address, route or link): reconnect and rebuild now rather than
         wait ~30 s for timeouts to tell."""
         self._log.warning("network_changed", changes=[str(c) for c in changes[:8]])
-        self.streams.path_changed("network changed")
+        self.streams.path_changed("network changed", new_network=True)
         self.link.reconnect("network changed")
 
     def _watched(self, watched: bool) -> None:

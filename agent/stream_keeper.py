@@ -118,7 +118,7 @@ class StreamKeeper:
             log.info("stream_order_expired", stream_id=wanted.stream_id)
             await self.stop()
 
-    def path_changed(self, reason: str) -> None:
+    def path_changed(self, reason: str, new_network: bool = False) -> None:
         """The network or the MQTT link changed: the media path is rebuilt now (aiortc has
         no ICE restart; a fresh PeerConnection is the tool). One network change often
         brings an MQTT reconnect a moment later: that does not rebuild again."""
@@ -129,7 +129,7 @@ class StreamKeeper:
             log.info("rebuild_skipped", reason=reason, stream_id=self._stream.stream_id)
             return
         self._rebuilt_at = now
-        self._stream.rebuild(reason)
+        self._stream.rebuild(reason, new_network)
 
     async def close(self) -> None:
         """Stop publishing but keep the order: a restarted agent resumes it."""

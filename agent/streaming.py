@@ -114,10 +114,10 @@ class LiveStream:
         """The uplink as the publisher sees it; None while the stream is not running."""
         return self.publisher.uplink if self.running else None
 
-    def rebuild(self, reason: str) -> None:
+    def rebuild(self, reason: str, new_network: bool = False) -> None:
         """Drop the current PeerConnection now and reconnect at once (no backoff)."""
         if self.running:
-            self.publisher.rebuild(reason)
+            self.publisher.rebuild(reason, new_network)
 
     def update_token(self, token: str) -> None:
         """Sign the next signalling with `token`; a stream the center refused starts again."""

@@ -138,6 +138,17 @@ async def test_rebuild_brings_a_new_session_and_the_viewer_decodes_on() -> None:
         assert viewer.pc.connectionState == "connected"  # the viewer never noticed
 
 
+async def test_a_rebuild_keeps_what_the_ladder_learnt_unless_the_network_is_new() -> None:
+    async with watched_session("k") as (_relay, pub, _viewer):
+        pub.ladder.ceiling_bps = 120_000  # what a thin link was seen to carry
+        pub.rebuild("the center sees no media")
+        await a_second_session(pub, timeout=10)
+        assert pub.ladder.ceiling_bps == 120_000  # the same link: no climb past it
+        pub.rebuild("network changed", new_network=True)
+        assert pub.ladder.ceiling_bps is None  # a new network is probed afresh
+        await wait_for(lambda: pub.sessions == 3 and pub.connected.is_set(), timeout=10)
+
+
 class Bottleneck:
     """The relay's receive path squeezed to `rate_bps` behind a bounded queue, as a token
     bucket on the path would: packets keep their order, the excess is dropped at the tail,
